@@ -1,0 +1,261 @@
+//! The unit of composition: a [`Phrase`] of a few bars of chords, melody notes and
+//! percussion events, with every time in beats so a tempo change applies at the next
+//! phrase boundary.
+
+use super::theory::{Key, Mode, Scale};
+
+/// Most notes a chord voicing may hold.
+pub const MAX_CHORD_NOTES: usize = 6;
+
+/// Lowest and highest accepted tempo, in beats per minute.
+pub const BPM_RANGE: (f32, f32) = (20.0, 300.0);
+/// Fewest and most bars a phrase may have.
+pub const BARS_RANGE: (u32, u32) = (1, 64);
+/// Fewest and most beats a bar may have.
+pub const BEATS_PER_BAR_RANGE: (u32, u32) = (2, 12);
+
+/// The musical parameters a phrase is composed with. They change only at phrase
+/// boundaries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ComposeParams {
+    /// The tonic.
+    pub key: Key,
+    /// The mode.
+    pub mode: Mode,
+    /// Tempo in beats per minute, within [`BPM_RANGE`].
+    pub bpm: f32,
+    /// Activity, 0 (sparse) to 1 (busy): melody density, percussion density.
+    pub intensity: f32,
+    /// Bars per phrase, within [`BARS_RANGE`] (default 8).
+    pub bars: u32,
+    /// Beats per bar, within [`BEATS_PER_BAR_RANGE`] (default 4).
+    pub beats_per_bar: u32,
+}
+
+impl Default for ComposeParams {
+    fn default() -> Self {
+        Self {
+            key: Key::new(2),
+            mode: Mode::Dorian,
+            bpm: 60.0,
+            intensity: 0.5,
+            bars: 8,
+            beats_per_bar: 4,
+        }
+    }
+}
+
+/// A parameter outside its documented range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    /// A named value is outside `[min, max]` (or not a finite number).
+    #[error("{name} must be between {min} and {max}, got {value}")]
+    OutOfRange {
+        /// Which parameter.
+        name: &'static str,
+        /// What was given.
+        value: f64,
+        /// Lowest accepted value.
+        min: f64,
+        /// Highest accepted value.
+        max: f64,
+    },
+}
+
+/// Checks that `value` is finite and within `[min, max]`.
+///
+/// # Errors
+/// [`ParamError::OutOfRange`] naming `name` otherwise.
+pub fn check_range(name: &'static str, value: f64, min: f64, max: f64) -> Result<(), ParamError> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ParamError::OutOfRange {
+            name,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+impl ComposeParams {
+    /// Checks every field against its documented range.
+    ///
+    /// # Errors
+    /// The first field out of range.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        check_range(
+            "bpm",
+            f64::from(self.bpm),
+            f64::from(BPM_RANGE.0),
+            f64::from(BPM_RANGE.1),
+        )?;
+        check_range("intensity", f64::from(self.intensity), 0.0, 1.0)?;
+        check_range(
+            "bars",
+            f64::from(self.bars),
+            f64::from(BARS_RANGE.0),
+            f64::from(BARS_RANGE.1),
+        )?;
+        check_range(
+            "beats_per_bar",
+            f64::from(self.beats_per_bar),
+            f64::from(BEATS_PER_BAR_RANGE.0),
+            f64::from(BEATS_PER_BAR_RANGE.1),
+        )
+    }
+
+    /// The scale of these parameters.
+    #[must_use]
+    pub const fn scale(&self) -> Scale {
+        Scale::new(self.key, self.mode)
+    }
+
+    /// Length of one phrase in beats.
+    #[must_use]
+    pub fn phrase_beats(&self) -> f64 {
+        f64::from(self.bars * self.beats_per_bar)
+    }
+}
+
+/// A chord: its scale degree and the MIDI notes of its voicing, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chord {
+    /// The chord root's scale degree, 0..7.
+    pub degree: u8,
+    notes: [u8; MAX_CHORD_NOTES],
+    len: u8,
+}
+
+impl Chord {
+    /// A chord on `degree` voiced as `notes` (at most [`MAX_CHORD_NOTES`]; extra
+    /// notes are dropped). The notes are stored sorted.
+    #[must_use]
+    pub fn new(degree: u8, notes: &[u8]) -> Self {
+        let len = notes.len().min(MAX_CHORD_NOTES);
+        let mut stored = [0u8; MAX_CHORD_NOTES];
+        stored[..len].copy_from_slice(&notes[..len]);
+        stored[..len].sort_unstable();
+        Self {
+            degree: degree % 7,
+            notes: stored,
+            len: len as u8,
+        }
+    }
+
+    /// The voicing's MIDI notes, lowest first.
+    #[must_use]
+    pub fn notes(&self) -> &[u8] {
+        &self.notes[..usize::from(self.len)]
+    }
+
+    /// Whether `pitch_class` (0..12) sounds in this chord.
+    #[must_use]
+    pub fn has_pitch_class(&self, pitch_class: u8) -> bool {
+        self.notes().iter().any(|n| n % 12 == pitch_class % 12)
+    }
+}
+
+/// A chord held from `start_beat` for `beats`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChordEvent {
+    /// Onset, in beats from the phrase start.
+    pub start_beat: f64,
+    /// Length in beats.
+    pub beats: f64,
+    /// What sounds.
+    pub chord: Chord,
+}
+
+/// Why a melody note was chosen; used by the renderer for nothing, by tests and
+/// statistics for everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ToneKind {
+    /// A note of the chord sounding at the note's onset.
+    ChordTone,
+    /// A scale note outside the chord.
+    ScaleTone,
+    /// A chromatic note outside the scale, resolved by step by the next note.
+    Passing,
+}
+
+/// A melody note.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoteEvent {
+    /// Onset, in beats from the phrase start.
+    pub start_beat: f64,
+    /// Length in beats.
+    pub beats: f64,
+    /// MIDI note.
+    pub note: u8,
+    /// Loudness, 0..=1.
+    pub velocity: f32,
+    /// Harmonic role.
+    pub kind: ToneKind,
+}
+
+/// Kinds of percussion event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PercKind {
+    /// A soft, low, pitched-down sine thump.
+    Kick,
+    /// A filtered-noise swell that rises over `beats` and falls away.
+    Swell,
+}
+
+/// A percussion event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PercEvent {
+    /// Onset, in beats from the phrase start.
+    pub start_beat: f64,
+    /// Length in beats (the rise of a swell; ignored by a kick).
+    pub beats: f64,
+    /// What sounds.
+    pub kind: PercKind,
+    /// Loudness, 0..=1.
+    pub velocity: f32,
+}
+
+/// One phrase: everything the renderer needs to play `bars` bars.
+///
+/// Event lists are sorted by `start_beat`, and every event starts within the
+/// phrase (`0 <= start_beat < phrase_beats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phrase {
+    /// Position in the piece: phrase 0 starts at beat 0.
+    pub index: u64,
+    /// The parameters it was composed with.
+    pub params: ComposeParams,
+    /// Chords, one per bar by default, covering the whole phrase.
+    pub chords: Vec<ChordEvent>,
+    /// Melody notes.
+    pub melody: Vec<NoteEvent>,
+    /// Percussion events.
+    pub percussion: Vec<PercEvent>,
+}
+
+impl Phrase {
+    /// Length in beats.
+    #[must_use]
+    pub fn beats(&self) -> f64 {
+        self.params.phrase_beats()
+    }
+
+    /// The degree of the chord that ends the phrase (what phrase `index + 1`
+    /// continues from).
+    #[must_use]
+    pub fn last_degree(&self) -> u8 {
+        self.chords.last().map_or(0, |c| c.chord.degree)
+    }
+
+    /// The chord sounding at `beat`, if any.
+    #[must_use]
+    pub fn chord_at(&self, beat: f64) -> Option<&Chord> {
+        self.chords
+            .iter()
+            .rev()
+            .find(|c| c.start_beat <= beat)
+            .map(|c| &c.chord)
+    }
+}

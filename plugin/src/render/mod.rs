@@ -1,0 +1,3 @@
+//! The real-time block renderer.
+
+pub mod mix;

@@ -1,1 +1,393 @@
-//! The headless engine.
+//! The headless engine: a composer thread feeding a [`Renderer`] through lock-free
+//! rings. The plugin, the offline renderer and the bridge all drive this.
+//!
+//! ```text
+//! set_compose_params ─► ParamsCell (seqlock) ─► composer thread ──Phrase──► Renderer
+//!                                                     ▲                      │
+//!                                                     └──── used phrases ◄───┘
+//! ```
+//!
+//! The composer keeps the phrase after the playing one ready (composition takes
+//! microseconds, phrases last seconds) and re-composes it when the parameters
+//! change, so a change is heard from the next phrase boundary.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::compose::phrase::{ComposeParams, ParamError};
+use crate::compose::theory::{Key, Mode};
+use crate::compose::Composer;
+use crate::render::feed::{phrase_channel, PhraseSender};
+use crate::render::mix::MixLevels;
+use crate::render::{RenderMode, Renderer, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+
+/// How often the composer thread looks for work in real-time mode.
+const COMPOSER_POLL_REALTIME: Duration = Duration::from_millis(5);
+/// How often it looks in offline mode, where the renderer may be waiting on it.
+/// Even at 300x real time a phrase lasts tens of milliseconds of wall time, and the
+/// next one is composed as soon as the current one starts, so this rarely matters.
+const COMPOSER_POLL_OFFLINE: Duration = Duration::from_millis(1);
+/// `playing` before the first phrase starts.
+const NOT_STARTED: u64 = u64::MAX;
+
+/// Everything an engine is built from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    /// Output sample rate in hertz, 8 000 to 768 000.
+    pub sample_rate: f32,
+    /// The seed: same seed and parameters, same music.
+    pub seed: u64,
+    /// Musical parameters (applied from the next phrase when changed).
+    pub compose: ComposeParams,
+    /// Layer and effect levels (smoothed when changed).
+    pub levels: MixLevels,
+    /// Real-time (never waits) or offline (waits for every phrase).
+    pub mode: RenderMode,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate: 48_000.0,
+            seed: 1,
+            compose: ComposeParams::default(),
+            levels: MixLevels::default(),
+            mode: RenderMode::RealTime,
+        }
+    }
+}
+
+/// Why an engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The sample rate is outside 8 kHz..=768 kHz.
+    #[error("sample rate must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, got {0}")]
+    SampleRate(f32),
+    /// A musical or mix parameter is out of range.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// The composer thread could not be started.
+    #[error("could not start the composer thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// Compose parameters shared with the composer thread without locks: a sequence
+/// lock over two atomic words. One writer (the engine, through `&mut`), any reader.
+#[derive(Debug, Default)]
+struct ParamsCell {
+    seq: AtomicU64,
+    words: [AtomicU64; 2],
+}
+
+impl ParamsCell {
+    fn encode(p: &ComposeParams) -> [u64; 2] {
+        let small = u64::from(p.key.pitch_class())
+            | (Mode::ALL.iter().position(|m| *m == p.mode).unwrap_or(0) as u64) << 8
+            | u64::from(p.bars) << 16
+            | u64::from(p.beats_per_bar) << 32;
+        let floats = u64::from(p.bpm.to_bits()) | u64::from(p.intensity.to_bits()) << 32;
+        [small, floats]
+    }
+
+    fn decode(w: [u64; 2]) -> ComposeParams {
+        ComposeParams {
+            key: Key::new((w[0] & 0xFF) as u8),
+            mode: Mode::ALL[((w[0] >> 8) & 0xFF) as usize % Mode::ALL.len()],
+            bars: ((w[0] >> 16) & 0xFFFF) as u32,
+            beats_per_bar: ((w[0] >> 32) & 0xFFFF) as u32,
+            bpm: f32::from_bits((w[1] & 0xFFFF_FFFF) as u32),
+            intensity: f32::from_bits((w[1] >> 32) as u32),
+        }
+    }
+
+    fn write(&self, p: &ComposeParams) {
+        let w = Self::encode(p);
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.words[0].store(w[0], Ordering::Relaxed);
+        self.words[1].store(w[1], Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The parameters and their version (even; bumps by 2 per write).
+    fn read(&self) -> (u64, ComposeParams) {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let w = [
+                self.words[0].load(Ordering::Relaxed),
+                self.words[1].load(Ordering::Relaxed),
+            ];
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return (s1, Self::decode(w));
+            }
+        }
+    }
+}
+
+/// State shared by the engine and its composer thread.
+#[derive(Debug, Default)]
+struct Shared {
+    stop: AtomicBool,
+    /// Index of the phrase the renderer is playing ([`NOT_STARTED`] before).
+    playing: AtomicU64,
+    params: ParamsCell,
+}
+
+/// The engine. Build it off the audio thread; call [`Engine::process`] from one.
+#[derive(Debug)]
+pub struct Engine {
+    renderer: Renderer,
+    shared: Arc<Shared>,
+    compose: ComposeParams,
+    composer: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Builds the renderer, composes the first phrase and starts the composer thread.
+    ///
+    /// # Errors
+    /// [`EngineError`] for a sample rate or parameter out of range, or when the
+    /// thread cannot be spawned.
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&config.sample_rate) {
+            return Err(EngineError::SampleRate(config.sample_rate));
+        }
+        config.compose.validate()?;
+        config.levels.validate()?;
+        let (sender, feed) = phrase_channel();
+        let shared = Arc::new(Shared {
+            playing: AtomicU64::new(NOT_STARTED),
+            ..Shared::default()
+        });
+        shared.params.write(&config.compose);
+        let poll = match config.mode {
+            RenderMode::RealTime => COMPOSER_POLL_REALTIME,
+            RenderMode::Offline => COMPOSER_POLL_OFFLINE,
+        };
+        let mut worker = ComposerThread::new(config.seed, Arc::clone(&shared), sender);
+        // Phrase 0 is ready before the first block, so real time starts with music.
+        worker.step();
+        let composer = std::thread::Builder::new()
+            .name("auralis-composer".into())
+            .spawn(move || worker.run(poll))
+            .map_err(EngineError::Spawn)?;
+        Ok(Self {
+            renderer: Renderer::new(
+                config.sample_rate,
+                config.seed,
+                config.levels,
+                config.mode,
+                feed,
+            ),
+            shared,
+            compose: config.compose,
+            composer: Some(composer),
+        })
+    }
+
+    /// Renders `left.len()` frames into `left`/`right` (overwritten). Any length,
+    /// no allocation, no locks; in offline mode it waits for the composer.
+    pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
+        self.renderer.process(left, right);
+        if let Some(index) = self.renderer.phrase_index() {
+            self.shared.playing.store(index, Ordering::Release);
+        }
+    }
+
+    /// New musical parameters, heard from the next phrase boundary.
+    ///
+    /// # Errors
+    /// [`ParamError`] naming the first field out of range; nothing changes then.
+    pub fn set_compose_params(&mut self, params: ComposeParams) -> Result<(), ParamError> {
+        params.validate()?;
+        if params != self.compose {
+            self.compose = params;
+            self.shared.params.write(&params);
+        }
+        Ok(())
+    }
+
+    /// New mix levels, smoothed over 40 ms.
+    ///
+    /// # Errors
+    /// [`ParamError`] naming the first field out of range; nothing changes then.
+    pub fn set_levels(&mut self, levels: MixLevels) -> Result<(), ParamError> {
+        levels.validate()?;
+        self.renderer.set_levels(levels);
+        Ok(())
+    }
+
+    /// The musical parameters last set.
+    #[must_use]
+    pub const fn compose_params(&self) -> &ComposeParams {
+        &self.compose
+    }
+
+    /// The mix levels last set.
+    #[must_use]
+    pub const fn levels(&self) -> &MixLevels {
+        self.renderer.levels()
+    }
+
+    /// The sample rate.
+    #[must_use]
+    pub const fn sample_rate(&self) -> f32 {
+        self.renderer.sample_rate()
+    }
+
+    /// Frames rendered since the start.
+    #[must_use]
+    pub const fn position(&self) -> u64 {
+        self.renderer.position()
+    }
+
+    /// The index of the phrase playing, once one has started.
+    #[must_use]
+    pub fn phrase_index(&self) -> Option<u64> {
+        self.renderer.phrase_index()
+    }
+
+    /// Voices sounding: pad, melody, percussion.
+    #[must_use]
+    pub fn active_voices(&self) -> (usize, usize, usize) {
+        self.renderer.active_voices()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(handle) = self.composer.take() {
+            if handle.join().is_err() {
+                tracing::error!("the composer thread panicked");
+            }
+        }
+    }
+}
+
+/// The composer thread's state.
+struct ComposerThread {
+    composer: Composer,
+    shared: Arc<Shared>,
+    sender: PhraseSender,
+    params_version: u64,
+    /// The newest phrase sent: its index and the degree of its last chord.
+    sent: Option<(u64, u8)>,
+    /// The degree that ends the phrase before `sent` (what `sent` continued from).
+    sent_prev: Option<u8>,
+}
+
+impl ComposerThread {
+    fn new(seed: u64, shared: Arc<Shared>, sender: PhraseSender) -> Self {
+        let (params_version, params) = shared.params.read();
+        Self {
+            composer: Composer::new(seed, params),
+            shared,
+            sender,
+            params_version,
+            sent: None,
+            sent_prev: None,
+        }
+    }
+
+    fn run(mut self, poll: Duration) {
+        while !self.shared.stop.load(Ordering::Acquire) {
+            self.step();
+            std::thread::sleep(poll);
+        }
+    }
+
+    /// One look for work: free returned phrases, pick up new parameters, and make
+    /// sure the phrase after the playing one is composed with the newest ones.
+    fn step(&mut self) {
+        while let Ok(done) = self.sender.returned.pop() {
+            drop(done);
+        }
+        let (version, params) = self.shared.params.read();
+        let changed = version != self.params_version;
+        if changed {
+            self.params_version = version;
+            self.composer.set_params(params);
+            tracing::debug!(?params, "composer picked up new parameters");
+        }
+        let playing = self.shared.playing.load(Ordering::Acquire);
+        let want = if playing == NOT_STARTED {
+            0
+        } else {
+            playing + 1
+        };
+        let (index, prev) = match self.sent {
+            // Not sent yet: continue from the phrase before it.
+            Some((i, last)) if i + 1 == want => (want, Some(last)),
+            // Sent but not started, and the parameters changed: compose it again.
+            Some((i, _)) if i == want && changed => (want, self.sent_prev),
+            Some((i, _)) if i >= want => return,
+            // Anything else (the first phrase, a jump): derive the history.
+            _ => (want, self.composer.prev_degree_at(want)),
+        };
+        if self.sender.outgoing.slots() == 0 {
+            return;
+        }
+        let phrase = self.composer.compose(index, prev);
+        let last = phrase.last_degree();
+        if self.sender.outgoing.push(phrase).is_ok() {
+            self.sent = Some((index, last));
+            self.sent_prev = prev;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_cell_round_trips() {
+        let cell = ParamsCell::default();
+        let p = ComposeParams {
+            key: Key::new(7),
+            mode: Mode::Lydian,
+            bpm: 73.5,
+            intensity: 0.25,
+            bars: 12,
+            beats_per_bar: 3,
+        };
+        cell.write(&p);
+        let (v1, got) = cell.read();
+        assert_eq!(got, p);
+        cell.write(&ComposeParams::default());
+        let (v2, got) = cell.read();
+        assert_eq!(got, ComposeParams::default());
+        assert!(v2 > v1);
+    }
+
+    #[test]
+    fn rejects_bad_config() {
+        let bad_rate = EngineConfig {
+            sample_rate: 4_000.0,
+            ..EngineConfig::default()
+        };
+        assert!(matches!(
+            Engine::new(bad_rate),
+            Err(EngineError::SampleRate(_))
+        ));
+        let mut bad_bpm = EngineConfig::default();
+        bad_bpm.compose.bpm = f32::NAN;
+        assert!(matches!(Engine::new(bad_bpm), Err(EngineError::Param(_))));
+        let mut engine = Engine::new(EngineConfig::default()).unwrap();
+        let levels = MixLevels {
+            pad: 2.0,
+            ..MixLevels::default()
+        };
+        assert!(engine.set_levels(levels).is_err());
+        assert_eq!(engine.levels(), &MixLevels::default());
+    }
+}

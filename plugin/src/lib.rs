@@ -6,5 +6,6 @@
 pub mod compose;
 pub mod dsp;
 pub mod engine;
+pub mod offline;
 pub mod render;
 pub mod rng;

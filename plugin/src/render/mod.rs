@@ -1,3 +1,483 @@
-//! The real-time block renderer.
+//! The real-time block renderer: plays phrases through the pad, melody and
+//! percussion voices, sends them through delay and reverb, and masters the sum.
+//!
+//! `process()` renders any number of frames without allocating, freeing, locking or
+//! blocking (offline mode alone may wait for the composer). Work is split into spans
+//! of at most [`CONTROL_FRAMES`] frames that end at control ticks (aligned to the
+//! absolute position) and at event sample offsets, so the output is the same however
+//! a host slices its blocks.
 
+pub mod feed;
+pub mod melody;
 pub mod mix;
+pub mod pad;
+pub mod percussion;
+pub mod ramp;
+
+use self::feed::PhraseFeed;
+use self::melody::MelodyVoices;
+use self::mix::MixLevels;
+use self::pad::PadBank;
+use self::percussion::Percussion;
+use self::ramp::{Ramp, CONTROL_FRAMES};
+use crate::compose::phrase::{PercKind, Phrase};
+use crate::dsp::dc_blocker::{DcBlocker, DEFAULT_CUTOFF_HZ as DC_CUTOFF_HZ};
+use crate::dsp::delay::{DelayParams, StereoDelay};
+use crate::dsp::glide::Glide;
+use crate::dsp::limiter::{Limiter, LimiterParams};
+use crate::dsp::reverb::{Reverb, ReverbParams};
+use crate::dsp::{db_to_gain, flush_tiny};
+
+/// Lowest supported sample rate, in hertz.
+pub const MIN_SAMPLE_RATE: f32 = 8_000.0;
+/// Highest supported sample rate, in hertz.
+pub const MAX_SAMPLE_RATE: f32 = 768_000.0;
+/// How long a level change takes, in milliseconds.
+const LEVEL_SMOOTHING_MS: f32 = 40.0;
+/// Master-bus gain that puts the presets at about -18 LUFS.
+const MASTER_TRIM: f32 = 1.7;
+/// Reverb return level at a send of 1.
+const REVERB_RETURN: f32 = 0.9;
+
+/// Whether the renderer may wait for the composer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RenderMode {
+    /// Never wait: if a phrase is late the current chord sustains until it comes.
+    #[default]
+    RealTime,
+    /// Wait for every phrase so the result is complete and reproducible.
+    Offline,
+}
+
+/// The phrase being played and where its next events are.
+#[derive(Debug)]
+struct Playback {
+    phrase: Phrase,
+    /// Absolute frame at which the phrase began.
+    start: u64,
+    samples_per_beat: f64,
+    /// Length in frames.
+    frames: u64,
+    next_chord: usize,
+    next_note: usize,
+    next_perc: usize,
+}
+
+impl Playback {
+    fn new(phrase: Phrase, start: u64, sample_rate: f32) -> Self {
+        let samples_per_beat = f64::from(sample_rate) * 60.0 / f64::from(phrase.params.bpm);
+        let frames = (phrase.beats() * samples_per_beat).round() as u64;
+        Self {
+            phrase,
+            start,
+            samples_per_beat,
+            frames: frames.max(1),
+            next_chord: 0,
+            next_note: 0,
+            next_perc: 0,
+        }
+    }
+
+    fn at(&self, beat: f64) -> u64 {
+        self.start + (beat * self.samples_per_beat).round() as u64
+    }
+
+    fn end(&self) -> u64 {
+        self.start + self.frames
+    }
+
+    /// The earliest pending event (or the phrase end).
+    fn next_event(&self) -> u64 {
+        let p = &self.phrase;
+        let chord = p.chords.get(self.next_chord).map(|e| self.at(e.start_beat));
+        let note = p.melody.get(self.next_note).map(|e| self.at(e.start_beat));
+        let perc = p
+            .percussion
+            .get(self.next_perc)
+            .map(|e| self.at(e.start_beat));
+        [chord, note, perc]
+            .into_iter()
+            .flatten()
+            .fold(self.end(), u64::min)
+    }
+}
+
+/// Per-sample smoothed copies of the mix levels.
+#[derive(Debug, Clone)]
+struct Levels {
+    glides: [Glide; Self::COUNT],
+    ramps: [Ramp; Self::COUNT],
+}
+
+impl Levels {
+    const PAD: usize = 0;
+    const MELODY: usize = 1;
+    const PERCUSSION: usize = 2;
+    const REVERB: usize = 3;
+    const DELAY: usize = 4;
+    const MASTER: usize = 5;
+    const COUNT: usize = 6;
+
+    fn targets(levels: &MixLevels) -> [f32; 6] {
+        [
+            levels.pad,
+            levels.melody,
+            levels.percussion,
+            levels.reverb,
+            levels.delay,
+            db_to_gain(levels.master_gain_db),
+        ]
+    }
+
+    fn new(control_rate: f32, levels: &MixLevels) -> Self {
+        let t = Self::targets(levels);
+        Self {
+            glides: t.map(|v| Glide::new(control_rate, LEVEL_SMOOTHING_MS, v)),
+            ramps: t.map(Ramp::new),
+        }
+    }
+
+    fn set(&mut self, levels: &MixLevels) {
+        for (g, t) in self.glides.iter_mut().zip(Self::targets(levels)) {
+            g.set_target(t);
+        }
+    }
+
+    fn jump(&mut self, levels: &MixLevels) {
+        for ((g, r), t) in self
+            .glides
+            .iter_mut()
+            .zip(&mut self.ramps)
+            .zip(Self::targets(levels))
+        {
+            g.jump(t);
+            r.jump(t);
+        }
+    }
+
+    /// Writes the next `n` per-sample values of every level into `out`.
+    fn fill(&mut self, out: &mut [[f32; CONTROL_FRAMES]; Self::COUNT], n: usize) {
+        for (ramp, values) in self.ramps.iter_mut().zip(out.iter_mut()) {
+            if ramp.step() == 0.0 {
+                values[..n].fill(ramp.value());
+            } else {
+                for v in &mut values[..n] {
+                    *v = ramp.tick();
+                }
+            }
+        }
+    }
+
+    fn control_tick(&mut self) {
+        for (g, r) in self.glides.iter_mut().zip(&mut self.ramps) {
+            if g.is_gliding() {
+                r.set_target(g.process(), CONTROL_FRAMES);
+            } else if r.step() != 0.0 {
+                // The last ramp has arrived (up to rounding): settle exactly.
+                r.jump(g.value());
+            }
+        }
+    }
+}
+
+/// The block renderer. Built (allocating) off the audio thread; `process` never
+/// allocates.
+#[derive(Debug)]
+pub struct Renderer {
+    sample_rate: f32,
+    mode: RenderMode,
+    feed: PhraseFeed,
+    playback: Option<Playback>,
+    /// The phrase index to start next.
+    next_index: u64,
+    /// Absolute frame of the next sample to render.
+    position: u64,
+    /// When the sounding melody note ends.
+    note_off_at: Option<u64>,
+    pads: PadBank,
+    melody: MelodyVoices,
+    percussion: Percussion,
+    delay: StereoDelay,
+    reverb: Reverb,
+    limiter: Limiter,
+    dc: DcBlocker,
+    levels: Levels,
+    mix: MixLevels,
+}
+
+impl Renderer {
+    /// A renderer at `sample_rate` (clamped to the supported range) playing phrases
+    /// from `feed`. `seed` fixes every random choice of the sound itself.
+    #[must_use]
+    pub fn new(
+        sample_rate: f32,
+        seed: u64,
+        mix: MixLevels,
+        mode: RenderMode,
+        feed: PhraseFeed,
+    ) -> Self {
+        let sample_rate = sample_rate.clamp(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE);
+        let control_rate = sample_rate / CONTROL_FRAMES as f32;
+        let mut delay = StereoDelay::new(sample_rate, 1.0);
+        delay.set_params(DelayParams {
+            time_ms: 375.0,
+            feedback: 0.4,
+            taps: 2,
+            ping_pong: true,
+            damping_hz: 4_000.0,
+        });
+        let mut reverb = Reverb::new(sample_rate);
+        reverb.set_params(ReverbParams {
+            decay_s: 2.8,
+            predelay_ms: 35.0,
+            damping_hz: 5_500.0,
+            mod_depth: 0.5,
+        });
+        let mut limiter = Limiter::new(sample_rate);
+        limiter.set_params(LimiterParams::default());
+        Self {
+            sample_rate,
+            mode,
+            feed,
+            playback: None,
+            next_index: 0,
+            position: 0,
+            note_off_at: None,
+            pads: PadBank::new(sample_rate, seed ^ 0x9AD),
+            melody: MelodyVoices::new(sample_rate),
+            percussion: Percussion::new(sample_rate, seed ^ 0x9E5C),
+            delay,
+            reverb,
+            limiter,
+            dc: DcBlocker::new(sample_rate, DC_CUTOFF_HZ),
+            levels: Levels::new(control_rate, &mix),
+            mix,
+        }
+    }
+
+    /// The sample rate in use.
+    #[must_use]
+    pub const fn sample_rate(&self) -> f32 {
+        self.sample_rate
+    }
+
+    /// Absolute frame position (frames rendered since start).
+    #[must_use]
+    pub const fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The index of the phrase playing, if one has started.
+    #[must_use]
+    pub fn phrase_index(&self) -> Option<u64> {
+        self.playback.as_ref().map(|p| p.phrase.index)
+    }
+
+    /// The current mix levels (targets; the audio follows within 40 ms).
+    #[must_use]
+    pub const fn levels(&self) -> &MixLevels {
+        &self.mix
+    }
+
+    /// Sets new mix levels; they are smoothed, never stepped.
+    pub fn set_levels(&mut self, mix: MixLevels) {
+        self.mix = mix;
+        self.levels.set(&mix);
+    }
+
+    /// Voices sounding: pad, melody, percussion.
+    #[must_use]
+    pub fn active_voices(&self) -> (usize, usize, usize) {
+        (
+            self.pads.active_voices(),
+            self.melody.active_voices(),
+            self.percussion.active_voices(),
+        )
+    }
+
+    /// Silences everything and rewinds to frame 0 (the phrase in hand is kept and
+    /// replayed from its start).
+    pub fn reset(&mut self) {
+        self.pads.reset();
+        self.melody.reset();
+        self.percussion.reset();
+        self.delay.reset();
+        self.reverb.reset();
+        self.limiter.reset();
+        self.dc.reset();
+        self.levels.jump(&self.mix);
+        self.position = 0;
+        self.note_off_at = None;
+        if let Some(p) = self.playback.take() {
+            self.playback = Some(Playback::new(p.phrase, 0, self.sample_rate));
+        }
+    }
+
+    /// Renders `left.len()` frames (the shorter of the two slices) into the buffers,
+    /// overwriting them. Never allocates; in offline mode it may wait for phrases.
+    pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let n = left.len().min(right.len());
+        let mut done = 0;
+        while done < n {
+            let phase = (self.position % CONTROL_FRAMES as u64) as usize;
+            if phase == 0 {
+                self.control_tick();
+            }
+            self.dispatch_due();
+            let to_tick = CONTROL_FRAMES - phase;
+            let to_event = self
+                .next_event()
+                .map_or(usize::MAX, |at| (at - self.position) as usize);
+            let len = (n - done).min(to_tick).min(to_event.max(1));
+            self.render_span(&mut left[done..done + len], &mut right[done..done + len]);
+            self.position += len as u64;
+            done += len;
+        }
+    }
+
+    fn control_tick(&mut self) {
+        self.pads.control_tick();
+        self.melody.control_tick();
+        self.percussion.control_tick();
+        self.levels.control_tick();
+        if self.playback.is_none() {
+            self.start_next_phrase();
+        }
+    }
+
+    fn frames_to_tick(&self) -> usize {
+        CONTROL_FRAMES - (self.position % CONTROL_FRAMES as u64) as usize
+    }
+
+    fn next_event(&self) -> Option<u64> {
+        let phrase = self.playback.as_ref().map(Playback::next_event);
+        [phrase, self.note_off_at].into_iter().flatten().min()
+    }
+
+    /// Starts the phrase after the current one, if it is here (or, offline, once
+    /// it comes). The old phrase goes back to the composer thread.
+    fn start_next_phrase(&mut self) {
+        let next = match self.mode {
+            RenderMode::RealTime => self.feed.take(self.next_index),
+            RenderMode::Offline => self.feed.take_blocking(self.next_index),
+        };
+        let Some(phrase) = next else {
+            return;
+        };
+        if let Some(old) = self.playback.take() {
+            self.feed.give_back(old.phrase);
+        }
+        self.next_index = phrase.index + 1;
+        self.playback = Some(Playback::new(phrase, self.position, self.sample_rate));
+    }
+
+    /// Plays every event due at the current position.
+    fn dispatch_due(&mut self) {
+        if self
+            .playback
+            .as_ref()
+            .is_some_and(|p| p.end() <= self.position)
+        {
+            self.start_next_phrase();
+            // Late in real time: hold the last chord until the next phrase arrives.
+            if self
+                .playback
+                .as_ref()
+                .is_some_and(|p| p.end() <= self.position)
+            {
+                if let Some(old) = self.playback.take() {
+                    self.feed.give_back(old.phrase);
+                }
+            }
+        }
+        let ftt = self.frames_to_tick();
+        if let Some(pb) = self.playback.as_mut() {
+            while let Some(e) = pb.phrase.chords.get(pb.next_chord) {
+                if pb.at(e.start_beat) > self.position {
+                    break;
+                }
+                self.pads.set_chord(&e.chord, 1.0, ftt);
+                pb.next_chord += 1;
+            }
+            while let Some(e) = pb.phrase.melody.get(pb.next_note) {
+                if pb.at(e.start_beat) > self.position {
+                    break;
+                }
+                self.melody.note_on(e.note, e.velocity, ftt);
+                self.note_off_at = Some(pb.at(e.start_beat + e.beats).max(self.position + 1));
+                pb.next_note += 1;
+            }
+            while let Some(e) = pb.phrase.percussion.get(pb.next_perc) {
+                if pb.at(e.start_beat) > self.position {
+                    break;
+                }
+                match e.kind {
+                    PercKind::Kick => self.percussion.kick(e.velocity, ftt),
+                    PercKind::Swell => {
+                        let rise_s = e.beats * pb.samples_per_beat / f64::from(self.sample_rate);
+                        self.percussion.swell(rise_s as f32, e.velocity, ftt);
+                    }
+                }
+                pb.next_perc += 1;
+            }
+        }
+        if self.note_off_at.is_some_and(|at| at <= self.position) {
+            self.melody.note_off();
+            self.note_off_at = None;
+        }
+    }
+
+    /// Renders one span (at most [`CONTROL_FRAMES`] frames, no events inside):
+    /// the voices into stack buses, then each effect over the whole span so its
+    /// state stays in registers.
+    fn render_span(&mut self, left: &mut [f32], right: &mut [f32]) {
+        const Z: [f32; CONTROL_FRAMES] = [0.0; CONTROL_FRAMES];
+        let n = left.len();
+        let (mut pad_l, mut pad_r, mut mel_l, mut mel_r) = (Z, Z, Z, Z);
+        let (mut swell_l, mut swell_r, mut kick) = (Z, Z, Z);
+        self.pads.render(&mut pad_l[..n], &mut pad_r[..n]);
+        self.melody.render(&mut mel_l[..n], &mut mel_r[..n]);
+        self.percussion
+            .render(&mut kick[..n], &mut swell_l[..n], &mut swell_r[..n]);
+        let mut gain = [Z; Levels::COUNT];
+        self.levels.fill(&mut gain, n);
+
+        // Layer gains; the dry bus, the delay send and the reverb send.
+        let (mut dry_l, mut dry_r, mut dly_l, mut dly_r, mut rev_l, mut rev_r) = (Z, Z, Z, Z, Z, Z);
+        for i in 0..n {
+            let (pg, mg, kg) = (
+                gain[Levels::PAD][i],
+                gain[Levels::MELODY][i],
+                gain[Levels::PERCUSSION][i],
+            );
+            let (pl, pr, ml, mr) = (pad_l[i] * pg, pad_r[i] * pg, mel_l[i] * mg, mel_r[i] * mg);
+            let (k, sl, sr) = (kick[i] * kg, swell_l[i] * kg, swell_r[i] * kg);
+            dry_l[i] = pl + ml + k + sl;
+            dry_r[i] = pr + mr + k + sr;
+            let ds = gain[Levels::DELAY][i];
+            dly_l[i] = ml * ds;
+            dly_r[i] = (mr + 0.3 * pr) * ds;
+            rev_l[i] = 0.6 * pl + 0.8 * ml + sl + 0.15 * k;
+            rev_r[i] = 0.6 * pr + 0.8 * mr + sr + 0.15 * k;
+        }
+        self.delay.process_block(&mut dly_l[..n], &mut dly_r[..n]);
+        for i in 0..n {
+            let rs = gain[Levels::REVERB][i];
+            dry_l[i] += dly_l[i];
+            dry_r[i] += dly_r[i];
+            rev_l[i] = (rev_l[i] + 0.5 * dly_l[i]) * rs;
+            rev_r[i] = (rev_r[i] + 0.5 * dly_r[i]) * rs;
+        }
+        self.reverb.process_block(&mut rev_l[..n], &mut rev_r[..n]);
+        for i in 0..n {
+            let master = gain[Levels::MASTER][i] * MASTER_TRIM;
+            left[i] = (dry_l[i] + REVERB_RETURN * rev_l[i]) * master;
+            right[i] = (dry_r[i] + REVERB_RETURN * rev_r[i]) * master;
+        }
+        self.dc.process_block(left, right);
+        self.limiter.process_block(left, right);
+        for x in left.iter_mut().chain(right.iter_mut()) {
+            *x = flush_tiny(*x);
+        }
+    }
+}

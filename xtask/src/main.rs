@@ -1,1 +1,150 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`:
+//!
+//! - `test`: formatting, lints and every test of the workspace (what CI runs);
+//! - `bench`: the benchmarks, printed as `name value unit` lines.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test     check formatting, run clippy (-D warnings) and every test (what CI runs)
+  bench    run the benchmarks and print one `name value unit` line per figure";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            eprintln!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+        None => Err(anyhow::anyhow!("{USAGE}")),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The workspace root (the parent of this crate's folder).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(mut cmd: Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Everything CI checks. Extra arguments go to the test runner.
+fn test(extra: &[String]) -> Result<()> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run(fmt)?;
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(clippy)?;
+    let mut tests = cargo();
+    if has_nextest() {
+        tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    tests.args(extra);
+    run(tests)?;
+    let mut doc = cargo();
+    doc.args(["test", "--workspace", "--doc"]);
+    run(doc)
+}
+
+/// A benchmark's figure: how to turn criterion's mean time into a ratio.
+struct Figure {
+    /// Printed name.
+    name: &'static str,
+    /// Criterion benchmark id (folder under `target/criterion`).
+    id: &'static str,
+    /// The value from the mean time of one iteration, in seconds.
+    value: fn(f64) -> f64,
+    unit: &'static str,
+}
+
+const FIGURES: &[Figure] = &[
+    Figure {
+        name: "render_rtf",
+        id: "render/render_60s_focus",
+        // One iteration renders 60 s of audio.
+        value: |secs| 60.0 / secs,
+        unit: "x_real_time",
+    },
+    Figure {
+        name: "engine_block_ratio",
+        id: "engine_block_64_at_48k",
+        // One iteration renders 64 frames at 48 kHz.
+        value: |secs| secs / (64.0 / 48_000.0),
+        unit: "of_real_time",
+    },
+];
+
+fn bench(extra: &[String]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "auralis", "--bench", "engine", "--"]);
+    cmd.args(extra);
+    run(cmd)?;
+    let mut stdout = std::io::stdout().lock();
+    let criterion = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("criterion");
+    for f in FIGURES {
+        let path = criterion.join(f.id).join("new").join("estimates.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("cannot parse {}", path.display()))?;
+        let mean_ns = json["mean"]["point_estimate"]
+            .as_f64()
+            .with_context(|| format!("no mean estimate in {}", path.display()))?;
+        writeln!(
+            stdout,
+            "{} {:.4} {}",
+            f.name,
+            (f.value)(mean_ns * 1e-9),
+            f.unit
+        )?;
+    }
+    Ok(())
+}

@@ -57,7 +57,7 @@ pub const PRESETS: [Preset; 4] = [
             percussion: 0.35,
             reverb: 0.7,
             delay: 0.4,
-            master_gain_db: -1.0,
+            master_gain_db: 0.0,
         },
     },
     Preset {
@@ -77,7 +77,7 @@ pub const PRESETS: [Preset; 4] = [
             percussion: 0.15,
             reverb: 0.75,
             delay: 0.3,
-            master_gain_db: -3.0,
+            master_gain_db: 0.0,
         },
     },
     Preset {

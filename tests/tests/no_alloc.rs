@@ -1,0 +1,69 @@
+//! The rendering path never allocates: the engine runs under `assert_no_alloc`
+//! (which aborts the process on any allocation or free on the checked thread) for
+//! more than ten minutes of audio across block sizes and sample rates, in real-time
+//! mode with its composer thread running alongside. Every sample must be finite and
+//! at most 0 dBFS.
+
+use assert_no_alloc::{assert_no_alloc, AllocDisabler};
+use auralis::compose::phrase::ComposeParams;
+use auralis::compose::presets::PRESETS;
+use auralis::engine::{Engine, EngineConfig};
+use auralis::render::RenderMode;
+
+#[global_allocator]
+static ALLOCATOR: AllocDisabler = AllocDisabler;
+
+/// (sample rate, block size, seconds of audio).
+const RUNS: &[(f32, usize, f64)] = &[
+    (48_000.0, 64, 150.0),
+    (44_100.0, 1, 20.0),
+    (48_000.0, 17, 90.0),
+    (96_000.0, 512, 90.0),
+    (8_000.0, 4096, 120.0),
+    (768_000.0, 16_384, 30.0),
+    (48_000.0, 16_384, 120.0),
+];
+
+#[test]
+fn engine_renders_ten_minutes_without_allocating() {
+    let mut total_s = 0.0;
+    for (i, &(sample_rate, block, seconds)) in RUNS.iter().enumerate() {
+        let preset = &PRESETS[i % PRESETS.len()];
+        let mut engine = Engine::new(EngineConfig {
+            sample_rate,
+            seed: i as u64,
+            compose: preset.compose,
+            levels: preset.levels,
+            mode: RenderMode::RealTime,
+        })
+        .expect("engine");
+        let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
+        let blocks = (seconds * f64::from(sample_rate) / block as f64).ceil() as usize;
+        let mut peak = 0.0f32;
+        let mut changed_params = false;
+        for b in 0..blocks {
+            if !changed_params && b == blocks / 2 {
+                // A parameter change mid-run (off the audio thread's checked region).
+                engine
+                    .set_compose_params(ComposeParams {
+                        intensity: 0.9,
+                        ..preset.compose
+                    })
+                    .expect("valid params");
+                changed_params = true;
+            }
+            assert_no_alloc(|| engine.process(&mut left, &mut right));
+            for &x in left.iter().chain(&right) {
+                assert!(
+                    x.is_finite(),
+                    "non-finite sample at {sample_rate} Hz, block {block}"
+                );
+                peak = peak.max(x.abs());
+            }
+        }
+        assert!(peak <= 1.0, "peak {peak} above 0 dBFS at {sample_rate} Hz");
+        assert!(peak > 0.01, "silent at {sample_rate} Hz, block {block}");
+        total_s += seconds;
+    }
+    assert!(total_s >= 600.0, "only {total_s} s rendered");
+}

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::compose::phrase::{ComposeParams, ParamError};
 use crate::compose::theory::{Key, Mode};
 use crate::compose::Composer;
+use crate::degrade::Level;
 use crate::render::feed::{phrase_channel, PhraseSender};
 use crate::render::mix::MixLevels;
 use crate::render::{RenderMode, Renderer, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
@@ -31,6 +32,25 @@ const COMPOSER_POLL_REALTIME: Duration = Duration::from_millis(5);
 const COMPOSER_POLL_OFFLINE: Duration = Duration::from_millis(1);
 /// `playing` before the first phrase starts.
 const NOT_STARTED: u64 = u64::MAX;
+
+/// A snapshot of what the engine is doing, for status pages and meters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineStatus {
+    /// Output sample rate in hertz.
+    pub sample_rate: f32,
+    /// Frames rendered since the start.
+    pub position_frames: u64,
+    /// The phrase playing, once one has started.
+    pub phrase_index: Option<u64>,
+    /// The musical parameters in force (or taking effect at the next phrase).
+    pub compose: ComposeParams,
+    /// The mix levels.
+    pub levels: MixLevels,
+    /// The degradation level.
+    pub level: Level,
+    /// Voices sounding: pad, melody, percussion.
+    pub active_voices: (usize, usize, usize),
+}
 
 /// Everything an engine is built from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -147,6 +167,7 @@ pub struct Engine {
     renderer: Renderer,
     shared: Arc<Shared>,
     compose: ComposeParams,
+    level: Level,
     composer: Option<JoinHandle<()>>,
 }
 
@@ -189,6 +210,7 @@ impl Engine {
             ),
             shared,
             compose: config.compose,
+            level: Level::Normal,
             composer: Some(composer),
         })
     }
@@ -259,6 +281,20 @@ impl Engine {
     #[must_use]
     pub fn active_voices(&self) -> (usize, usize, usize) {
         self.renderer.active_voices()
+    }
+
+    /// What the engine is doing now.
+    #[must_use]
+    pub fn status(&self) -> EngineStatus {
+        EngineStatus {
+            sample_rate: self.sample_rate(),
+            position_frames: self.position(),
+            phrase_index: self.phrase_index(),
+            compose: self.compose,
+            levels: *self.levels(),
+            level: self.level,
+            active_voices: self.active_voices(),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`engine::Engine`] is what hosts, the offline renderer and the bridge drive.
 
 pub mod compose;
+pub mod degrade;
 pub mod dsp;
 pub mod engine;
 pub mod offline;

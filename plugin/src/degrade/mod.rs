@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+pub mod monitor;
+
 /// Quality levels, in increasing order of degradation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Level {

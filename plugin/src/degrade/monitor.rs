@@ -1,0 +1,276 @@
+//! The load monitor: what the degradation machine is fed, about once a second,
+//! off the audio thread.
+//!
+//! Every input is mapped onto one 0–100 % scale and the effective load is the worst
+//! of them:
+//!
+//! | input | 0 % | 100 % |
+//! |---|---|---|
+//! | machine CPU (all cores, `sysinfo`) | idle | every core busy |
+//! | this process's CPU | idle | every core busy for this process |
+//! | audio thread: `max(mean, 0.8 · max)` of time in `process()` ÷ block duration | idle | every block took its whole deadline |
+//! | pre-renderer margin (texture ready ahead of the playhead) | ≥ [`MARGIN_COMFORTABLE_S`] | nothing ready |
+//! | pre-renderer failure rate (failures ÷ attempts, recent window) | none | every attempt failed |
+//!
+//! A single slow block counts for less than a sustained mean (the 0.8 factor), so
+//! one scheduler hiccup alone cannot push the level past `critical`.
+//!
+//! The audio thread's part is [`AudioLoadMeter::record`]: a clock read by the
+//! caller and three relaxed atomic operations, no lock, no allocation.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use sysinfo::{CpuRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+/// Seconds of texture ready ahead of the playhead that count as no load at all.
+pub const MARGIN_COMFORTABLE_S: f32 = 2.0;
+/// Weight of the worst block against the mean in the audio-thread load.
+const WORST_BLOCK_WEIGHT: f32 = 0.8;
+/// Fixed-point scale of the block ratios kept in atomics (parts per million).
+const PPM: f64 = 1_000_000.0;
+
+/// The audio thread's load, published through atomics.
+#[derive(Debug, Default)]
+pub struct AudioLoadMeter {
+    /// Sum of block ratios since the last take, in ppm.
+    sum_ppm: AtomicU64,
+    /// Blocks since the last take.
+    blocks: AtomicU64,
+    /// Largest block ratio since the last take, in ppm.
+    max_ppm: AtomicU32,
+}
+
+/// Mean and worst audio-thread load over a window, as fractions of real time.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AudioLoad {
+    /// Mean of time in `process()` ÷ block duration.
+    pub mean: f32,
+    /// The largest single block's ratio.
+    pub max: f32,
+    /// Blocks measured.
+    pub blocks: u64,
+}
+
+impl AudioLoadMeter {
+    /// Records one block that took `busy` to render `block` worth of audio. Called
+    /// from the audio thread: atomics only.
+    #[inline]
+    pub fn record(&self, busy: Duration, block: Duration) {
+        let ratio = busy.as_secs_f64() / block.as_secs_f64().max(1e-9);
+        let ppm = (ratio * PPM).min(f64::from(u32::MAX)) as u32;
+        self.sum_ppm.fetch_add(u64::from(ppm), Ordering::Relaxed);
+        self.blocks.fetch_add(1, Ordering::Relaxed);
+        self.max_ppm.fetch_max(ppm, Ordering::Relaxed);
+    }
+
+    /// The load since the last call, and starts a new window.
+    pub fn take(&self) -> AudioLoad {
+        let blocks = self.blocks.swap(0, Ordering::Relaxed);
+        let sum = self.sum_ppm.swap(0, Ordering::Relaxed);
+        let max = self.max_ppm.swap(0, Ordering::Relaxed);
+        AudioLoad {
+            mean: if blocks == 0 {
+                0.0
+            } else {
+                (sum as f64 / blocks as f64 / PPM) as f32
+            },
+            max: (f64::from(max) / PPM) as f32,
+            blocks,
+        }
+    }
+}
+
+/// Everything the effective load is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LoadInputs {
+    /// Whole-machine CPU use, 0–100 %.
+    pub machine_cpu_pct: f32,
+    /// This process's CPU use, 0–100 % of all cores.
+    pub process_cpu_pct: f32,
+    /// The audio thread's load.
+    pub audio: AudioLoad,
+    /// Seconds of pre-rendered texture ready ahead of the playhead, if a
+    /// pre-renderer runs.
+    pub prerender_margin_s: Option<f32>,
+    /// Recent pre-render failures ÷ attempts, 0–1.
+    pub failure_rate: f32,
+}
+
+impl LoadInputs {
+    /// The audio thread's load on the 0–100 % scale.
+    #[must_use]
+    pub fn audio_pct(&self) -> f32 {
+        100.0 * self.audio.mean.max(WORST_BLOCK_WEIGHT * self.audio.max)
+    }
+
+    /// The pre-renderer margin on the 0–100 % scale (0 without a pre-renderer).
+    #[must_use]
+    pub fn margin_pct(&self) -> f32 {
+        self.prerender_margin_s.map_or(0.0, |m| {
+            100.0 * (1.0 - m.max(0.0) / MARGIN_COMFORTABLE_S).clamp(0.0, 1.0)
+        })
+    }
+
+    /// The effective load: the worst input, 0–100 % (more when the audio thread
+    /// overruns its deadline). Non-finite inputs count as fully loaded.
+    #[must_use]
+    pub fn effective_load(&self) -> f32 {
+        [
+            self.machine_cpu_pct,
+            self.process_cpu_pct,
+            self.audio_pct(),
+            self.margin_pct(),
+            100.0 * self.failure_rate,
+        ]
+        .into_iter()
+        .map(|v| if v.is_finite() { v.max(0.0) } else { 100.0 })
+        .fold(0.0, f32::max)
+    }
+
+    /// The name of the input that sets the effective load (for log lines).
+    #[must_use]
+    pub fn dominant(&self) -> &'static str {
+        let named = [
+            ("machine_cpu", self.machine_cpu_pct),
+            ("process_cpu", self.process_cpu_pct),
+            ("audio_thread", self.audio_pct()),
+            ("prerender_margin", self.margin_pct()),
+            ("prerender_failures", 100.0 * self.failure_rate),
+        ];
+        named
+            .into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or("none", |(name, _)| name)
+    }
+}
+
+/// Reads machine and process CPU use through `sysinfo`.
+#[derive(Debug)]
+pub struct CpuSampler {
+    system: System,
+    pid: Option<Pid>,
+    cores: f32,
+}
+
+impl Default for CpuSampler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuSampler {
+    /// A sampler; the first reading after this covers the time since creation.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut system = System::new();
+        system.refresh_cpu_list(CpuRefreshKind::nothing().with_cpu_usage());
+        let pid = sysinfo::get_current_pid().ok();
+        let cores = system.cpus().len().max(1) as f32;
+        let mut sampler = Self { system, pid, cores };
+        // Registers the process; its CPU use is known from the second sample on.
+        sampler.refresh_process();
+        sampler
+    }
+
+    fn refresh_process(&mut self) {
+        if let Some(pid) = self.pid {
+            self.system.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[pid]),
+                true,
+                ProcessRefreshKind::nothing().with_cpu(),
+            );
+        }
+    }
+
+    /// Machine and process CPU use (0–100 % each) since the previous call. Call it
+    /// at most a few times a second: shorter intervals read as noise. The first
+    /// call after [`CpuSampler::new`] may read the process as idle.
+    pub fn sample(&mut self) -> (f32, f32) {
+        self.system.refresh_cpu_usage();
+        self.refresh_process();
+        let machine = self.system.global_cpu_usage();
+        let process = self
+            .pid
+            .and_then(|pid| self.system.process(pid))
+            .map_or(0.0, |p| p.cpu_usage() / self.cores);
+        (machine, process)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_reports_mean_and_max_then_resets() {
+        let meter = AudioLoadMeter::default();
+        let block = Duration::from_millis(10);
+        meter.record(Duration::from_millis(1), block);
+        meter.record(Duration::from_millis(3), block);
+        meter.record(Duration::from_millis(2), block);
+        let load = meter.take();
+        assert_eq!(load.blocks, 3);
+        assert!((load.mean - 0.2).abs() < 1e-4, "{load:?}");
+        assert!((load.max - 0.3).abs() < 1e-4, "{load:?}");
+        assert_eq!(meter.take(), AudioLoad::default());
+    }
+
+    #[test]
+    fn effective_load_is_the_worst_input() {
+        let mut inputs = LoadInputs {
+            machine_cpu_pct: 30.0,
+            process_cpu_pct: 10.0,
+            ..LoadInputs::default()
+        };
+        assert!((inputs.effective_load() - 30.0).abs() < 1e-3);
+        assert_eq!(inputs.dominant(), "machine_cpu");
+        inputs.audio = AudioLoad {
+            mean: 0.5,
+            max: 1.0,
+            blocks: 10,
+        };
+        assert!((inputs.effective_load() - 80.0).abs() < 1e-3);
+        assert_eq!(inputs.dominant(), "audio_thread");
+        inputs.prerender_margin_s = Some(0.1);
+        assert!((inputs.effective_load() - 95.0).abs() < 1e-3);
+        inputs.failure_rate = 1.0;
+        assert!((inputs.effective_load() - 100.0).abs() < 1e-3);
+        inputs.machine_cpu_pct = f32::NAN;
+        assert!(inputs.effective_load() >= 100.0);
+    }
+
+    #[test]
+    fn margin_maps_linearly() {
+        let at = |m: f32| {
+            LoadInputs {
+                prerender_margin_s: Some(m),
+                ..LoadInputs::default()
+            }
+            .margin_pct()
+        };
+        assert!((at(0.0) - 100.0).abs() < 1e-3);
+        assert!((at(1.0) - 50.0).abs() < 1e-3);
+        assert!(at(5.0).abs() < 1e-3);
+        assert!(LoadInputs::default().margin_pct().abs() < 1e-3);
+    }
+
+    #[test]
+    fn cpu_sampler_reads_plausible_values() {
+        let mut sampler = CpuSampler::new();
+        let mut burn = |ms| {
+            // Burn CPU so the process reading is non-zero.
+            let start = std::time::Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < Duration::from_millis(ms) {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            }
+            std::hint::black_box(x);
+            sampler.sample()
+        };
+        burn(50);
+        let (machine, process) = burn(300);
+        assert!((0.0..=100.0).contains(&machine), "{machine}");
+        assert!(process > 0.0 && process <= 100.0, "{process}");
+    }
+}

@@ -22,7 +22,7 @@
 use std::fmt;
 
 use super::glide::Glide;
-use super::{clamp_safe, finite_or, flush_tiny, sanitize, sanitize_sample_rate, stereo_block};
+use super::{clamp_safe, finite_or, flush_tiny, sanitize, sanitize_sample_rate};
 
 /// How long a change of delay time takes to glide, in milliseconds.
 pub const TIME_GLIDE_MS: f32 = 250.0;
@@ -204,53 +204,88 @@ impl StereoDelay {
         self.time.value()
     }
 
-    /// Reads channel `ch` `delay` samples (≥ 1) back, linearly interpolated.
-    #[inline]
-    fn read(&self, delay: f64, ch: usize) -> f32 {
-        let whole = delay as usize;
-        let frac = (delay - whole as f64) as f32;
-        let i = self.pos.wrapping_sub(whole) & self.mask;
-        let a = self.buf[i][ch];
-        let b = self.buf[i.wrapping_sub(1) & self.mask][ch];
-        a + frac * (b - a)
-    }
-
     /// One stereo sample in, wet stereo sample out.
     #[inline]
     pub fn process(&mut self, l: f32, r: f32) -> (f32, f32) {
-        let (l, r) = (sanitize(l), sanitize(r));
-        let delay = self.time.process_f64();
-        let main_l = self.read(delay, 0);
-        let main_r = self.read(delay, 1);
-        let (tap_l, tap_r) = if self.tap2_gain > 0.0 {
-            let d2 = delay * TAP2_RATIO;
-            (
-                self.tap2_gain * self.read(d2, 1),
-                self.tap2_gain * self.read(d2, 0),
-            )
-        } else {
-            (0.0, 0.0)
-        };
-        let fb = self.feedback;
-        let (in_l, in_r) = if self.ping_pong {
-            (0.5 * (l + r) + fb * main_r, fb * main_l)
-        } else {
-            (l + fb * main_l, r + fb * main_r)
-        };
-        let p = self.damp_pole;
-        let [zl, zr] = self.damp_state;
-        let zl = flush_tiny(in_l + p * (zl - in_l));
-        let zr = flush_tiny(in_r + p * (zr - in_r));
-        self.damp_state = [zl, zr];
-        self.buf[self.pos & self.mask] = [zl, zr];
-        self.pos = (self.pos + 1) & self.mask;
-        (main_l + tap_l, main_r + tap_r)
+        let (mut left, mut right) = ([l], [r]);
+        self.process_block(&mut left, &mut right);
+        (left[0], right[0])
     }
 
     /// Replaces `left`/`right` (the input) by the wet output, in place (pairs up to
     /// the shorter length).
+    ///
+    /// While the time is not gliding the read offsets are computed once per block;
+    /// the line is re-sliced to its mask so masked indexing needs no bounds checks.
     pub fn process_block(&mut self, left: &mut [f32], right: &mut [f32]) {
-        stereo_block(left, right, |l, r| self.process(l, r));
+        let mask = self.mask;
+        let buf = &mut self.buf[..=mask];
+        let (fb, tap2_gain, ping_pong, pole) = (
+            self.feedback,
+            self.tap2_gain,
+            self.ping_pong,
+            self.damp_pole,
+        );
+        let mut pos = self.pos;
+        let [mut zl, mut zr] = self.damp_state;
+        let steady = !self.time.is_gliding();
+        // A glide that has arrived returns its value without moving, so this reads
+        // the steady time; while gliding every sample advances it instead.
+        let mut taps = Taps::at(if steady { self.time.process_f64() } else { 1.0 });
+        for (l, r) in left.iter_mut().zip(right.iter_mut()) {
+            if !steady {
+                taps = Taps::at(self.time.process_f64());
+            }
+            let (l_in, r_in) = (sanitize(*l), sanitize(*r));
+            let read = |(whole, frac): (usize, f32), ch: usize| {
+                let i = pos.wrapping_sub(whole) & mask;
+                let a = buf[i][ch];
+                let b = buf[i.wrapping_sub(1) & mask][ch];
+                a + frac * (b - a)
+            };
+            let (main_l, main_r) = (read(taps.main, 0), read(taps.main, 1));
+            let (tap_l, tap_r) = if tap2_gain > 0.0 {
+                (
+                    tap2_gain * read(taps.second, 1),
+                    tap2_gain * read(taps.second, 0),
+                )
+            } else {
+                (0.0, 0.0)
+            };
+            let (in_l, in_r) = if ping_pong {
+                (0.5 * (l_in + r_in) + fb * main_r, fb * main_l)
+            } else {
+                (l_in + fb * main_l, r_in + fb * main_r)
+            };
+            zl = flush_tiny(in_l + pole * (zl - in_l));
+            zr = flush_tiny(in_r + pole * (zr - in_r));
+            buf[pos] = [zl, zr];
+            pos = (pos + 1) & mask;
+            *l = main_l + tap_l;
+            *r = main_r + tap_r;
+        }
+        self.pos = pos;
+        self.damp_state = [zl, zr];
+    }
+}
+
+/// Whole-sample offsets and fractions of the two read taps for one delay time.
+#[derive(Debug, Clone, Copy)]
+struct Taps {
+    main: (usize, f32),
+    second: (usize, f32),
+}
+
+impl Taps {
+    fn at(delay: f64) -> Self {
+        let split = |d: f64| {
+            let whole = d as usize;
+            (whole, (d - whole as f64) as f32)
+        };
+        Self {
+            main: split(delay),
+            second: split(delay * TAP2_RATIO),
+        }
     }
 }
 

@@ -43,9 +43,7 @@ use std::fmt;
 
 use wide::f32x4;
 
-use super::{
-    clamp_safe, finite_or, flush_tiny, sanitize, sanitize_sample_rate, stereo_block, TINY,
-};
+use super::{clamp_safe, finite_or, flush_tiny, sanitize, sanitize_sample_rate, TINY};
 
 /// Number of delay lines.
 const LINES: usize = 8;
@@ -397,96 +395,102 @@ impl Reverb {
         ];
     }
 
-    /// Pre-delay and diffusion: the two diffused inputs.
-    #[inline]
-    fn input_stage(&mut self, l: f32, r: f32) -> (f32, f32) {
-        self.predelay[self.predelay_pos] = [l, r];
-        let [pl, pr] =
-            self.predelay[self.predelay_pos.wrapping_sub(self.predelay_len) & self.predelay_mask];
-        self.predelay_pos = (self.predelay_pos + 1) & self.predelay_mask;
-
-        let pos = self.diffuser_pos;
-        let m = self.diffuser_mask;
-        let tap = |k: usize| self.diffuser[pos.wrapping_sub(self.diffuser_len[k]) & m][k];
-        let (t0, t1, t2, t3) = (tap(0), tap(1), tap(2), tap(3));
-        let (y0, s0) = allpass(pl, t0);
-        let (ul, s1) = allpass(y0, t1);
-        let (y2, s2) = allpass(pr, t2);
-        let (ur, s3) = allpass(y2, t3);
-        self.diffuser[pos] = [s0, s1, s2, s3];
-        self.diffuser_pos = (pos + 1) & m;
-        (ul, ur)
-    }
-
-    /// Reads the eight line outputs (the first [`MOD_LINES`] at modulated delays).
-    #[inline]
-    fn read_lines(&mut self) -> [f32; LINES] {
-        self.lfo[0].step();
-        self.lfo[1].step();
-        let m = [
-            self.lfo[0].sin,
-            self.lfo[0].cos,
-            self.lfo[1].sin,
-            self.lfo[1].cos,
-        ];
-        let (pos, mask) = (self.line_pos, self.line_mask);
-        let mut y = [0.0; LINES];
-        for i in 0..MOD_LINES {
-            let delay = self.len[i] as f32 + self.mod_depth_samples * (1.0 + m[i] as f32);
-            let whole = delay as usize;
-            let frac = delay - whole as f32;
-            let idx = pos.wrapping_sub(whole) & mask;
-            let a = self.lines[idx][i];
-            let b = self.lines[idx.wrapping_sub(1) & mask][i];
-            y[i] = a + frac * (b - a);
-        }
-        for (i, v) in y.iter_mut().enumerate().skip(MOD_LINES) {
-            *v = self.lines[pos.wrapping_sub(self.len[i]) & mask][i];
-        }
-        y
-    }
-
     /// One stereo sample in, wet stereo sample out.
     #[inline]
     pub fn process(&mut self, l: f32, r: f32) -> (f32, f32) {
-        let (ul, ur) = self.input_stage(sanitize(l), sanitize(r));
-        let y = self.read_lines();
-
-        // Damping, decay gain and the output taps, four lines per vector.
-        let tiny = f32x4::splat(TINY);
-        let mut w = [0.0; LINES];
-        let (mut out_l, mut out_r) = (f32x4::ZERO, f32x4::ZERO);
-        for half in 0..2 {
-            let k = 4 * half;
-            let lanes = |a: &[f32; LINES]| f32x4::from([a[k], a[k + 1], a[k + 2], a[k + 3]]);
-            let yv = lanes(&y);
-            let z = yv + lanes(&self.damp_pole) * (lanes(&self.damp_state) - yv);
-            // Flush decaying state to zero before it turns subnormal.
-            let z = z.abs().simd_lt(tiny).bitselect(f32x4::ZERO, z);
-            let wv = lanes(&self.gain) * z;
-            out_l += lanes(&OUT_L) * wv;
-            out_r += lanes(&OUT_R) * wv;
-            self.damp_state[k..k + 4].copy_from_slice(&z.to_array());
-            w[k..k + 4].copy_from_slice(&wv.to_array());
-        }
-        let (out_l, out_r) = (out_l.reduce_add(), out_r.reduce_add());
-        w[IN_L_LINE] += ul;
-        w[IN_R_LINE] += ur;
-        // Sums of flushed state and sanitized input cannot be subnormal.
-        hadamard8(&mut w);
-        self.lines[self.line_pos] = w;
-        self.line_pos = (self.line_pos + 1) & self.line_mask;
-
-        (
-            self.out_gain * (out_l + EARLY_GAIN * ul),
-            self.out_gain * (out_r + EARLY_GAIN * ur),
-        )
+        let (mut left, mut right) = ([l], [r]);
+        self.process_block(&mut left, &mut right);
+        (left[0], right[0])
     }
 
     /// Replaces `left`/`right` (the input) by the wet output, in place (pairs up to
     /// the shorter length).
+    ///
+    /// Buffers are re-sliced to their masks once per block, so every masked index
+    /// below is provably in bounds and the per-sample loop carries no checks.
     pub fn process_block(&mut self, left: &mut [f32], right: &mut [f32]) {
-        stereo_block(left, right, |l, r| self.process(l, r));
+        let lines = &mut self.lines[..=self.line_mask];
+        let predelay = &mut self.predelay[..=self.predelay_mask];
+        let diffuser = &mut self.diffuser[..=self.diffuser_mask];
+        let (line_mask, pre_mask, dif_mask) =
+            (self.line_mask, self.predelay_mask, self.diffuser_mask);
+        let (mut line_pos, mut pre_pos, mut dif_pos) =
+            (self.line_pos, self.predelay_pos, self.diffuser_pos);
+        let v = |a: &[f32; LINES], k: usize| f32x4::from([a[k], a[k + 1], a[k + 2], a[k + 3]]);
+        let (pole, gain) = (
+            [v(&self.damp_pole, 0), v(&self.damp_pole, 4)],
+            [v(&self.gain, 0), v(&self.gain, 4)],
+        );
+        let (out_l_taps, out_r_taps) = ([v(&OUT_L, 0), v(&OUT_L, 4)], [v(&OUT_R, 0), v(&OUT_R, 4)]);
+        let mut state = [v(&self.damp_state, 0), v(&self.damp_state, 4)];
+        let tiny = f32x4::splat(TINY);
+        let mod_base: [f32; MOD_LINES] =
+            std::array::from_fn(|i| self.len[i] as f32 + self.mod_depth_samples);
+
+        for (l, r) in left.iter_mut().zip(right.iter_mut()) {
+            // Pre-delay, then two allpass diffusers per side.
+            predelay[pre_pos] = [sanitize(*l), sanitize(*r)];
+            let [pl, pr] = predelay[pre_pos.wrapping_sub(self.predelay_len) & pre_mask];
+            pre_pos = (pre_pos + 1) & pre_mask;
+            let tap = |k: usize| diffuser[dif_pos.wrapping_sub(self.diffuser_len[k]) & dif_mask][k];
+            let (t0, t1, t2, t3) = (tap(0), tap(1), tap(2), tap(3));
+            let (y0, s0) = allpass(pl, t0);
+            let (ul, s1) = allpass(y0, t1);
+            let (y2, s2) = allpass(pr, t2);
+            let (ur, s3) = allpass(y2, t3);
+            diffuser[dif_pos] = [s0, s1, s2, s3];
+            dif_pos = (dif_pos + 1) & dif_mask;
+
+            // Line outputs: the first MOD_LINES at modulated, interpolated delays.
+            self.lfo[0].step();
+            self.lfo[1].step();
+            let m = [
+                self.lfo[0].sin,
+                self.lfo[0].cos,
+                self.lfo[1].sin,
+                self.lfo[1].cos,
+            ];
+            let mut y = [0.0; LINES];
+            for i in 0..MOD_LINES {
+                let delay = mod_base[i] + self.mod_depth_samples * m[i] as f32;
+                let whole = delay as usize;
+                let frac = delay - whole as f32;
+                let idx = line_pos.wrapping_sub(whole) & line_mask;
+                let a = lines[idx][i];
+                let b = lines[idx.wrapping_sub(1) & line_mask][i];
+                y[i] = a + frac * (b - a);
+            }
+            for (i, out) in y.iter_mut().enumerate().skip(MOD_LINES) {
+                *out = lines[line_pos.wrapping_sub(self.len[i]) & line_mask][i];
+            }
+
+            // Damping, decay gain and the output taps, four lines per vector.
+            let mut w = [0.0; LINES];
+            let (mut out_l, mut out_r) = (f32x4::ZERO, f32x4::ZERO);
+            for half in 0..2 {
+                let yv = v(&y, 4 * half);
+                let z = yv + pole[half] * (state[half] - yv);
+                // Flush decaying state to zero before it turns subnormal.
+                let z = z.abs().simd_lt(tiny).bitselect(f32x4::ZERO, z);
+                state[half] = z;
+                let wv = gain[half] * z;
+                out_l += out_l_taps[half] * wv;
+                out_r += out_r_taps[half] * wv;
+                w[4 * half..4 * half + 4].copy_from_slice(&wv.to_array());
+            }
+            w[IN_L_LINE] += ul;
+            w[IN_R_LINE] += ur;
+            // Sums of flushed state and sanitized input cannot be subnormal.
+            hadamard8(&mut w);
+            lines[line_pos] = w;
+            line_pos = (line_pos + 1) & line_mask;
+
+            *l = self.out_gain * (out_l.reduce_add() + EARLY_GAIN * ul);
+            *r = self.out_gain * (out_r.reduce_add() + EARLY_GAIN * ur);
+        }
+        (self.line_pos, self.predelay_pos, self.diffuser_pos) = (line_pos, pre_pos, dif_pos);
+        self.damp_state[..4].copy_from_slice(&state[0].to_array());
+        self.damp_state[4..].copy_from_slice(&state[1].to_array());
     }
 }
 

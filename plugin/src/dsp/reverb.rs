@@ -51,6 +51,8 @@ const LINES: usize = 8;
 const LINE_MS: [f32; LINES] = [33.7, 45.7, 53.3, 29.9, 37.1, 41.3, 49.9, 58.1];
 /// How many lines (from index 0) are modulated.
 const MOD_LINES: usize = 4;
+/// Samples between updates of the modulated read taps.
+const MOD_UPDATE_FRAMES: usize = 16;
 /// LFO rates in hertz (each drives two lines, in quadrature).
 const LFO_HZ: [f64; 2] = [0.31, 0.47];
 /// Largest modulation excursion, in milliseconds; the delay of a modulated line
@@ -234,7 +236,12 @@ pub struct Reverb {
     len: [usize; LINES],
     /// Modulation excursion in samples (delay swings over `[len, len + 2·depth]`).
     mod_depth_samples: f32,
+    /// LFOs stepped once per [`MOD_UPDATE_FRAMES`] samples.
     lfo: [Lfo; 2],
+    /// Samples until the modulated taps are next recomputed.
+    mod_countdown: usize,
+    /// Whole-sample offset and fraction of each modulated line's read tap.
+    mod_taps: [(usize, f32); MOD_LINES],
     /// One-pole damping poles.
     damp_pole: [f32; LINES],
     damp_state: [f32; LINES],
@@ -283,6 +290,8 @@ impl Reverb {
             len: [1; LINES],
             mod_depth_samples: 0.0,
             lfo: [Lfo::new(max_sample_rate, LFO_HZ[0], 0.0); 2],
+            mod_countdown: 0,
+            mod_taps: [(1, 0.0); MOD_LINES],
             damp_pole: [0.0; LINES],
             damp_state: [0.0; LINES],
             gain: [0.0; LINES],
@@ -389,9 +398,11 @@ impl Reverb {
         self.predelay_pos = 0;
         self.diffuser_pos = 0;
         self.damp_state = [0.0; LINES];
+        self.mod_countdown = 0;
+        let update_rate = self.sample_rate / MOD_UPDATE_FRAMES as f32;
         self.lfo = [
-            Lfo::new(self.sample_rate, LFO_HZ[0], 0.0),
-            Lfo::new(self.sample_rate, LFO_HZ[1], 0.3),
+            Lfo::new(update_rate, LFO_HZ[0], 0.0),
+            Lfo::new(update_rate, LFO_HZ[1], 0.3),
         ];
     }
 
@@ -442,19 +453,28 @@ impl Reverb {
             dif_pos = (dif_pos + 1) & dif_mask;
 
             // Line outputs: the first MOD_LINES at modulated, interpolated delays.
-            self.lfo[0].step();
-            self.lfo[1].step();
-            let m = [
-                self.lfo[0].sin,
-                self.lfo[0].cos,
-                self.lfo[1].sin,
-                self.lfo[1].cos,
-            ];
+            // The modulation moves a few thousandths of a sample per sample, so
+            // its taps are recomputed every MOD_UPDATE_FRAMES samples, counted by
+            // the reverb itself so block sizes never change the result.
+            if self.mod_countdown == 0 {
+                self.mod_countdown = MOD_UPDATE_FRAMES;
+                self.lfo[0].step();
+                self.lfo[1].step();
+                let m = [
+                    self.lfo[0].sin,
+                    self.lfo[0].cos,
+                    self.lfo[1].sin,
+                    self.lfo[1].cos,
+                ];
+                for (tap, (base, m)) in self.mod_taps.iter_mut().zip(mod_base.iter().zip(m)) {
+                    let delay = base + self.mod_depth_samples * m as f32;
+                    let whole = delay as usize;
+                    *tap = (whole, delay - whole as f32);
+                }
+            }
+            self.mod_countdown -= 1;
             let mut y = [0.0; LINES];
-            for i in 0..MOD_LINES {
-                let delay = mod_base[i] + self.mod_depth_samples * m[i] as f32;
-                let whole = delay as usize;
-                let frac = delay - whole as f32;
+            for (i, &(whole, frac)) in self.mod_taps.iter().enumerate() {
                 let idx = line_pos.wrapping_sub(whole) & line_mask;
                 let a = lines[idx][i];
                 let b = lines[idx.wrapping_sub(1) & line_mask][i];

@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use crate::compose::phrase::{ComposeParams, Phrase};
+
 pub mod monitor;
 
 /// Quality levels, in increasing order of degradation.
@@ -221,6 +223,32 @@ pub fn step(
     }
 }
 
+/// Highest intensity composed at [`Level::HighLoad`] and above.
+pub const HIGH_LOAD_INTENSITY_CAP: f32 = 0.4;
+
+/// The parameters a phrase is composed with at `level`: from `high_load` on, the
+/// intensity is capped at [`HIGH_LOAD_INTENSITY_CAP`] (fewer melody notes, sparser
+/// percussion).
+#[must_use]
+pub fn shape_params(level: Level, params: ComposeParams) -> ComposeParams {
+    if level >= Level::HighLoad {
+        ComposeParams {
+            intensity: params.intensity.min(HIGH_LOAD_INTENSITY_CAP),
+            ..params
+        }
+    } else {
+        params
+    }
+}
+
+/// Thins a composed phrase for `level`: from `critical` on only the chords remain.
+pub fn thin_phrase(level: Level, phrase: &mut Phrase) {
+    if level >= Level::Critical {
+        phrase.melody.clear();
+        phrase.percussion.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +377,37 @@ mod tests {
             })
         );
         assert_eq!(step(s, 90.0, 1.0, &DegradeConfig::default()).1, None);
+    }
+
+    #[test]
+    fn actions_follow_the_level() {
+        use crate::compose::Composer;
+        let params = ComposeParams {
+            intensity: 0.9,
+            ..ComposeParams::default()
+        };
+        assert_eq!(shape_params(Level::Normal, params), params);
+        for level in [Level::HighLoad, Level::Critical, Level::Overload] {
+            let shaped = shape_params(level, params);
+            assert!((shaped.intensity - HIGH_LOAD_INTENSITY_CAP).abs() < f32::EPSILON);
+            assert_eq!(shaped.bpm, params.bpm);
+        }
+        let composer = Composer::new(3, params);
+        let full = composer.compose(0, None);
+        let mut high = full.clone();
+        thin_phrase(Level::HighLoad, &mut high);
+        assert_eq!(high, full);
+        let mut critical = full.clone();
+        thin_phrase(Level::Critical, &mut critical);
+        assert!(critical.melody.is_empty() && critical.percussion.is_empty());
+        assert_eq!(critical.chords, full.chords);
+        let sparse = Composer::new(3, shape_params(Level::HighLoad, params));
+        let notes = |c: &Composer| {
+            (0..50)
+                .map(|k| c.compose(k, None).melody.len())
+                .sum::<usize>()
+        };
+        assert!(notes(&sparse) < notes(&composer));
     }
 
     proptest! {

@@ -2,11 +2,257 @@
 //!
 //! The engine (composer, DSP, renderer) is independent of any plugin framework; the
 //! [`engine::Engine`] is what hosts, the offline renderer and the bridge drive.
+//! With the default `plugin` feature this crate is also a CLAP and VST3
+//! instrument (nice-plug): this file holds its `Plugin` impls and export macros,
+//! [`params`] its host parameters.
 
 pub mod compose;
 pub mod degrade;
 pub mod dsp;
 pub mod engine;
+pub mod host_sync;
 pub mod offline;
+#[cfg(feature = "plugin")]
+pub mod params;
+pub mod prerender;
 pub mod render;
 pub mod rng;
+
+#[cfg(feature = "plugin")]
+pub use self::plugin::Auralis;
+
+/// The nice-plug wrapper.
+#[cfg(feature = "plugin")]
+mod plugin {
+    use std::num::NonZeroU32;
+    use std::sync::Arc;
+
+    use nice_plug::prelude::{
+        ActivateContext, AudioIOLayout, AuxiliaryBuffers, Buffer, BufferConfig, ClapFeature,
+        ClapPlugin, MidiConfig, NoteEvent, Params, Plugin, PluginState, ProcessContext,
+        ProcessMode, ProcessStatus, Vst3Plugin, Vst3SubCategory,
+    };
+
+    use crate::compose::phrase::BPM_RANGE;
+    use crate::compose::theory::Key;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::host_sync::{HeldNotes, HostPosition, TransportFollower};
+    use crate::params::{AuralisParams, TempoSource};
+    use crate::render::RenderMode;
+
+    /// The Auralis instrument: an [`Engine`] built in `activate()` and driven by
+    /// the host's buffers, parameters, notes and transport.
+    #[derive(Default)]
+    pub struct Auralis {
+        params: Arc<AuralisParams>,
+        engine: Option<Engine>,
+        /// The seed the engine was built with.
+        engine_seed: u64,
+        /// A restart was asked for (a new seed needs a new engine).
+        restart_requested: bool,
+        held: HeldNotes,
+        follower: TransportFollower,
+    }
+
+    impl Auralis {
+        /// Applies one note event: a held note sets the key.
+        fn handle_event(&mut self, event: &NoteEvent<()>) {
+            match *event {
+                NoteEvent::NoteOn { key, velocity, .. } if velocity > 0.0 => {
+                    if let Some(note) = key.number() {
+                        self.held.note_on(note);
+                    }
+                }
+                NoteEvent::NoteOn { key, .. }
+                | NoteEvent::NoteOff { key, .. }
+                | NoteEvent::Choke { key, .. } => match key.number() {
+                    Some(note) => self.held.note_off(note),
+                    // A wildcard key: every note.
+                    None => self.held.clear(),
+                },
+                _ => {}
+            }
+        }
+
+        /// Hands the current parameters, held note and host tempo to the engine,
+        /// and re-aligns it with the host's song position when needed.
+        fn follow_host(
+            &mut self,
+            context: &mut impl ProcessContext<Self>,
+            frames: usize,
+            sample_rate: f32,
+        ) {
+            let settings = self.params.settings();
+            if settings.seed != self.engine_seed && !self.restart_requested {
+                // Reseeding rebuilds the engine, which allocates: off this thread.
+                context.request_restart();
+                self.restart_requested = true;
+            }
+            let Some(engine) = self.engine.as_mut() else {
+                return;
+            };
+            let transport = context.transport();
+            let host_bpm = transport.tempo.filter(|t| t.is_finite() && *t > 0.0);
+            let following = settings.tempo_source == TempoSource::Host;
+            let mut compose = settings.compose;
+            if let Some(pitch_class) = self.held.key() {
+                compose.key = Key::new(pitch_class);
+            }
+            if let (true, Some(bpm)) = (following, host_bpm) {
+                compose.bpm = (bpm as f32).clamp(BPM_RANGE.0, BPM_RANGE.1);
+            }
+            // Both are clamped to their ranges above, so these cannot fail; if
+            // they did, the engine would keep what it has (and nothing may be
+            // logged from this thread).
+            if compose != *engine.compose_params() {
+                let _kept_on_error = engine.set_compose_params(compose);
+            }
+            if settings.levels != *engine.levels() {
+                let _kept_on_error = engine.set_levels(settings.levels);
+            }
+            engine.set_level_pin(settings.level_pin);
+            let host = match (
+                following,
+                transport.playing,
+                transport.pos_beats(),
+                host_bpm,
+            ) {
+                (true, true, Some(beat), Some(bpm)) => Some(HostPosition { beat, bpm }),
+                _ => None,
+            };
+            if let Some(beat) =
+                self.follower
+                    .update(host, engine.beat_position(), frames, sample_rate)
+            {
+                engine.seek_beats(beat);
+            }
+        }
+    }
+
+    impl Plugin for Auralis {
+        const NAME: &'static str = "Auralis";
+        const VENDOR: &'static str = "Auralis";
+        const URL: &'static str = "https://example.invalid/auralis";
+        const EMAIL: &'static str = "auralis@example.invalid";
+        const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+        const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[AudioIOLayout {
+            main_input_channels: None,
+            main_output_channels: NonZeroU32::new(2),
+            ..AudioIOLayout::const_default()
+        }];
+        const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
+
+        type Editor = ();
+        type SysExMessage = ();
+        type BackgroundTask = ();
+
+        fn params(&self) -> Arc<dyn Params> {
+            self.params.clone()
+        }
+
+        fn filter_state(state: &mut PluginState) {
+            AuralisParams::sanitize_state(state);
+        }
+
+        fn activate(
+            &mut self,
+            _audio_io_layout: &AudioIOLayout,
+            buffer_config: &BufferConfig,
+            _context: &mut impl ActivateContext<Self>,
+        ) -> bool {
+            let settings = self.params.settings();
+            let mode = if buffer_config.process_mode == ProcessMode::Offline {
+                RenderMode::Offline
+            } else {
+                RenderMode::RealTime
+            };
+            // Drop the old engine (and join its thread) before building the new one.
+            self.engine = None;
+            match Engine::new(EngineConfig {
+                sample_rate: buffer_config.sample_rate,
+                seed: settings.seed,
+                compose: settings.compose,
+                levels: settings.levels,
+                mode,
+            }) {
+                Ok(engine) => {
+                    tracing::info!(
+                        sample_rate = buffer_config.sample_rate,
+                        seed = settings.seed,
+                        ?mode,
+                        "engine ready"
+                    );
+                    self.engine = Some(engine);
+                    self.engine_seed = settings.seed;
+                    self.restart_requested = false;
+                    self.held.clear();
+                    self.follower.reset();
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the engine");
+                    false
+                }
+            }
+        }
+
+        fn reset(&mut self) {
+            self.held.clear();
+            self.follower.reset();
+        }
+
+        fn process(
+            &mut self,
+            buffer: &mut Buffer<'_>,
+            _aux: &mut AuxiliaryBuffers<'_>,
+            context: &mut impl ProcessContext<Self>,
+        ) -> ProcessStatus {
+            while let Some(event) = context.next_event() {
+                self.handle_event(&event);
+            }
+            let frames = buffer.samples();
+            let sample_rate = context.transport().sample_rate;
+            self.follow_host(context, frames, sample_rate);
+            let channels = buffer.as_slice();
+            match (self.engine.as_mut(), channels) {
+                (Some(engine), [left, right, ..]) => engine.process(left, right),
+                (_, channels) => {
+                    for channel in channels.iter_mut() {
+                        channel.fill(0.0);
+                    }
+                }
+            }
+            ProcessStatus::KeepAlive
+        }
+
+        fn deactivate(&mut self) {
+            self.engine = None;
+        }
+    }
+
+    impl ClapPlugin for Auralis {
+        const CLAP_ID: &'static str = "com.auralis.instrument";
+        const CLAP_DESCRIPTION: Option<&'static str> =
+            Some("Endless, evolving ambient music composed in real time");
+        const CLAP_MANUAL_URL: Option<&'static str> = None;
+        const CLAP_SUPPORT_URL: Option<&'static str> = None;
+        const CLAP_FEATURES: &'static [ClapFeature] = &[
+            ClapFeature::Instrument,
+            ClapFeature::Synthesizer,
+            ClapFeature::Stereo,
+        ];
+    }
+
+    impl Vst3Plugin for Auralis {
+        const VST3_CLASS_ID: [u8; 16] = *b"AuralisAmbientI1";
+        const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[
+            Vst3SubCategory::Instrument,
+            Vst3SubCategory::Synth,
+            Vst3SubCategory::Stereo,
+        ];
+    }
+
+    nice_plug::nice_export_clap!(Auralis);
+    nice_plug::nice_export_vst3!(Auralis);
+}

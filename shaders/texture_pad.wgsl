@@ -1,0 +1,129 @@
+// Additive pad kernel of the Auralis texture pre-renderer.
+//
+// One invocation renders one output frame: it sums, for every voice whose span
+// holds the frame, that voice's partials (fixed-point phase from the integer frame
+// index plus the closed-form drift term), times the voice's envelope. The math is
+// the CPU path's (plugin/src/prerender/texture.rs); constants come from `params`
+// and the `WG_SIZE` override, never from literals duplicated here.
+
+// ---- Bindings ---------------------------------------------------------------
+
+// Sizes and shared constants (Rust: `gpu::ParamsUniform`).
+struct Params {
+    frames: u32,           // output frames
+    voice_count: u32,      // voices in use
+    grain_count: u32,      // grains in use (grain kernel)
+    max_grain_frames: u32, // longest grain (grain kernel)
+    row_frames: u32,       // frames per dispatch row (2-D dispatch)
+    phase_scale: f32,      // 2^-24: top 24 phase bits to cycles
+    pad0: u32,
+    pad1: u32,
+    sin_lo: vec4<f32>,     // sine polynomial c1, c3, c5, c7
+    sin_hi: vec4<f32>,     // c9, c11, unused, unused
+}
+
+// Rust: `texture::Voice`.
+struct Voice {
+    start: u32,
+    end: u32,
+    first_partial: u32,
+    partial_count: u32,
+    inv_attack: f32,
+    inv_release: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+// Rust: `texture::Partial`.
+struct Partial {
+    inc: u32,
+    phase0: u32,
+    drift_inc: u32,
+    drift_phase0: u32,
+    drift_cycles: f32,
+    drift_c0: f32,
+    gain_l: f32,
+    gain_r: f32,
+}
+
+override WG_SIZE: u32 = 64u;
+
+// binding 0: sizes and constants
+@group(0) @binding(0) var<uniform> params: Params;
+// binding 1: pad voices
+@group(0) @binding(1) var<storage, read> voices: array<Voice>;
+// binding 2: their partials
+@group(0) @binding(2) var<storage, read> partials: array<Partial>;
+// binding 3: planar stereo output, left in [0, frames), right in [frames, 2 frames)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// ---- Helpers ----------------------------------------------------------------
+
+// sin(2π x), x in cycles: reduce to a quarter cycle, then the shared polynomial.
+fn sin_cycles(x: f32) -> f32 {
+    var r = x - floor(x + 0.5);
+    if (r > 0.25) {
+        r = 0.5 - r;
+    } else if (r < -0.25) {
+        r = -0.5 - r;
+    }
+    let r2 = r * r;
+    let a = params.sin_lo;
+    let b = params.sin_hi;
+    return r * (a.x + r2 * (a.y + r2 * (a.z + r2 * (a.w + r2 * (b.x + r2 * b.y)))));
+}
+
+// A u32 fixed-point phase as cycles, from its top 24 bits (exact in f32).
+fn phase_to_cycles(p: u32) -> f32 {
+    return f32(p >> 8u) * params.phase_scale;
+}
+
+// Linear attack and release ramps, multiplied and smoothed.
+fn envelope(v: Voice, n: u32) -> f32 {
+    let a = min(f32(n - v.start + 1u) * v.inv_attack, 1.0);
+    let r = min(f32(v.end - n) * v.inv_release, 1.0);
+    let e = a * r;
+    return e * e * (3.0 - 2.0 * e);
+}
+
+// Phase of partial `p` at frame `m` from its voice start, in cycles.
+fn partial_phase(p: Partial, m: u32) -> f32 {
+    let theta = phase_to_cycles(p.drift_inc * m + p.drift_phase0);
+    let d = p.drift_cycles * (p.drift_c0 - sin_cycles(theta + 0.25));
+    return phase_to_cycles(p.inc * m + p.phase0) + (d - floor(d));
+}
+
+// ---- Entry point ------------------------------------------------------------
+
+@compute @workgroup_size(WG_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x + gid.y * params.row_frames;
+    if (n >= params.frames || params.frames + n >= arrayLength(&out)) {
+        return;
+    }
+    let voice_count = min(params.voice_count, arrayLength(&voices));
+    let partial_len = arrayLength(&partials);
+    var l = 0.0;
+    var r = 0.0;
+    for (var v = 0u; v < voice_count; v++) {
+        let voice = voices[v];
+        if (n < voice.start || n >= voice.end) {
+            continue;
+        }
+        let m = n - voice.start;
+        let last = min(voice.first_partial + voice.partial_count, partial_len);
+        var sl = 0.0;
+        var sr = 0.0;
+        for (var k = voice.first_partial; k < last; k++) {
+            let p = partials[k];
+            let s = sin_cycles(partial_phase(p, m));
+            sl += p.gain_l * s;
+            sr += p.gain_r * s;
+        }
+        let e = envelope(voice, n);
+        l += e * sl;
+        r += e * sr;
+    }
+    out[n] = l;
+    out[params.frames + n] = r;
+}

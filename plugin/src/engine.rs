@@ -10,6 +10,10 @@
 //! The composer keeps the phrase after the playing one ready (composition takes
 //! microseconds, phrases last seconds) and re-composes it when the parameters
 //! change, so a change is heard from the next phrase boundary.
+//!
+//! [`Engine::seek_beats`] jumps to a song position: phrase `k` covers beats
+//! `[k·P, (k+1)·P)` (`P` = bars × beats per bar), and the composer derives it as
+//! [`Composer::seek`] does, so a jump plays what sequential playback would have.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +26,7 @@ use crate::compose::Composer;
 use crate::degrade::Level;
 use crate::render::feed::{phrase_channel, PhraseSender};
 use crate::render::mix::MixLevels;
-use crate::render::{RenderMode, Renderer, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+use crate::render::{RenderMode, Renderer, SeekTarget, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 
 /// How often the composer thread looks for work in real-time mode.
 const COMPOSER_POLL_REALTIME: Duration = Duration::from_millis(5);
@@ -30,8 +34,6 @@ const COMPOSER_POLL_REALTIME: Duration = Duration::from_millis(5);
 /// Even at 300x real time a phrase lasts tens of milliseconds of wall time, and the
 /// next one is composed as soon as the current one starts, so this rarely matters.
 const COMPOSER_POLL_OFFLINE: Duration = Duration::from_millis(1);
-/// `playing` before the first phrase starts.
-const NOT_STARTED: u64 = u64::MAX;
 
 /// A snapshot of what the engine is doing, for status pages and meters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,8 +48,10 @@ pub struct EngineStatus {
     pub compose: ComposeParams,
     /// The mix levels.
     pub levels: MixLevels,
-    /// The degradation level.
+    /// The degradation level (the pinned one when the user pins one).
     pub level: Level,
+    /// The level the user pinned, if any.
+    pub level_pin: Option<Level>,
     /// Voices sounding: pad, melody, percussion.
     pub active_voices: (usize, usize, usize),
 }
@@ -156,8 +160,11 @@ impl ParamsCell {
 #[derive(Debug, Default)]
 struct Shared {
     stop: AtomicBool,
-    /// Index of the phrase the renderer is playing ([`NOT_STARTED`] before).
-    playing: AtomicU64,
+    /// Index of the phrase the renderer needs next (published by the renderer).
+    wanted: Arc<AtomicU64>,
+    /// Bumped by every jump of the song position: the composer forgets what it
+    /// sent and derives the wanted phrase's history afresh.
+    seek_gen: AtomicU64,
     params: ParamsCell,
 }
 
@@ -168,6 +175,12 @@ pub struct Engine {
     shared: Arc<Shared>,
     compose: ComposeParams,
     level: Level,
+    level_pin: Option<Level>,
+    /// No jump and no parameter change yet, so the phrase composed at
+    /// construction is the right first one.
+    pristine: bool,
+    /// Where the first block starts, in beats (the last jump made before it).
+    start_beat: f64,
     composer: Option<JoinHandle<()>>,
 }
 
@@ -184,10 +197,7 @@ impl Engine {
         config.compose.validate()?;
         config.levels.validate()?;
         let (sender, feed) = phrase_channel();
-        let shared = Arc::new(Shared {
-            playing: AtomicU64::new(NOT_STARTED),
-            ..Shared::default()
-        });
+        let shared = Arc::new(Shared::default());
         shared.params.write(&config.compose);
         let poll = match config.mode {
             RenderMode::RealTime => COMPOSER_POLL_REALTIME,
@@ -200,17 +210,22 @@ impl Engine {
             .name("auralis-composer".into())
             .spawn(move || worker.run(poll))
             .map_err(EngineError::Spawn)?;
+        let mut renderer = Renderer::new(
+            config.sample_rate,
+            config.seed,
+            config.levels,
+            config.mode,
+            feed,
+        );
+        renderer.set_want_signal(Arc::clone(&shared.wanted));
         Ok(Self {
-            renderer: Renderer::new(
-                config.sample_rate,
-                config.seed,
-                config.levels,
-                config.mode,
-                feed,
-            ),
+            renderer,
             shared,
             compose: config.compose,
             level: Level::Normal,
+            level_pin: None,
+            pristine: true,
+            start_beat: 0.0,
             composer: Some(composer),
         })
     }
@@ -219,12 +234,57 @@ impl Engine {
     /// no allocation, no locks; in offline mode it waits for the composer.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
         self.renderer.process(left, right);
-        if let Some(index) = self.renderer.phrase_index() {
-            self.shared.playing.store(index, Ordering::Release);
-        }
     }
 
-    /// New musical parameters, heard from the next phrase boundary.
+    /// Jumps to the song position `beat` (beats since the start of the piece;
+    /// negative or non-finite values mean 0): phrase `k = ⌊beat / P⌋` with `P`
+    /// beats per phrase of the current parameters, `beat − k·P` beats into it, as
+    /// sequential playback from phrase 0 with the current parameters would have
+    /// it ([`Composer::seek`]). In real time the pad keeps sounding until that
+    /// phrase is composed (microseconds later); offline, the next block waits for
+    /// it. No allocation, no locks.
+    pub fn seek_beats(&mut self, beat: f64) {
+        let beat = if beat.is_finite() { beat.max(0.0) } else { 0.0 };
+        if self.renderer.position() == 0 {
+            if self.pristine && beat == 0.0 {
+                // Already there, with the right phrase in hand.
+                return;
+            }
+            self.start_beat = beat;
+        }
+        self.pristine = false;
+        let phrase_beats = self.compose.phrase_beats();
+        let index = (beat / phrase_beats).floor();
+        self.renderer.seek(SeekTarget {
+            index: index as u64,
+            offset_beats: (beat - index * phrase_beats).clamp(0.0, phrase_beats),
+            phrase_beats,
+            bpm: self.compose.bpm,
+        });
+        self.shared.seek_gen.fetch_add(1, Ordering::Release);
+    }
+
+    /// The song position in beats (see [`Engine::seek_beats`]), once a phrase
+    /// plays or a jump waits for its phrase.
+    #[must_use]
+    pub fn beat_position(&self) -> Option<f64> {
+        self.renderer.beat_position()
+    }
+
+    /// Pins the degradation level (`None`: automatic). Stored and reported in
+    /// [`EngineStatus`]; the renderer does not degrade yet.
+    pub fn set_level_pin(&mut self, pin: Option<Level>) {
+        self.level_pin = pin;
+    }
+
+    /// The degradation level in force (the pinned one if any).
+    #[must_use]
+    pub fn level(&self) -> Level {
+        self.level_pin.unwrap_or(self.level)
+    }
+
+    /// New musical parameters, heard from the next phrase boundary (from the
+    /// first phrase when nothing has been rendered yet). Never allocates.
     ///
     /// # Errors
     /// [`ParamError`] naming the first field out of range; nothing changes then.
@@ -233,6 +293,11 @@ impl Engine {
         if params != self.compose {
             self.compose = params;
             self.shared.params.write(&params);
+            if self.renderer.position() == 0 {
+                // Nothing played yet: the first phrase is composed again with these.
+                self.pristine = false;
+                self.seek_beats(self.start_beat);
+            }
         }
         Ok(())
     }
@@ -292,7 +357,8 @@ impl Engine {
             phrase_index: self.phrase_index(),
             compose: self.compose,
             levels: *self.levels(),
-            level: self.level,
+            level: self.level(),
+            level_pin: self.level_pin,
             active_voices: self.active_voices(),
         }
     }
@@ -315,6 +381,8 @@ struct ComposerThread {
     shared: Arc<Shared>,
     sender: PhraseSender,
     params_version: u64,
+    /// The last jump seen ([`Shared::seek_gen`]).
+    seek_gen: u64,
     /// The newest phrase sent: its index and the degree of its last chord.
     sent: Option<(u64, u8)>,
     /// The degree that ends the phrase before `sent` (what `sent` continued from).
@@ -324,11 +392,13 @@ struct ComposerThread {
 impl ComposerThread {
     fn new(seed: u64, shared: Arc<Shared>, sender: PhraseSender) -> Self {
         let (params_version, params) = shared.params.read();
+        let seek_gen = shared.seek_gen.load(Ordering::Acquire);
         Self {
             composer: Composer::new(seed, params),
             shared,
             sender,
             params_version,
+            seek_gen,
             sent: None,
             sent_prev: None,
         }
@@ -341,11 +411,19 @@ impl ComposerThread {
         }
     }
 
-    /// One look for work: free returned phrases, pick up new parameters, and make
-    /// sure the phrase after the playing one is composed with the newest ones.
+    /// One look for work: free returned phrases, pick up new parameters and
+    /// jumps, and make sure the phrase the renderer wants next is composed with the
+    /// newest parameters.
     fn step(&mut self) {
         while let Ok(done) = self.sender.returned.pop() {
             drop(done);
+        }
+        let seek_gen = self.shared.seek_gen.load(Ordering::Acquire);
+        if seek_gen != self.seek_gen {
+            // A jump: whatever was sent may be the wrong phrase now.
+            self.seek_gen = seek_gen;
+            self.sent = None;
+            self.sent_prev = None;
         }
         let (version, params) = self.shared.params.read();
         let changed = version != self.params_version;
@@ -354,12 +432,7 @@ impl ComposerThread {
             self.composer.set_params(params);
             tracing::debug!(?params, "composer picked up new parameters");
         }
-        let playing = self.shared.playing.load(Ordering::Acquire);
-        let want = if playing == NOT_STARTED {
-            0
-        } else {
-            playing + 1
-        };
+        let want = self.shared.wanted.load(Ordering::Acquire);
         let (index, prev) = match self.sent {
             // Not sent yet: continue from the phrase before it.
             Some((i, last)) if i + 1 == want => (want, Some(last)),
@@ -425,5 +498,72 @@ mod tests {
         };
         assert!(engine.set_levels(levels).is_err());
         assert_eq!(engine.levels(), &MixLevels::default());
+    }
+
+    fn run(engine: &mut Engine, frames: usize) -> f32 {
+        let (mut l, mut r) = (vec![0.0f32; 256], vec![0.0f32; 256]);
+        let mut peak = 0.0f32;
+        let mut done = 0;
+        while done < frames {
+            let n = (frames - done).min(256);
+            engine.process(&mut l[..n], &mut r[..n]);
+            peak = l[..n]
+                .iter()
+                .chain(&r[..n])
+                .fold(peak, |p, x| p.max(x.abs()));
+            done += n;
+        }
+        peak
+    }
+
+    #[test]
+    fn seek_plays_the_phrase_at_the_song_position() {
+        let config = EngineConfig {
+            sample_rate: 8_000.0,
+            mode: RenderMode::Offline,
+            ..EngineConfig::default()
+        };
+        // Default: 8 bars of 4 beats at 60 BPM, so phrase k covers beats 32k..32k+32.
+        let mut engine = Engine::new(config).unwrap();
+        run(&mut engine, 8_000);
+        assert_eq!(engine.phrase_index(), Some(0));
+        engine.seek_beats(32.0 * 5.0 + 10.0);
+        run(&mut engine, 8_000);
+        assert_eq!(engine.phrase_index(), Some(5));
+        let beat = engine.beat_position().unwrap();
+        assert!((beat - 171.0).abs() < 1e-6, "at beat {beat}");
+        // Backwards, into the middle of phrase 2, then on past its end.
+        engine.seek_beats(32.0 * 2.0 + 31.0);
+        run(&mut engine, 2 * 8_000);
+        assert_eq!(engine.phrase_index(), Some(3));
+        let beat = engine.beat_position().unwrap();
+        assert!((beat - 97.0).abs() < 1e-6, "at beat {beat}");
+        engine.seek_beats(f64::NAN);
+        run(&mut engine, 800);
+        assert_eq!(engine.phrase_index(), Some(0));
+    }
+
+    #[test]
+    fn seek_in_real_time_keeps_sounding_and_reaches_the_phrase() {
+        let mut engine = Engine::new(EngineConfig {
+            sample_rate: 8_000.0,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        assert!(run(&mut engine, 16_000) > 0.01);
+        // Jump around faster than the composer can follow, then settle.
+        for beat in [300.0, 20.0, 301.0, 64.5] {
+            engine.seek_beats(beat);
+            run(&mut engine, 64);
+        }
+        engine.seek_beats(1_000.0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while engine.phrase_index() != Some(31) {
+            assert!(std::time::Instant::now() < deadline, "phrase 31 never came");
+            assert!(run(&mut engine, 64) > 0.0, "silent while waiting");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let beat = engine.beat_position().unwrap();
+        assert!(beat > 1_000.0 && beat < 1_010.0, "at beat {beat}");
     }
 }

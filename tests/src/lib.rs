@@ -1,1 +1,4 @@
-//! End-to-end tests live in `tests/`; this library only hosts shared helpers.
+//! Helpers shared by the end-to-end tests in `tests/`: a minimal CLAP host that
+//! loads the built plugin bundle.
+
+pub mod clap_host;

@@ -1,5 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
+//! - `bundle`: the plugin bundles (`target/bundled/Auralis.clap`, `Auralis.vst3`),
+//!   through nice-plug-xtask;
 //! - `test`: formatting, lints and every test of the workspace (what CI runs);
 //! - `bench`: the benchmarks, printed as `name value unit` lines.
 
@@ -12,12 +14,16 @@ use anyhow::{bail, Context, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  bundle auralis [--release] [cargo build options]
+           build the plugin and write target/bundled/Auralis.clap and Auralis.vst3
   test     check formatting, run clippy (-D warnings) and every test (what CI runs)
-  bench    run the benchmarks and print one `name value unit` line per figure";
+  bench    run the benchmarks (the plugin's through a CLAP host, in release) and
+           print one `name value unit` line per figure";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("bundle") => nice_plug_xtask::main_with_args("cargo xtask", args),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
@@ -146,5 +152,16 @@ fn bench(extra: &[String]) -> Result<()> {
             f.unit
         )?;
     }
-    Ok(())
+    drop(stdout);
+    plugin_bench()
+}
+
+/// `process()` of the release plugin through the CLAP host: bundles it, then runs
+/// the `plugin_process` bench of the tests crate, which prints its own lines.
+fn plugin_bench() -> Result<()> {
+    let args = ["bundle", "auralis", "--release"].map(String::from);
+    nice_plug_xtask::main_with_args("cargo xtask", args).context("cannot bundle the plugin")?;
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "auralis-tests", "--bench", "plugin_process"]);
+    run(cmd)
 }

@@ -14,6 +14,9 @@ pub mod pad;
 pub mod percussion;
 pub mod ramp;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use self::feed::PhraseFeed;
 use self::melody::MelodyVoices;
 use self::mix::MixLevels;
@@ -53,8 +56,9 @@ pub enum RenderMode {
 #[derive(Debug)]
 struct Playback {
     phrase: Phrase,
-    /// Absolute frame at which the phrase began.
-    start: u64,
+    /// Absolute frame at which the phrase began (before frame 0 when a seek
+    /// starts the piece in the middle of a phrase).
+    start: i64,
     samples_per_beat: f64,
     /// Length in frames.
     frames: u64,
@@ -64,7 +68,7 @@ struct Playback {
 }
 
 impl Playback {
-    fn new(phrase: Phrase, start: u64, sample_rate: f32) -> Self {
+    fn new(phrase: Phrase, start: i64, sample_rate: f32) -> Self {
         let samples_per_beat = f64::from(sample_rate) * 60.0 / f64::from(phrase.params.bpm);
         let frames = (phrase.beats() * samples_per_beat).round() as u64;
         Self {
@@ -78,16 +82,38 @@ impl Playback {
         }
     }
 
-    fn at(&self, beat: f64) -> u64 {
-        self.start + (beat * self.samples_per_beat).round() as u64
+    fn at(&self, beat: f64) -> i64 {
+        self.start + (beat * self.samples_per_beat).round() as i64
     }
 
-    fn end(&self) -> u64 {
-        self.start + self.frames
+    fn end(&self) -> i64 {
+        self.start + self.frames as i64
+    }
+
+    /// Skips the events before `position` (a phrase started in its middle): the
+    /// chord sounding at `position` is kept so it is played at once.
+    fn skip_to(&mut self, position: i64) {
+        let p = &self.phrase;
+        let chords_before = p
+            .chords
+            .iter()
+            .take_while(|e| self.at(e.start_beat) <= position)
+            .count();
+        self.next_chord = chords_before.saturating_sub(1);
+        self.next_note = p
+            .melody
+            .iter()
+            .take_while(|e| self.at(e.start_beat) < position)
+            .count();
+        self.next_perc = p
+            .percussion
+            .iter()
+            .take_while(|e| self.at(e.start_beat) < position)
+            .count();
     }
 
     /// The earliest pending event (or the phrase end).
-    fn next_event(&self) -> u64 {
+    fn next_event(&self) -> i64 {
         let p = &self.phrase;
         let chord = p.chords.get(self.next_chord).map(|e| self.at(e.start_beat));
         let note = p.melody.get(self.next_note).map(|e| self.at(e.start_beat));
@@ -98,8 +124,35 @@ impl Playback {
         [chord, note, perc]
             .into_iter()
             .flatten()
-            .fold(self.end(), u64::min)
+            .fold(self.end(), i64::min)
     }
+}
+
+/// A jump of the song position waiting for its phrase: phrase `index` plays as if
+/// it had started `offset_beats` before the frame `anchor`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Seek {
+    index: u64,
+    offset_beats: f64,
+    anchor: u64,
+    /// Phrase length and tempo expected for the phrase, for the beat position
+    /// until it arrives.
+    phrase_beats: f64,
+    samples_per_beat: f64,
+}
+
+/// Where a renderer is to jump: phrase `index`, `offset_beats` into it, composed
+/// with `phrase_beats` beats per phrase at `bpm`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeekTarget {
+    /// The phrase to play.
+    pub index: u64,
+    /// Beats into it, from 0 to one phrase.
+    pub offset_beats: f64,
+    /// Length of a phrase in beats (for the beat position until it arrives).
+    pub phrase_beats: f64,
+    /// Tempo of the phrase in BPM (likewise).
+    pub bpm: f32,
 }
 
 /// Per-sample smoothed copies of the mix levels.
@@ -190,6 +243,10 @@ pub struct Renderer {
     playback: Option<Playback>,
     /// The phrase index to start next.
     next_index: u64,
+    /// Where `next_index` is published for the composer thread, if anywhere.
+    want_signal: Option<Arc<AtomicU64>>,
+    /// A jump waiting for its phrase.
+    seek: Option<Seek>,
     /// Absolute frame of the next sample to render.
     position: u64,
     /// When the sounding melody note ends.
@@ -241,6 +298,8 @@ impl Renderer {
             feed,
             playback: None,
             next_index: 0,
+            want_signal: None,
+            seek: None,
             position: 0,
             note_off_at: None,
             pads: PadBank::new(sample_rate, seed ^ 0x9AD),
@@ -265,6 +324,75 @@ impl Renderer {
     #[must_use]
     pub const fn position(&self) -> u64 {
         self.position
+    }
+
+    /// Publishes the index of the phrase the renderer needs next in `signal`
+    /// (read by the thread that composes them), now and whenever it changes.
+    pub fn set_want_signal(&mut self, signal: Arc<AtomicU64>) {
+        signal.store(self.next_index, Ordering::Release);
+        self.want_signal = Some(signal);
+    }
+
+    /// The index of the phrase the renderer will start next.
+    #[must_use]
+    pub const fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The musical position in beats since the start of phrase 0 (phrase `k`
+    /// covers beats `[k·P, (k+1)·P)` with `P` beats per phrase), while a phrase
+    /// plays or a jump waits for its phrase; `None` otherwise (before the first
+    /// phrase, or while a late phrase is awaited in real time).
+    #[must_use]
+    pub fn beat_position(&self) -> Option<f64> {
+        if let Some(pb) = &self.playback {
+            let into = (self.position as i64 - pb.start) as f64 / pb.samples_per_beat;
+            return Some(pb.phrase.index as f64 * pb.phrase.params.phrase_beats() + into);
+        }
+        self.seek.map(|s| {
+            s.index as f64 * s.phrase_beats
+                + s.offset_beats
+                + (self.position - s.anchor) as f64 / s.samples_per_beat
+        })
+    }
+
+    /// Jumps to phrase `target.index`, `target.offset_beats` into it. The phrase
+    /// playing stops (its chord keeps sounding on the pad until the new phrase
+    /// comes; the melody note is released); the new phrase starts as soon as it is
+    /// here (offline: at the next span, waiting for it), aligned so that its beat
+    /// `offset_beats` falls on the current frame. Never allocates.
+    pub fn seek(&mut self, target: SeekTarget) {
+        if let Some(old) = self.playback.take() {
+            self.feed.give_back(old.phrase);
+        }
+        // Whatever was composed before the jump may be the wrong phrase, or at the
+        // old tempo: only what the composer sends from now on is taken.
+        while let Some(stale) = self.feed.take(0) {
+            self.feed.give_back(stale);
+        }
+        if self.note_off_at.take().is_some() {
+            self.melody.note_off();
+        }
+        let bpm = if target.bpm.is_finite() && target.bpm > 0.0 {
+            target.bpm
+        } else {
+            60.0
+        };
+        self.seek = Some(Seek {
+            index: target.index,
+            offset_beats: target.offset_beats.max(0.0),
+            anchor: self.position,
+            phrase_beats: target.phrase_beats,
+            samples_per_beat: f64::from(self.sample_rate) * 60.0 / f64::from(bpm),
+        });
+        self.set_next_index(target.index);
+    }
+
+    fn set_next_index(&mut self, index: u64) {
+        self.next_index = index;
+        if let Some(signal) = &self.want_signal {
+            signal.store(index, Ordering::Release);
+        }
     }
 
     /// The index of the phrase playing, if one has started.
@@ -308,6 +436,7 @@ impl Renderer {
         self.levels.jump(&self.mix);
         self.position = 0;
         self.note_off_at = None;
+        self.seek = None;
         if let Some(p) = self.playback.take() {
             self.playback = Some(Playback::new(p.phrase, 0, self.sample_rate));
         }
@@ -325,9 +454,9 @@ impl Renderer {
             }
             self.dispatch_due();
             let to_tick = CONTROL_FRAMES - phase;
-            let to_event = self
-                .next_event()
-                .map_or(usize::MAX, |at| (at - self.position) as usize);
+            let to_event = self.next_event().map_or(usize::MAX, |at| {
+                usize::try_from(at - self.position as i64).unwrap_or(0)
+            });
             let len = (n - done).min(to_tick).min(to_event.max(1));
             self.render_span(&mut left[done..done + len], &mut right[done..done + len]);
             self.position += len as u64;
@@ -349,42 +478,60 @@ impl Renderer {
         CONTROL_FRAMES - (self.position % CONTROL_FRAMES as u64) as usize
     }
 
-    fn next_event(&self) -> Option<u64> {
+    fn next_event(&self) -> Option<i64> {
         let phrase = self.playback.as_ref().map(Playback::next_event);
-        [phrase, self.note_off_at].into_iter().flatten().min()
+        let note_off = self.note_off_at.map(|at| at as i64);
+        [phrase, note_off].into_iter().flatten().min()
     }
 
-    /// Starts the phrase after the current one, if it is here (or, offline, once
-    /// it comes). The old phrase goes back to the composer thread.
+    /// Starts phrase `next_index`, if it is here (or, offline, once it comes);
+    /// any other phrase that arrives (composed before a jump) goes back. The old
+    /// phrase goes back to the composer thread too.
     fn start_next_phrase(&mut self) {
-        let next = match self.mode {
-            RenderMode::RealTime => self.feed.take(self.next_index),
-            RenderMode::Offline => self.feed.take_blocking(self.next_index),
-        };
-        let Some(phrase) = next else {
-            return;
+        let want = self.next_index;
+        let phrase = loop {
+            let next = match self.mode {
+                RenderMode::RealTime => self.feed.take(want),
+                RenderMode::Offline => self.feed.take_blocking(want),
+            };
+            let Some(phrase) = next else {
+                return;
+            };
+            if phrase.index == want {
+                break phrase;
+            }
+            self.feed.give_back(phrase);
         };
         if let Some(old) = self.playback.take() {
             self.feed.give_back(old.phrase);
         }
-        self.next_index = phrase.index + 1;
-        self.playback = Some(Playback::new(phrase, self.position, self.sample_rate));
+        let position = self.position as i64;
+        let start = match self.seek.take() {
+            Some(s) if s.index == want => {
+                let spb = f64::from(self.sample_rate) * 60.0 / f64::from(phrase.params.bpm);
+                s.anchor as i64 - (s.offset_beats * spb).round() as i64
+            }
+            _ => position,
+        };
+        self.set_next_index(want + 1);
+        let mut playback = Playback::new(phrase, start, self.sample_rate);
+        if start < position {
+            playback.skip_to(position);
+        }
+        self.playback = Some(playback);
     }
 
     /// Plays every event due at the current position.
     fn dispatch_due(&mut self) {
-        if self
-            .playback
-            .as_ref()
-            .is_some_and(|p| p.end() <= self.position)
-        {
+        let position = self.position as i64;
+        if self.playback.is_none() && self.seek.is_some() {
+            // A jump: start its phrase as soon as it is here.
+            self.start_next_phrase();
+        }
+        if self.playback.as_ref().is_some_and(|p| p.end() <= position) {
             self.start_next_phrase();
             // Late in real time: hold the last chord until the next phrase arrives.
-            if self
-                .playback
-                .as_ref()
-                .is_some_and(|p| p.end() <= self.position)
-            {
+            if self.playback.as_ref().is_some_and(|p| p.end() <= position) {
                 if let Some(old) = self.playback.take() {
                     self.feed.give_back(old.phrase);
                 }
@@ -393,22 +540,23 @@ impl Renderer {
         let ftt = self.frames_to_tick();
         if let Some(pb) = self.playback.as_mut() {
             while let Some(e) = pb.phrase.chords.get(pb.next_chord) {
-                if pb.at(e.start_beat) > self.position {
+                if pb.at(e.start_beat) > position {
                     break;
                 }
                 self.pads.set_chord(&e.chord, 1.0, ftt);
                 pb.next_chord += 1;
             }
             while let Some(e) = pb.phrase.melody.get(pb.next_note) {
-                if pb.at(e.start_beat) > self.position {
+                if pb.at(e.start_beat) > position {
                     break;
                 }
                 self.melody.note_on(e.note, e.velocity, ftt);
-                self.note_off_at = Some(pb.at(e.start_beat + e.beats).max(self.position + 1));
+                let off = pb.at(e.start_beat + e.beats).max(position + 1);
+                self.note_off_at = Some(u64::try_from(off).unwrap_or(self.position + 1));
                 pb.next_note += 1;
             }
             while let Some(e) = pb.phrase.percussion.get(pb.next_perc) {
-                if pb.at(e.start_beat) > self.position {
+                if pb.at(e.start_beat) > position {
                     break;
                 }
                 match e.kind {

@@ -72,6 +72,7 @@ fn has_nextest() -> bool {
 
 /// Everything CI checks. Extra arguments go to the test runner.
 fn test(extra: &[String]) -> Result<()> {
+    ensure_system_packages()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(fmt)?;
@@ -96,6 +97,50 @@ fn test(extra: &[String]) -> Result<()> {
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     run(doc)
+}
+
+/// Debian packages the tests need: a software Vulkan device (lavapipe) so the GPU
+/// kernels run, and Chromium for the browser player's tests.
+const TEST_PACKAGES: &[&str] = &["mesa-vulkan-drivers", "chromium"];
+
+/// Installs the missing [`TEST_PACKAGES`] with apt when running as root (a fresh
+/// CI machine); otherwise names the command to run. The tests that need them fail
+/// rather than skip, so a missing package must be found here.
+fn ensure_system_packages() -> Result<()> {
+    let installed = |pkg: &str| {
+        Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", pkg])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+    };
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        bail!(
+            "the tests need these Debian packages: {0}; install them with \
+             `sudo apt-get update && sudo apt-get install -y {0}`",
+            missing.join(" ")
+        );
+    }
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    run(update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(install)
 }
 
 /// A benchmark's figure: how to turn criterion's mean time into a ratio.

@@ -18,12 +18,13 @@
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::compose::phrase::{ComposeParams, ParamError};
 use crate::compose::theory::{Key, Mode};
 use crate::compose::Composer;
-use crate::degrade::Level;
+use crate::degrade::monitor::{DegradeShared, LoadReport, Monitor, MonitorConfig};
+use crate::degrade::{shape_params, thin_phrase, Level};
 use crate::render::feed::{phrase_channel, PhraseSender};
 use crate::render::mix::MixLevels;
 use crate::render::{RenderMode, Renderer, SeekTarget, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
@@ -52,6 +53,8 @@ pub struct EngineStatus {
     pub level: Level,
     /// The level the user pinned, if any.
     pub level_pin: Option<Level>,
+    /// The load monitor's last reading (zeros offline or before the first).
+    pub load: LoadReport,
     /// Voices sounding: pad, melody, percussion.
     pub active_voices: (usize, usize, usize),
 }
@@ -166,6 +169,8 @@ struct Shared {
     /// sent and derives the wanted phrase's history afresh.
     seek_gen: AtomicU64,
     params: ParamsCell,
+    /// Load meter, degradation level and pin.
+    degrade: Arc<DegradeShared>,
 }
 
 /// The engine. Build it off the audio thread; call [`Engine::process`] from one.
@@ -174,8 +179,9 @@ pub struct Engine {
     renderer: Renderer,
     shared: Arc<Shared>,
     compose: ComposeParams,
-    level: Level,
-    level_pin: Option<Level>,
+    mode: RenderMode,
+    /// Duration of one frame, for the audio thread's load measurement.
+    frame_s: f64,
     /// No jump and no parameter change yet, so the phrase composed at
     /// construction is the right first one.
     pristine: bool,
@@ -191,6 +197,17 @@ impl Engine {
     /// [`EngineError`] for a sample rate or parameter out of range, or when the
     /// thread cannot be spawned.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        Self::with_monitor(config, MonitorConfig::default())
+    }
+
+    /// [`Engine::new`] with explicit settings for the load monitor (sampling
+    /// interval, hold time, whether CPU use counts). In real time the composer
+    /// thread samples the load and steps the degradation machine; offline there is
+    /// no deadline, so only a pinned level applies.
+    ///
+    /// # Errors
+    /// As [`Engine::new`].
+    pub fn with_monitor(config: EngineConfig, monitor: MonitorConfig) -> Result<Self, EngineError> {
         if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&config.sample_rate) {
             return Err(EngineError::SampleRate(config.sample_rate));
         }
@@ -203,7 +220,9 @@ impl Engine {
             RenderMode::RealTime => COMPOSER_POLL_REALTIME,
             RenderMode::Offline => COMPOSER_POLL_OFFLINE,
         };
-        let mut worker = ComposerThread::new(config.seed, Arc::clone(&shared), sender);
+        let monitor = (config.mode == RenderMode::RealTime)
+            .then(|| Monitor::new(monitor, Arc::clone(&shared.degrade)));
+        let mut worker = ComposerThread::new(config.seed, Arc::clone(&shared), sender, monitor);
         // Phrase 0 is ready before the first block, so real time starts with music.
         worker.step();
         let composer = std::thread::Builder::new()
@@ -222,8 +241,8 @@ impl Engine {
             renderer,
             shared,
             compose: config.compose,
-            level: Level::Normal,
-            level_pin: None,
+            mode: config.mode,
+            frame_s: 1.0 / f64::from(config.sample_rate),
             pristine: true,
             start_beat: 0.0,
             composer: Some(composer),
@@ -232,8 +251,23 @@ impl Engine {
 
     /// Renders `left.len()` frames into `left`/`right` (overwritten). Any length,
     /// no allocation, no locks; in offline mode it waits for the composer.
+    ///
+    /// The degradation level is applied at the start of the block; in real time
+    /// the time spent here is measured (a clock read and three atomic operations)
+    /// for the load monitor.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
+        self.renderer.set_quality(self.shared.degrade.level());
+        if self.mode == RenderMode::Offline {
+            self.renderer.process(left, right);
+            return;
+        }
+        let started = Instant::now();
         self.renderer.process(left, right);
+        let frames = left.len().min(right.len());
+        self.shared.degrade.record_block(
+            started.elapsed(),
+            Duration::from_secs_f64(frames as f64 * self.frame_s),
+        );
     }
 
     /// Jumps to the song position `beat` (beats since the start of the piece;
@@ -271,16 +305,24 @@ impl Engine {
         self.renderer.beat_position()
     }
 
-    /// Pins the degradation level (`None`: automatic). Stored and reported in
-    /// [`EngineStatus`]; the renderer does not degrade yet.
+    /// Pins the degradation level (`None`: automatic): the machine keeps
+    /// measuring and reporting, but the pinned level is the one applied. Never
+    /// allocates.
     pub fn set_level_pin(&mut self, pin: Option<Level>) {
-        self.level_pin = pin;
+        self.shared.degrade.set_pin(pin);
     }
 
     /// The degradation level in force (the pinned one if any).
     #[must_use]
     pub fn level(&self) -> Level {
-        self.level_pin.unwrap_or(self.level)
+        self.shared.degrade.level()
+    }
+
+    /// Makes every audio block measure `ratio` of its deadline busier than it
+    /// really was, so the degradation machine can be watched at work: a hook for
+    /// tests, benchmarks and demonstrations (0 turns it off).
+    pub fn simulate_audio_load(&self, ratio: f32) {
+        self.shared.degrade.simulate_audio_load(ratio);
     }
 
     /// New musical parameters, heard from the next phrase boundary (from the
@@ -358,7 +400,8 @@ impl Engine {
             compose: self.compose,
             levels: *self.levels(),
             level: self.level(),
-            level_pin: self.level_pin,
+            level_pin: self.shared.degrade.pin(),
+            load: self.shared.degrade.report(),
             active_voices: self.active_voices(),
         }
     }
@@ -378,6 +421,12 @@ impl Drop for Engine {
 /// The composer thread's state.
 struct ComposerThread {
     composer: Composer,
+    /// The parameters as set, before the degradation level shapes them.
+    base_params: ComposeParams,
+    /// The degradation level phrases are composed for.
+    level: Level,
+    /// Samples the load and steps the degradation machine (real time only).
+    monitor: Option<Monitor>,
     shared: Arc<Shared>,
     sender: PhraseSender,
     params_version: u64,
@@ -390,11 +439,15 @@ struct ComposerThread {
 }
 
 impl ComposerThread {
-    fn new(seed: u64, shared: Arc<Shared>, sender: PhraseSender) -> Self {
+    fn new(seed: u64, shared: Arc<Shared>, sender: PhraseSender, monitor: Option<Monitor>) -> Self {
         let (params_version, params) = shared.params.read();
         let seek_gen = shared.seek_gen.load(Ordering::Acquire);
+        let level = shared.degrade.level();
         Self {
-            composer: Composer::new(seed, params),
+            composer: Composer::new(seed, shape_params(level, params)),
+            base_params: params,
+            level,
+            monitor,
             shared,
             sender,
             params_version,
@@ -425,12 +478,19 @@ impl ComposerThread {
             self.sent = None;
             self.sent_prev = None;
         }
+        if let Some(monitor) = self.monitor.as_mut() {
+            monitor.poll();
+        }
         let (version, params) = self.shared.params.read();
-        let changed = version != self.params_version;
+        let level = self.shared.degrade.level();
+        // A new level changes what is composed, just like new parameters.
+        let changed = version != self.params_version || level != self.level;
         if changed {
             self.params_version = version;
-            self.composer.set_params(params);
-            tracing::debug!(?params, "composer picked up new parameters");
+            self.base_params = params;
+            self.level = level;
+            self.composer.set_params(shape_params(level, params));
+            tracing::debug!(?params, %level, "composer picked up new parameters");
         }
         let want = self.shared.wanted.load(Ordering::Acquire);
         let (index, prev) = match self.sent {
@@ -445,7 +505,8 @@ impl ComposerThread {
         if self.sender.outgoing.slots() == 0 {
             return;
         }
-        let phrase = self.composer.compose(index, prev);
+        let mut phrase = self.composer.compose(index, prev);
+        thin_phrase(self.level, &mut phrase);
         let last = phrase.last_degree();
         if self.sender.outgoing.push(phrase).is_ok() {
             self.sent = Some((index, last));
@@ -557,9 +618,9 @@ mod tests {
             run(&mut engine, 64);
         }
         engine.seek_beats(1_000.0);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while engine.phrase_index() != Some(31) {
-            assert!(std::time::Instant::now() < deadline, "phrase 31 never came");
+            assert!(Instant::now() < deadline, "phrase 31 never came");
             assert!(run(&mut engine, 64) > 0.0, "silent while waiting");
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -169,13 +169,34 @@ const FIGURES: &[Figure] = &[
         value: |secs| secs / (64.0 / 48_000.0),
         unit: "of_real_time",
     },
+    Figure {
+        name: "prerender_rtf_cpu",
+        id: "prerender/rtf_cpu",
+        // One iteration renders the texture of a 32 s phrase.
+        value: |secs| 32.0 / secs,
+        unit: "x_real_time",
+    },
+    Figure {
+        name: "prerender_rtf_gpu",
+        id: "prerender/rtf_gpu",
+        value: |secs| 32.0 / secs,
+        unit: "x_real_time",
+    },
+    Figure {
+        name: "prerender_first_phrase_ms",
+        id: "prerender/first_phrase",
+        value: |secs| secs * 1e3,
+        unit: "ms",
+    },
 ];
 
 fn bench(extra: &[String]) -> Result<()> {
-    let mut cmd = cargo();
-    cmd.args(["bench", "-p", "auralis", "--bench", "engine", "--"]);
-    cmd.args(extra);
-    run(cmd)?;
+    for bench in ["engine", "prerender"] {
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", "auralis", "--bench", bench, "--"]);
+        cmd.args(extra);
+        run(cmd)?;
+    }
     let mut stdout = std::io::stdout().lock();
     let criterion = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root().join("target"), PathBuf::from)
@@ -198,6 +219,11 @@ fn bench(extra: &[String]) -> Result<()> {
         )?;
     }
     drop(stdout);
+    // Prints its own `degrade_reaction_ms` line: a wall-clock measurement, not a
+    // criterion loop.
+    let mut degrade = cargo();
+    degrade.args(["bench", "-p", "auralis", "--bench", "degrade"]);
+    run(degrade)?;
     plugin_bench()
 }
 

@@ -18,9 +18,11 @@
 //! The audio thread's part is [`AudioLoadMeter::record`]: a clock read by the
 //! caller and three relaxed atomic operations, no lock, no allocation.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use super::{step, DegradeConfig, DegradeState, Level, Transition};
 use sysinfo::{CpuRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// Seconds of texture ready ahead of the playhead that count as no load at all.
@@ -198,6 +200,240 @@ impl CpuSampler {
     }
 }
 
+/// Settings of the load [`Monitor`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MonitorConfig {
+    /// How often the audio thread's load is read and the machine stepped (default
+    /// 100 ms: an overrunning audio thread is noticed within two periods).
+    pub interval: Duration,
+    /// How often machine and process CPU are sampled (default 1 s; `sysinfo`
+    /// needs a few hundred milliseconds between readings to mean anything).
+    pub cpu_interval: Duration,
+    /// Hold time and hysteresis of the state machine.
+    pub machine: DegradeConfig,
+    /// Whether machine and process CPU count (default true). Tests that drive the
+    /// load themselves switch it off so other work on the machine cannot interfere.
+    pub sample_cpu: bool,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(100),
+            cpu_interval: Duration::from_secs(1),
+            machine: DegradeConfig::default(),
+            sample_cpu: true,
+        }
+    }
+}
+
+/// `pin` value meaning "not pinned".
+const NO_PIN: u8 = u8::MAX;
+
+/// What the audio thread, the engine and the monitor share, lock-free.
+#[derive(Debug)]
+pub struct DegradeShared {
+    /// The audio thread's load meter.
+    pub meter: AudioLoadMeter,
+    /// The level the machine is at (not counting a pin).
+    level: AtomicU8,
+    /// The pinned level, or [`NO_PIN`].
+    pin: AtomicU8,
+    /// The last sample's inputs and effective load, as `f32` bits: effective,
+    /// machine, process, audio mean, audio max.
+    report: [AtomicU32; 5],
+    /// Level changes so far.
+    changes: AtomicU64,
+    /// Load added to every measured block, in ppm of the block duration (a test
+    /// and demonstration hook: see [`DegradeShared::simulate_audio_load`]).
+    simulated_ppm: AtomicU32,
+}
+
+impl Default for DegradeShared {
+    fn default() -> Self {
+        Self {
+            meter: AudioLoadMeter::default(),
+            level: AtomicU8::new(Level::Normal as u8),
+            pin: AtomicU8::new(NO_PIN),
+            report: Default::default(),
+            changes: AtomicU64::new(0),
+            simulated_ppm: AtomicU32::new(0),
+        }
+    }
+}
+
+/// The monitor's last reading, for status pages and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LoadReport {
+    /// The effective load, percent.
+    pub effective_pct: f32,
+    /// Machine CPU, percent.
+    pub machine_cpu_pct: f32,
+    /// This process's CPU, percent of all cores.
+    pub process_cpu_pct: f32,
+    /// Mean audio-thread load, fraction of real time.
+    pub audio_mean: f32,
+    /// Worst audio block, fraction of its deadline.
+    pub audio_max: f32,
+    /// Level changes since the start.
+    pub changes: u64,
+}
+
+impl DegradeShared {
+    /// The level in force: the pin if one is set, else the machine's.
+    #[must_use]
+    pub fn level(&self) -> Level {
+        self.pin().unwrap_or_else(|| {
+            Level::from_u8(self.level.load(Ordering::Acquire)).unwrap_or_default()
+        })
+    }
+
+    /// The pinned level, if any.
+    #[must_use]
+    pub fn pin(&self) -> Option<Level> {
+        Level::from_u8(self.pin.load(Ordering::Acquire))
+    }
+
+    /// Pins a level (`None`: automatic).
+    pub fn set_pin(&self, pin: Option<Level>) {
+        self.pin
+            .store(pin.map_or(NO_PIN, |l| l as u8), Ordering::Release);
+    }
+
+    /// Records one audio block (from the audio thread: atomics only), adding the
+    /// simulated load if any.
+    #[inline]
+    pub fn record_block(&self, busy: Duration, block: Duration) {
+        let extra = self.simulated_ppm.load(Ordering::Relaxed);
+        let busy = busy + block.mul_f64(f64::from(extra) / PPM);
+        self.meter.record(busy, block);
+    }
+
+    /// Makes every audio block look `ratio` of its deadline busier than it was: a
+    /// hook for tests, benchmarks and demonstrations of degradation (0 turns it
+    /// off). The measurement path is the real one.
+    pub fn simulate_audio_load(&self, ratio: f32) {
+        let ppm = (f64::from(ratio.max(0.0)) * PPM).min(f64::from(u32::MAX)) as u32;
+        self.simulated_ppm.store(ppm, Ordering::Relaxed);
+    }
+
+    /// The monitor's last reading.
+    #[must_use]
+    pub fn report(&self) -> LoadReport {
+        let r = |i: usize| f32::from_bits(self.report[i].load(Ordering::Relaxed));
+        LoadReport {
+            effective_pct: r(0),
+            machine_cpu_pct: r(1),
+            process_cpu_pct: r(2),
+            audio_mean: r(3),
+            audio_max: r(4),
+            changes: self.changes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn publish(&self, inputs: &LoadInputs, effective: f32) {
+        let values = [
+            effective,
+            inputs.machine_cpu_pct,
+            inputs.process_cpu_pct,
+            inputs.audio.mean,
+            inputs.audio.max,
+        ];
+        for (slot, v) in self.report.iter().zip(values) {
+            slot.store(v.to_bits(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reads the audio thread's load every [`MonitorConfig::interval`] and the CPU
+/// every [`MonitorConfig::cpu_interval`], steps the state machine and publishes
+/// the level. Runs off the audio thread (the engine's composer
+/// thread polls it).
+#[derive(Debug)]
+pub struct Monitor {
+    config: MonitorConfig,
+    shared: Arc<DegradeShared>,
+    sampler: Option<CpuSampler>,
+    state: DegradeState,
+    epoch: Instant,
+    next_sample: Instant,
+    next_cpu_sample: Instant,
+    /// The last CPU reading: machine and process, percent.
+    cpu: (f32, f32),
+}
+
+impl Monitor {
+    /// A monitor publishing into `shared`.
+    #[must_use]
+    pub fn new(config: MonitorConfig, shared: Arc<DegradeShared>) -> Self {
+        let now = Instant::now();
+        let mut sampler = config.sample_cpu.then(CpuSampler::new);
+        if let Some(s) = sampler.as_mut() {
+            // The first reading only sets the baseline.
+            s.sample();
+        }
+        Self {
+            config,
+            shared,
+            sampler,
+            state: DegradeState::default(),
+            epoch: now,
+            next_sample: now + config.interval,
+            next_cpu_sample: now + config.cpu_interval,
+            cpu: (0.0, 0.0),
+        }
+    }
+
+    /// Samples and steps if a sample is due; returns the change of level, if any.
+    pub fn poll(&mut self) -> Option<Transition> {
+        let now = Instant::now();
+        if now < self.next_sample {
+            return None;
+        }
+        self.next_sample = now + self.config.interval;
+        if now >= self.next_cpu_sample {
+            self.next_cpu_sample = now + self.config.cpu_interval;
+            if let Some(sampler) = self.sampler.as_mut() {
+                self.cpu = sampler.sample();
+            }
+        }
+        let (machine_cpu_pct, process_cpu_pct) = self.cpu;
+        let inputs = LoadInputs {
+            machine_cpu_pct,
+            process_cpu_pct,
+            audio: self.shared.meter.take(),
+            prerender_margin_s: None,
+            failure_rate: 0.0,
+        };
+        let load = inputs.effective_load();
+        self.shared.publish(&inputs, load);
+        let machine = DegradeConfig {
+            pin: self.shared.pin(),
+            ..self.config.machine
+        };
+        let (state, change) = step(self.state, load, (now - self.epoch).as_secs_f64(), &machine);
+        self.state = state;
+        self.shared
+            .level
+            .store(state.level as u8, Ordering::Release);
+        if let Some(t) = change {
+            self.shared.changes.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                from = %t.from,
+                to = %t.to,
+                load_pct = t.load,
+                cause = inputs.dominant(),
+                machine_cpu_pct = inputs.machine_cpu_pct,
+                process_cpu_pct = inputs.process_cpu_pct,
+                audio_mean = inputs.audio.mean,
+                audio_max = inputs.audio.max,
+                "degradation level changed"
+            );
+        }
+        change
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +496,7 @@ mod tests {
         let mut sampler = CpuSampler::new();
         let mut burn = |ms| {
             // Burn CPU so the process reading is non-zero.
-            let start = std::time::Instant::now();
+            let start = Instant::now();
             let mut x = 0u64;
             while start.elapsed() < Duration::from_millis(ms) {
                 x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);

@@ -24,6 +24,7 @@ use self::pad::PadBank;
 use self::percussion::Percussion;
 use self::ramp::{Ramp, CONTROL_FRAMES};
 use crate::compose::phrase::{PercKind, Phrase};
+use crate::degrade::Level;
 use crate::dsp::dc_blocker::{DcBlocker, DEFAULT_CUTOFF_HZ as DC_CUTOFF_HZ};
 use crate::dsp::delay::{DelayParams, StereoDelay};
 use crate::dsp::glide::Glide;
@@ -237,6 +238,8 @@ impl Levels {
 /// allocates.
 #[derive(Debug)]
 pub struct Renderer {
+    /// The degradation level the renderer applies (see [`Renderer::set_quality`]).
+    quality: Level,
     sample_rate: f32,
     mode: RenderMode,
     feed: PhraseFeed,
@@ -297,6 +300,7 @@ impl Renderer {
             mode,
             feed,
             playback: None,
+            quality: Level::Normal,
             next_index: 0,
             want_signal: None,
             seek: None,
@@ -410,7 +414,37 @@ impl Renderer {
     /// Sets new mix levels; they are smoothed, never stepped.
     pub fn set_levels(&mut self, mix: MixLevels) {
         self.mix = mix;
-        self.levels.set(&mix);
+        self.levels.set(&self.audible(mix));
+    }
+
+    /// Applies a degradation level at the next sample, without a click: from
+    /// `critical` on the melody and percussion fade out within 40 ms (their notes
+    /// stop being composed from the next phrase), and at `overload` the phrase that
+    /// is playing loops instead of moving on. Never allocates.
+    pub fn set_quality(&mut self, level: Level) {
+        if level != self.quality {
+            self.quality = level;
+            self.levels.set(&self.audible(self.mix));
+        }
+    }
+
+    /// The degradation level applied.
+    #[must_use]
+    pub const fn quality(&self) -> Level {
+        self.quality
+    }
+
+    /// The mix actually heard at the current quality.
+    fn audible(&self, mix: MixLevels) -> MixLevels {
+        if self.quality >= Level::Critical {
+            MixLevels {
+                melody: 0.0,
+                percussion: 0.0,
+                ..mix
+            }
+        } else {
+            mix
+        }
     }
 
     /// Voices sounding: pad, melody, percussion.
@@ -433,7 +467,7 @@ impl Renderer {
         self.reverb.reset();
         self.limiter.reset();
         self.dc.reset();
-        self.levels.jump(&self.mix);
+        self.levels.jump(&self.audible(self.mix));
         self.position = 0;
         self.note_off_at = None;
         self.seek = None;
@@ -528,6 +562,15 @@ impl Renderer {
             // A jump: start its phrase as soon as it is here.
             self.start_next_phrase();
         }
+        if self.quality == Level::Overload
+            && self.playback.as_ref().is_some_and(|p| p.end() <= position)
+        {
+            // Overloaded: replay the phrase in hand (the pad voices carry common
+            // tones across the seam, so the loop is seamless) instead of moving on.
+            if let Some(old) = self.playback.take() {
+                self.playback = Some(Playback::new(old.phrase, position, self.sample_rate));
+            }
+        }
         if self.playback.as_ref().is_some_and(|p| p.end() <= position) {
             self.start_next_phrase();
             // Late in real time: hold the last chord until the next phrase arrives.
@@ -550,14 +593,22 @@ impl Renderer {
                 if pb.at(e.start_beat) > position {
                     break;
                 }
-                self.melody.note_on(e.note, e.velocity, ftt);
-                let off = pb.at(e.start_beat + e.beats).max(position + 1);
-                self.note_off_at = Some(u64::try_from(off).unwrap_or(self.position + 1));
+                // From critical on only the chords play: notes already sounding
+                // ring out (and fade with the melody level), no new ones start.
+                if self.quality < Level::Critical {
+                    self.melody.note_on(e.note, e.velocity, ftt);
+                    let off = pb.at(e.start_beat + e.beats).max(position + 1);
+                    self.note_off_at = Some(u64::try_from(off).unwrap_or(self.position + 1));
+                }
                 pb.next_note += 1;
             }
             while let Some(e) = pb.phrase.percussion.get(pb.next_perc) {
                 if pb.at(e.start_beat) > position {
                     break;
+                }
+                if self.quality >= Level::Critical {
+                    pb.next_perc += 1;
+                    continue;
                 }
                 match e.kind {
                     PercKind::Kick => self.percussion.kick(e.velocity, ftt),

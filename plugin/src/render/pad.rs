@@ -223,7 +223,7 @@ impl PadBank {
         } else {
             0.5
         };
-        let side = if rank % 2 == 0 { -1.0 } else { 1.0 };
+        let side = if rank.is_multiple_of(2) { -1.0 } else { 1.0 };
         let pan = (side * spread * 0.7 + self.rng.range_f32(-0.1, 0.1)).clamp(-1.0, 1.0);
         let angle = (pan + 1.0) * std::f32::consts::FRAC_PI_4;
         // Lower notes a little louder so the bass carries; quiet very high notes.

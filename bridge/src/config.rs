@@ -1,0 +1,545 @@
+//! Configuration: command-line flags, `AURALIS_*` environment variables and an
+//! optional TOML file (`--config`), in that order of precedence, over built-in
+//! defaults. Every value is range-checked at start; an error names the setting.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use auralis::compose::presets::{preset, Preset, PRESETS};
+use clap::Parser;
+use serde::Deserialize;
+
+/// Lowest and highest sample rate of the embedded source, in hertz.
+pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
+/// Shortest and longest chunk, in milliseconds.
+pub const CHUNK_MS_RANGE: (u32, u32) = (20, 200);
+
+/// Command-line flags (each also read from its `AURALIS_*` environment variable).
+/// Every flag is optional: unset ones come from the config file, then the defaults.
+#[derive(Debug, Default, Clone, Parser)]
+#[command(
+    name = "auralis-bridge",
+    version,
+    about = "Streams the Auralis engine live to WebSocket listeners"
+)]
+pub struct Cli {
+    /// TOML file with any of the settings below (snake_case names).
+    #[arg(long, env = "AURALIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "AURALIS_HOST")]
+    pub host: Option<String>,
+    /// Port to listen on; 0 picks a free one [default: 8000].
+    #[arg(long, env = "AURALIS_PORT")]
+    pub port: Option<u16>,
+    /// Audio source: `embedded` [default: embedded].
+    #[arg(long, env = "AURALIS_SOURCE")]
+    pub source: Option<String>,
+    /// Sample rate of the embedded source in Hz, 8000–192000 [default: 48000].
+    #[arg(long, env = "AURALIS_SAMPLE_RATE")]
+    pub sample_rate: Option<u32>,
+    /// Chunk length in milliseconds, 20–200 [default: 100].
+    #[arg(long, env = "AURALIS_CHUNK_MS")]
+    pub chunk_ms: Option<u32>,
+    /// Most concurrent WebSocket clients [default: 100].
+    #[arg(long, env = "AURALIS_MAX_CLIENTS")]
+    pub max_clients: Option<usize>,
+    /// Token that grants the controller role (`?token=` or `Authorization: Bearer`).
+    #[arg(long, env = "AURALIS_CONTROL_TOKEN")]
+    pub control_token: Option<String>,
+    /// Seconds between heartbeat pings [default: 30].
+    #[arg(long, env = "AURALIS_HEARTBEAT_S")]
+    pub heartbeat_s: Option<f64>,
+    /// Heartbeats without an answer before a client is dropped [default: 2].
+    #[arg(long, env = "AURALIS_MISSED_PONGS")]
+    pub missed_pongs: Option<u32>,
+    /// Longest a single write to a client may take, in milliseconds [default: 5000].
+    #[arg(long, env = "AURALIS_SEND_TIMEOUT_MS")]
+    pub send_timeout_ms: Option<u64>,
+    /// Seconds a client may stay behind before it is dropped [default: 5].
+    #[arg(long, env = "AURALIS_MAX_LAG_S")]
+    pub max_lag_s: Option<f64>,
+    /// Chunks queued per client before the oldest are dropped [default: 16].
+    #[arg(long, env = "AURALIS_CLIENT_QUEUE")]
+    pub client_queue: Option<usize>,
+    /// Control messages per second allowed per client (burst: twice that) [default: 5].
+    #[arg(long, env = "AURALIS_CONTROL_RATE")]
+    pub control_rate: Option<f64>,
+    /// Kernel send buffer per client socket in KiB; bounds how much audio a stalled
+    /// client can absorb before its writes block [default: 256].
+    #[arg(long, env = "AURALIS_SEND_BUFFER_KB")]
+    pub send_buffer_kb: Option<u32>,
+    /// Seconds between `status` messages [default: 5].
+    #[arg(long, env = "AURALIS_STATUS_INTERVAL_S")]
+    pub status_interval_s: Option<f64>,
+    /// Directory for JSON log files (rotated daily) and the error log.
+    #[arg(long, env = "AURALIS_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Seed of the embedded engine [default: 1].
+    #[arg(long, env = "AURALIS_SEED")]
+    pub seed: Option<u64>,
+    /// Preset the embedded engine starts with [default: focus].
+    #[arg(long, env = "AURALIS_PRESET")]
+    pub preset: Option<String>,
+}
+
+/// The settings a TOML file may hold (all optional; unknown keys are refused).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// As `--host`.
+    pub host: Option<String>,
+    /// As `--port`.
+    pub port: Option<u16>,
+    /// As `--source`.
+    pub source: Option<String>,
+    /// As `--sample-rate`.
+    pub sample_rate: Option<u32>,
+    /// As `--chunk-ms`.
+    pub chunk_ms: Option<u32>,
+    /// As `--max-clients`.
+    pub max_clients: Option<usize>,
+    /// As `--control-token`.
+    pub control_token: Option<String>,
+    /// As `--heartbeat-s`.
+    pub heartbeat_s: Option<f64>,
+    /// As `--missed-pongs`.
+    pub missed_pongs: Option<u32>,
+    /// As `--send-timeout-ms`.
+    pub send_timeout_ms: Option<u64>,
+    /// As `--max-lag-s`.
+    pub max_lag_s: Option<f64>,
+    /// As `--client-queue`.
+    pub client_queue: Option<usize>,
+    /// As `--control-rate`.
+    pub control_rate: Option<f64>,
+    /// As `--send-buffer-kb`.
+    pub send_buffer_kb: Option<u32>,
+    /// As `--status-interval-s`.
+    pub status_interval_s: Option<f64>,
+    /// As `--log-dir`.
+    pub log_dir: Option<PathBuf>,
+    /// As `--seed`.
+    pub seed: Option<u64>,
+    /// As `--preset`.
+    pub preset: Option<String>,
+}
+
+/// Where the audio comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The engine inside the bridge.
+    Embedded,
+}
+
+impl SourceSpec {
+    /// The stream name listeners see.
+    #[must_use]
+    pub const fn stream_name(&self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+        }
+    }
+}
+
+/// A setting that cannot be used, or a config file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value out of range or not understood.
+    #[error("invalid setting `{setting}`: {reason}")]
+    Invalid {
+        /// The setting's name (as in the TOML file; the flag is `--` + dashes).
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown or mistyped setting.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the setting).
+        message: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// The validated configuration of a bridge.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: IpAddr,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// The audio source.
+    pub source: SourceSpec,
+    /// Sample rate of the embedded source in hertz.
+    pub sample_rate: u32,
+    /// Chunk length in milliseconds.
+    pub chunk_ms: u32,
+    /// Most concurrent WebSocket clients.
+    pub max_clients: usize,
+    /// Token granting the controller role, if any.
+    pub control_token: Option<String>,
+    /// Time between heartbeat pings.
+    pub heartbeat: Duration,
+    /// Unanswered heartbeats before a client is dropped.
+    pub missed_pongs: u32,
+    /// Longest a single write may take.
+    pub send_timeout: Duration,
+    /// How long a client may stay behind before it is dropped.
+    pub max_lag: Duration,
+    /// Chunks queued per client.
+    pub client_queue: usize,
+    /// Control messages per second per client.
+    pub control_rate_per_s: f64,
+    /// Kernel send buffer per client socket, in KiB.
+    pub send_buffer_kb: u32,
+    /// Time between `status` messages.
+    pub status_interval: Duration,
+    /// Directory for log files.
+    pub log_dir: Option<PathBuf>,
+    /// Seed of the embedded engine.
+    pub seed: u64,
+    /// Starting preset of the embedded engine.
+    pub preset: &'static Preset,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8000,
+            source: SourceSpec::Embedded,
+            sample_rate: 48_000,
+            chunk_ms: 100,
+            max_clients: 100,
+            control_token: None,
+            heartbeat: Duration::from_secs(30),
+            missed_pongs: 2,
+            send_timeout: Duration::from_secs(5),
+            max_lag: Duration::from_secs(5),
+            client_queue: 16,
+            control_rate_per_s: 5.0,
+            send_buffer_kb: 256,
+            status_interval: Duration::from_secs(5),
+            log_dir: None,
+            seed: 1,
+            preset: &PRESETS[0],
+        }
+    }
+}
+
+fn seconds(setting: &'static str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if v.is_finite() && (min..=max).contains(&v) {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(invalid(
+            setting,
+            format!("must be between {min} and {max} seconds, got {v}"),
+        ))
+    }
+}
+
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    setting: &'static str,
+    v: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if v >= min && v <= max {
+        Ok(v)
+    } else {
+        Err(invalid(
+            setting,
+            format!("must be between {min} and {max}, got {v}"),
+        ))
+    }
+}
+
+/// Parses a `--host` value: an IP address or `localhost`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `host`.
+pub fn parse_host(s: &str) -> Result<IpAddr, ConfigError> {
+    if s.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    s.parse().map_err(|_| {
+        invalid(
+            "host",
+            format!("{s:?} is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::1)"),
+        )
+    })
+}
+
+/// Parses a `--source` value.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `source`.
+pub fn parse_source(s: &str) -> Result<SourceSpec, ConfigError> {
+    match s {
+        "embedded" => Ok(SourceSpec::Embedded),
+        shm if shm.starts_with("shm:") => Err(invalid(
+            "source",
+            format!("{shm:?}: shared-memory sources are not supported by this build yet; use `embedded`"),
+        )),
+        other => Err(invalid(
+            "source",
+            format!("{other:?} is not a source: expected `embedded`"),
+        )),
+    }
+}
+
+/// Reads and parses a TOML config file.
+///
+/// # Errors
+/// [`ConfigError::Read`] or [`ConfigError::Parse`].
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+impl Config {
+    /// Builds the configuration from flags/environment, then the file named by
+    /// `--config`, then the defaults, and validates it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first setting that is wrong.
+    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(cli, &file)
+    }
+
+    /// Merges flags over a file's settings over the defaults, and validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first setting that is wrong.
+    pub fn merge(cli: &Cli, file: &FileConfig) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let host = match cli.host.as_ref().or(file.host.as_ref()) {
+            Some(h) => parse_host(h)?,
+            None => d.host,
+        };
+        let source = match cli.source.as_ref().or(file.source.as_ref()) {
+            Some(s) => parse_source(s)?,
+            None => d.source,
+        };
+        let preset = match cli.preset.as_ref().or(file.preset.as_ref()) {
+            Some(name) => preset(name).map_err(|e| invalid("preset", e.to_string()))?,
+            None => d.preset,
+        };
+        let sample_rate = within(
+            "sample_rate",
+            cli.sample_rate
+                .or(file.sample_rate)
+                .unwrap_or(d.sample_rate),
+            SAMPLE_RATE_RANGE.0,
+            SAMPLE_RATE_RANGE.1,
+        )?;
+        let chunk_ms = within(
+            "chunk_ms",
+            cli.chunk_ms.or(file.chunk_ms).unwrap_or(d.chunk_ms),
+            CHUNK_MS_RANGE.0,
+            CHUNK_MS_RANGE.1,
+        )?;
+        let max_clients = within(
+            "max_clients",
+            cli.max_clients
+                .or(file.max_clients)
+                .unwrap_or(d.max_clients),
+            1,
+            100_000,
+        )?;
+        let control_token = cli
+            .control_token
+            .clone()
+            .or_else(|| file.control_token.clone());
+        if let Some(t) = &control_token {
+            if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(invalid(
+                    "control_token",
+                    "must be at least 8 characters, without spaces",
+                ));
+            }
+        }
+        let heartbeat = match cli.heartbeat_s.or(file.heartbeat_s) {
+            Some(s) => seconds("heartbeat_s", s, 0.1, 3600.0)?,
+            None => d.heartbeat,
+        };
+        let missed_pongs = within(
+            "missed_pongs",
+            cli.missed_pongs
+                .or(file.missed_pongs)
+                .unwrap_or(d.missed_pongs),
+            1,
+            100,
+        )?;
+        let send_timeout = Duration::from_millis(within(
+            "send_timeout_ms",
+            cli.send_timeout_ms.or(file.send_timeout_ms).unwrap_or(5000),
+            10,
+            600_000,
+        )?);
+        let max_lag = match cli.max_lag_s.or(file.max_lag_s) {
+            Some(s) => seconds("max_lag_s", s, 0.1, 3600.0)?,
+            None => d.max_lag,
+        };
+        let client_queue = within(
+            "client_queue",
+            cli.client_queue
+                .or(file.client_queue)
+                .unwrap_or(d.client_queue),
+            2,
+            4096,
+        )?;
+        let control_rate_per_s = cli
+            .control_rate
+            .or(file.control_rate)
+            .unwrap_or(d.control_rate_per_s);
+        if !(control_rate_per_s.is_finite() && (0.01..=10_000.0).contains(&control_rate_per_s)) {
+            return Err(invalid(
+                "control_rate",
+                format!("must be between 0.01 and 10000 per second, got {control_rate_per_s}"),
+            ));
+        }
+        let send_buffer_kb = within(
+            "send_buffer_kb",
+            cli.send_buffer_kb
+                .or(file.send_buffer_kb)
+                .unwrap_or(d.send_buffer_kb),
+            8,
+            65_536,
+        )?;
+        let status_interval = match cli.status_interval_s.or(file.status_interval_s) {
+            Some(s) => seconds("status_interval_s", s, 0.1, 3600.0)?,
+            None => d.status_interval,
+        };
+        Ok(Self {
+            host,
+            port: cli.port.or(file.port).unwrap_or(d.port),
+            source,
+            sample_rate,
+            chunk_ms,
+            max_clients,
+            control_token,
+            heartbeat,
+            missed_pongs,
+            send_timeout,
+            max_lag,
+            client_queue,
+            control_rate_per_s,
+            send_buffer_kb,
+            status_interval,
+            log_dir: cli.log_dir.clone().or_else(|| file.log_dir.clone()),
+            seed: cli.seed.or(file.seed).unwrap_or(d.seed),
+            preset,
+        })
+    }
+
+    /// The address to bind.
+    #[must_use]
+    pub const fn bind_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// Frames per chunk at the configured sample rate.
+    #[must_use]
+    pub const fn frames_per_chunk(&self) -> u32 {
+        // Both ranges are small: no overflow (192 000 × 200 < 2³²).
+        self.sample_rate * self.chunk_ms / 1000
+    }
+
+    /// Whether control is open without a token: only on a loopback-only listener
+    /// with no token configured.
+    #[must_use]
+    pub fn control_open(&self) -> bool {
+        self.control_token.is_none() && self.host.is_loopback()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["auralis-bridge"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("flags parse")
+    }
+
+    fn setting_of(e: &ConfigError) -> &'static str {
+        match e {
+            ConfigError::Invalid { setting, .. } => setting,
+            other => panic!("not an invalid setting: {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::merge(&cli(&[]), &FileConfig::default()).expect("defaults are valid");
+        assert_eq!(c.bind_addr().to_string(), "127.0.0.1:8000");
+        assert_eq!(c.sample_rate, 48_000);
+        assert_eq!(c.chunk_ms, 100);
+        assert_eq!(c.frames_per_chunk(), 4800);
+        assert_eq!(c.max_clients, 100);
+        assert_eq!(c.heartbeat, Duration::from_secs(30));
+        assert_eq!(c.preset.name, "focus");
+        assert!(c.control_open());
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let cases: [(&[&str], &str); 9] = [
+            (&["--sample-rate", "4000"], "sample_rate"),
+            (&["--sample-rate", "200000"], "sample_rate"),
+            (&["--chunk-ms", "10"], "chunk_ms"),
+            (&["--chunk-ms", "500"], "chunk_ms"),
+            (&["--max-clients", "0"], "max_clients"),
+            (&["--host", "example.com"], "host"),
+            (&["--source", "shm:daw"], "source"),
+            (&["--preset", "jazz"], "preset"),
+            (&["--heartbeat-s", "0"], "heartbeat_s"),
+        ];
+        for (args, setting) in cases {
+            let e = Config::merge(&cli(args), &FileConfig::default()).expect_err(setting);
+            assert_eq!(setting_of(&e), setting, "{args:?}");
+            assert!(e.to_string().contains(setting), "{e}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: FileConfig =
+            toml::from_str("port = 9000\nchunk_ms = 50\nhost = \"0.0.0.0\"").expect("toml");
+        let c = Config::merge(&cli(&["--port", "9100"]), &file).expect("valid");
+        assert_eq!(c.port, 9100);
+        assert_eq!(c.chunk_ms, 50);
+        assert!(!c.control_open(), "non-loopback without token is closed");
+        assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+    }
+}

@@ -1,0 +1,564 @@
+//! HTTP routes: the page, health (seed §7), status, presets, streams, control and
+//! Prometheus metrics, plus the WebSocket endpoint. [`app`] builds the router.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use auralis::compose::presets::PRESETS;
+use auralis::degrade::Level;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::control::{self, token_matches};
+use crate::hub::{DisconnectReason, Role, LATENCY_BUCKETS_S};
+use crate::protocol::{
+    error_message, params_message, parse_client_bytes, Dialect, ErrorCode, ProtocolError,
+};
+use crate::ws::ws_handler;
+use crate::AppState;
+
+/// Largest body `POST /api/control` reads; bodies over the protocol's 64 KiB but
+/// under this get a JSON `too_large` error, larger ones a bare 413.
+const CONTROL_BODY_LIMIT: usize = 1024 * 1024;
+/// Error rate (bad chunks over the recent window) above which the bridge is degraded.
+const MAX_HEALTHY_ERROR_RATE: f64 = 0.1;
+
+/// The router of the bridge.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health_handler))
+        .route("/api/status", get(status_handler))
+        .route("/api/presets", get(presets_handler))
+        .route("/api/streams", get(streams_handler))
+        .route(
+            "/api/control",
+            post(control_handler).layer(DefaultBodyLimit::max(CONTROL_BODY_LIMIT)),
+        )
+        .route("/metrics", get(metrics_handler))
+        .route("/ws/stream", get(ws_handler))
+        .with_state(state)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<title>Auralis</title></head><body>",
+        "<h1>Auralis bridge</h1>",
+        "<p>The stream is at <code>/ws/stream</code> (binary frames, see the protocol in ",
+        "DESIGN.md §8; <code>?format=json</code> for the original JSON protocol). ",
+        "The browser player is not built yet.</p>",
+        "<ul><li><a href=\"/health\">/health</a></li>",
+        "<li><a href=\"/api/status\">/api/status</a></li>",
+        "<li><a href=\"/api/presets\">/api/presets</a></li>",
+        "<li><a href=\"/api/streams\">/api/streams</a></li>",
+        "<li><a href=\"/metrics\">/metrics</a></li></ul>",
+        "</body></html>"
+    ))
+}
+
+/// Overall health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Everything works.
+    Healthy,
+    /// Serving, but something is off.
+    Degraded,
+    /// Not producing audio.
+    Unhealthy,
+}
+
+impl Health {
+    /// The wire name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// Evaluates the health checks (seed §7): synthesis (the source thread runs and
+/// produced a chunk recently, and under 10 % of the last 100 chunks failed the
+/// check every chunk gets: that check is the periodic self-test, no render happens
+/// per request), composition (a phrase is playing), buffer (the source keeps up
+/// with real time), the degradation level, and the client load. Unhealthy when no
+/// audio is produced; degraded when any other check fails.
+#[must_use]
+pub fn health(state: &AppState) -> (Health, Value) {
+    let hub = &state.hub;
+    let stats = &hub.stats;
+    let alive = state.pump.is_alive();
+    let chunk = state.pump.chunk_duration();
+    let stale_after = (chunk * 5).max(Duration::from_secs(1));
+    let age = hub.last_chunk_age();
+    let producing = match age {
+        Some(a) => a <= stale_after,
+        // Still starting up.
+        None => hub.uptime() <= Duration::from_secs(2),
+    };
+    let error_rate = stats.recent_error_rate();
+    let level = stats.level();
+    let idle = stats.idle.load(Ordering::Relaxed) == 1;
+    let clients = hub.client_count();
+    let at_capacity = clients >= hub.max_clients();
+    let starting = hub.uptime() <= Duration::from_secs(2);
+    let synthesis_ok = producing && error_rate < MAX_HEALTHY_ERROR_RATE;
+    let composition_ok = stats.phrase_index.load(Ordering::Relaxed) != u64::MAX || starting;
+    // The source renders a chunk ahead: the newest chunk is never more than about
+    // one chunk old unless the source is falling behind real time.
+    let buffer_ok = age.map_or(starting, |a| a <= chunk * 3 + Duration::from_millis(50));
+    let status = if !alive || !producing {
+        Health::Unhealthy
+    } else if !synthesis_ok
+        || !composition_ok
+        || !buffer_ok
+        || level >= Level::Critical
+        || at_capacity
+        || idle
+    {
+        Health::Degraded
+    } else {
+        Health::Healthy
+    };
+    // The first five fields are the original server's health model.
+    let body = json!({
+        "status": status.name(),
+        "synthesis_functional": synthesis_ok,
+        "composition_functional": composition_ok,
+        "buffer_healthy": buffer_ok,
+        "error_rate": error_rate,
+        "checks": {
+            "source_thread_alive": alive,
+            "source_producing": producing,
+            "last_chunk_age_ms": age.map(|a| a.as_millis() as u64),
+            "source_idle": idle,
+            "degradation_level": level.name(),
+            "clients": clients,
+            "max_clients": hub.max_clients(),
+            "at_capacity": at_capacity,
+        },
+    });
+    (status, body)
+}
+
+async fn health_handler(State(state): State<AppState>) -> Response {
+    let (status, body) = health(&state);
+    let code = match status {
+        Health::Healthy | Health::Degraded => StatusCode::OK,
+        Health::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn status_handler(State(state): State<AppState>) -> Json<Value> {
+    let hub = &state.hub;
+    let s = &hub.stats;
+    let info = state.pump.info();
+    let (health, _) = health(&state);
+    let level = s.level();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let phrase = load(&s.phrase_index);
+    Json(json!({
+        "status": health.name(),
+        "uptime_s": hub.uptime().as_secs_f64(),
+        "renderer": "cpu",
+        "source": {
+            "name": info.name,
+            "kind": info.kind,
+            "state": if load(&s.idle) == 1 { "idle" } else { "streaming" },
+            "alive": state.pump.is_alive(),
+            "sample_rate": info.sample_rate,
+            "channels": info.channels,
+            "frames_per_chunk": state.pump.frames_per_chunk(),
+            "chunk_ms": state.pump.chunk_duration().as_secs_f64() * 1000.0,
+            "seq": load(&s.last_seq),
+            "phrase_index": (phrase != u64::MAX).then_some(phrase),
+            "render_rtf": s.render_rtf(),
+            "schedule_resets": load(&s.schedule_resets),
+        },
+        "degradation": {"level": level.name(), "value": level as u8},
+        "params": state.pump.params().to_json(),
+        "clients": {
+            "connected": hub.client_count(),
+            "max": hub.max_clients(),
+            "list": hub.clients(),
+        },
+        "chunks": {
+            "produced": load(&s.chunks_produced),
+            "sent": load(&s.chunks_sent),
+            "dropped": load(&s.chunks_dropped),
+            "bad_replaced": load(&s.bad_chunks),
+        },
+        "bytes_out": load(&s.bytes_out),
+        "process": {
+            "cpu_seconds": crate::procstat::cpu_seconds(),
+            "resident_bytes": crate::procstat::resident_bytes(),
+        },
+        "control": {
+            "applied": load(&s.control_applied),
+            "errors": load(&s.control_errors),
+            "open_without_token": state.config.control_open(),
+            "token_required": state.config.control_token.is_some(),
+        },
+    }))
+}
+
+async fn presets_handler() -> Json<Value> {
+    let list: Vec<Value> = PRESETS
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "description": p.description,
+                "params": crate::protocol::params_json(&p.compose, &p.levels, Some(p.name)),
+            })
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
+async fn streams_handler(State(state): State<AppState>) -> Json<Value> {
+    let info = state.pump.info();
+    let idle = state.hub.stats.idle.load(Ordering::Relaxed) == 1;
+    Json(json!([{
+        "name": info.name,
+        "kind": info.kind,
+        "state": if idle { "idle" } else { "streaming" },
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "url": "/ws/stream",
+    }]))
+}
+
+fn error_response(err: &ProtocolError, unauthenticated: bool) -> Response {
+    let code = match err.code {
+        ErrorCode::Forbidden if unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        error_message(err, true),
+    )
+        .into_response()
+}
+
+async fn control_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let (role, unauthenticated) = match (&state.config.control_token, bearer) {
+        (Some(expected), Some(given)) if token_matches(given, expected) => {
+            (Role::Controller, false)
+        }
+        (Some(_), _) => (Role::Listener, true),
+        (None, _) if state.config.control_open() => (Role::Controller, false),
+        (None, _) => (Role::Listener, false),
+    };
+    let message = match parse_client_bytes(&body, Dialect::Native) {
+        Ok(m) => m,
+        Err(e) => {
+            state
+                .hub
+                .stats
+                .control_errors
+                .fetch_add(1, Ordering::Relaxed);
+            return error_response(&e, false);
+        }
+    };
+    let mut limiter = state.http_limiter.lock().await;
+    match control::apply(&state, role, &mut limiter, &message).await {
+        Ok(params) => {
+            tracing::info!("control change applied over HTTP");
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                params_message(&params.to_json(), "next_phrase"),
+            )
+                .into_response()
+        }
+        Err(e) => error_response(&e, unauthenticated),
+    }
+}
+
+/// The Prometheus text exposition of the counters.
+#[must_use]
+pub fn metrics_text(state: &AppState) -> String {
+    let s = &state.hub.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    metric(
+        "auralis_bridge_chunks_produced_total",
+        "counter",
+        "Chunks produced by the source.",
+        load(&s.chunks_produced).to_string(),
+    );
+    metric(
+        "auralis_bridge_chunks_sent_total",
+        "counter",
+        "Chunks written to client sockets (one per client per chunk).",
+        load(&s.chunks_sent).to_string(),
+    );
+    metric(
+        "auralis_bridge_chunks_dropped_total",
+        "counter",
+        "Chunks clients lost by falling behind.",
+        load(&s.chunks_dropped).to_string(),
+    );
+    metric(
+        "auralis_bridge_bad_chunks_replaced_total",
+        "counter",
+        "Chunks that were not finite or out of range, replaced by silence.",
+        load(&s.bad_chunks).to_string(),
+    );
+    metric(
+        "auralis_bridge_clients",
+        "gauge",
+        "WebSocket clients connected.",
+        state.hub.client_count().to_string(),
+    );
+    metric(
+        "auralis_bridge_clients_rejected_total",
+        "counter",
+        "Connections refused at the client limit.",
+        load(&s.clients_rejected).to_string(),
+    );
+    metric(
+        "auralis_bridge_bytes_out_total",
+        "counter",
+        "WebSocket payload bytes written.",
+        load(&s.bytes_out).to_string(),
+    );
+    metric(
+        "auralis_bridge_control_errors_total",
+        "counter",
+        "Client messages rejected.",
+        load(&s.control_errors).to_string(),
+    );
+    metric(
+        "auralis_bridge_control_applied_total",
+        "counter",
+        "Control changes applied.",
+        load(&s.control_applied).to_string(),
+    );
+    metric(
+        "auralis_bridge_degradation_level",
+        "gauge",
+        "Degradation level: 0 normal, 1 high_load, 2 critical, 3 overload.",
+        (s.level() as u8).to_string(),
+    );
+    metric(
+        "auralis_bridge_render_rtf",
+        "gauge",
+        "Source render time divided by audio time (below 1: faster than real time).",
+        format!("{:.6}", s.render_rtf()),
+    );
+    metric(
+        "auralis_bridge_render_last_seconds",
+        "gauge",
+        "Time the source took to render the last chunk.",
+        format!("{:.6}", load(&s.render_ns_last) as f64 * 1e-9),
+    );
+    let phrase = load(&s.phrase_index);
+    metric(
+        "auralis_bridge_phrase_index",
+        "gauge",
+        "Phrase playing (-1 before the first).",
+        if phrase == u64::MAX {
+            "-1".to_owned()
+        } else {
+            phrase.to_string()
+        },
+    );
+    metric(
+        "auralis_bridge_send_latency_max_seconds",
+        "gauge",
+        "Longest time from a chunk's production to its write to a socket.",
+        format!("{:.6}", load(&s.send_latency_us_max) as f64 * 1e-6),
+    );
+    metric(
+        "auralis_bridge_source_schedule_resets_total",
+        "counter",
+        "Times the source fell more than a second behind real time.",
+        load(&s.schedule_resets).to_string(),
+    );
+    metric(
+        "auralis_bridge_source_up",
+        "gauge",
+        "1 while the source thread runs.",
+        u8::from(state.pump.is_alive()).to_string(),
+    );
+    if let Some(cpu) = crate::procstat::cpu_seconds() {
+        metric(
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time of the bridge process.",
+            format!("{cpu:.2}"),
+        );
+    }
+    if let Some(rss) = crate::procstat::resident_bytes() {
+        metric(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the bridge process.",
+            rss.to_string(),
+        );
+    }
+    out.push_str(
+        "# HELP auralis_bridge_send_latency_seconds Time from a chunk's production to \
+         its write to a client socket.\n# TYPE auralis_bridge_send_latency_seconds histogram",
+    );
+    out.push('\n');
+    let mut cumulative = 0;
+    for (bound, count) in LATENCY_BUCKETS_S.iter().zip(&s.send_latency_buckets) {
+        cumulative += load(count);
+        out.push_str(&format!(
+            "auralis_bridge_send_latency_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        ));
+        out.push('\n');
+    }
+    let sent = load(&s.chunks_sent);
+    out.push_str(&format!(
+        "auralis_bridge_send_latency_seconds_bucket{{le=\"+Inf\"}} {sent}\n\
+         auralis_bridge_send_latency_seconds_sum {:.6}\n\
+         auralis_bridge_send_latency_seconds_count {sent}",
+        load(&s.send_latency_us_total) as f64 * 1e-6
+    ));
+    out.push('\n');
+    out.push_str(
+        "# HELP auralis_bridge_disconnects_total Client disconnections by reason.\n\
+         # TYPE auralis_bridge_disconnects_total counter",
+    );
+    out.push('\n');
+    for (reason, count) in DisconnectReason::ALL.iter().zip(&s.disconnects) {
+        out.push_str(&format!(
+            "auralis_bridge_disconnects_total{{reason=\"{}\"}} {}",
+            reason.name(),
+            load(count)
+        ));
+        out.push('\n');
+    }
+    out
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics_text(&state),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    fn test_state() -> AppState {
+        let config = Config {
+            port: 0,
+            sample_rate: 8000,
+            chunk_ms: 50,
+            ..Config::default()
+        };
+        crate::build_state(config).expect("state").0
+    }
+
+    async fn get_json(app: Router, uri: &str) -> (StatusCode, Value) {
+        let response = app
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&body).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn presets_and_streams_are_listed() {
+        let state = test_state();
+        let (code, presets) = get_json(app(state.clone()), "/api/presets").await;
+        assert_eq!(code, StatusCode::OK);
+        let names: Vec<&str> = presets
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, ["focus", "meditation", "sleep", "bright"]);
+        let (_, streams) = get_json(app(state.clone()), "/api/streams").await;
+        assert_eq!(streams[0]["name"], "embedded");
+        assert_eq!(streams[0]["url"], "/ws/stream");
+        state.pump.stop();
+    }
+
+    #[tokio::test]
+    async fn control_over_http_validates_and_applies() {
+        let state = test_state();
+        let post = |body: &'static str| {
+            Request::post("/api/control")
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("request")
+        };
+        let response = app(state.clone())
+            .oneshot(post(r#"{"type":"update_params","bpm":1000}"#))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let err: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(err["field"], "bpm");
+        assert_eq!(state.pump.params().compose.bpm, 60.0);
+        let response = app(state.clone())
+            .oneshot(post(r#"{"type":"update_params","bpm":90}"#))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(state.pump.params().compose.bpm, 90.0);
+        state.pump.stop();
+    }
+
+    #[tokio::test]
+    async fn health_turns_unhealthy_when_the_source_stops() {
+        let state = test_state();
+        // Let the source produce.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (code, body) = get_json(app(state.clone()), "/health").await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "healthy");
+        state.pump.stop();
+        let (code, body) = get_json(app(state.clone()), "/health").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["checks"]["source_thread_alive"], false);
+    }
+}

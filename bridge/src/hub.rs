@@ -1,0 +1,545 @@
+//! Fan-out: the source publishes each chunk once as an `Arc<Chunk>` whose encodings
+//! (binary s16, binary f32, compatibility JSON) are each made once, on first use,
+//! and then shared by reference with every client.
+//!
+//! Each client reads the chunks through its own cursor into a bounded broadcast ring
+//! (`tokio::sync::broadcast`): publishing never waits, and a client that falls more
+//! than the ring's capacity behind loses its *oldest* chunks, which it sees as a
+//! sequence gap and which are counted. The registry of connected clients enforces
+//! the client limit and removes a client when its guard drops, whatever the reason.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use auralis::degrade::Level;
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::protocol::{compat_audio_chunk, encode_frame, Codec, FrameHeader, FLAG_IDLE};
+
+/// One chunk of interleaved audio and its lazily made, shared encodings.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Header fields (its `codec` is ignored; each encoding sets its own).
+    pub header: FrameHeader,
+    /// Interleaved samples, all finite and within [-1, 1].
+    pub samples: Vec<f32>,
+    /// When the source finished it (for latency figures).
+    pub produced_at: Instant,
+    s16: OnceLock<Bytes>,
+    f32: OnceLock<Bytes>,
+    json: OnceLock<Utf8Bytes>,
+}
+
+impl Chunk {
+    /// A chunk of `samples` described by `header`.
+    #[must_use]
+    pub fn new(header: FrameHeader, samples: Vec<f32>) -> Self {
+        Self {
+            header,
+            samples,
+            produced_at: Instant::now(),
+            s16: OnceLock::new(),
+            f32: OnceLock::new(),
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The binary frame in `codec`, encoded on first use and shared afterwards.
+    pub fn frame(&self, codec: Codec) -> Bytes {
+        let cell = match codec {
+            Codec::S16 => &self.s16,
+            Codec::F32 => &self.f32,
+        };
+        cell.get_or_init(|| {
+            encode_frame(
+                &FrameHeader {
+                    codec,
+                    ..self.header
+                },
+                &self.samples,
+            )
+        })
+        .clone()
+    }
+
+    /// The compatibility mode's `audio_chunk` text, made on first use and shared.
+    pub fn compat_text(&self) -> Utf8Bytes {
+        self.json
+            .get_or_init(|| Utf8Bytes::from(compat_audio_chunk(&self.header, &self.samples)))
+            .clone()
+    }
+
+    /// Whether the source was idle for this chunk.
+    #[must_use]
+    pub const fn idle(&self) -> bool {
+        self.header.flags & FLAG_IDLE != 0
+    }
+}
+
+/// Why a client was disconnected, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The client closed the connection or it dropped.
+    Closed,
+    /// No answer to the heartbeat.
+    Heartbeat,
+    /// A write took longer than the send timeout.
+    SendTimeout,
+    /// The client stayed behind the stream for too long.
+    Lag,
+    /// The server is shutting down.
+    Shutdown,
+    /// A protocol or server error.
+    Error,
+}
+
+impl DisconnectReason {
+    /// Every reason, for metrics.
+    pub const ALL: [Self; 6] = [
+        Self::Closed,
+        Self::Heartbeat,
+        Self::SendTimeout,
+        Self::Lag,
+        Self::Shutdown,
+        Self::Error,
+    ];
+
+    /// The metric label.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Heartbeat => "heartbeat",
+            Self::SendTimeout => "send_timeout",
+            Self::Lag => "lag",
+            Self::Shutdown => "shutdown",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Upper bounds of the send-latency histogram buckets, in seconds.
+pub const LATENCY_BUCKETS_S: [f64; 10] =
+    [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Counters shared by the source thread, the clients and the HTTP handlers.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Chunks the source produced.
+    pub chunks_produced: AtomicU64,
+    /// Chunk deliveries written to client sockets (one per client per chunk).
+    pub chunks_sent: AtomicU64,
+    /// Chunks clients lost by falling behind.
+    pub chunks_dropped: AtomicU64,
+    /// Chunks that failed the check (non-finite or out of range) and were replaced
+    /// by silence.
+    pub bad_chunks: AtomicU64,
+    /// Bad chunks among the last `recent_total` chunks.
+    pub recent_bad: AtomicU64,
+    /// Chunks in the recent window (up to 100).
+    pub recent_total: AtomicU64,
+    /// Bytes of WebSocket payload written to clients.
+    pub bytes_out: AtomicU64,
+    /// Control messages rejected.
+    pub control_errors: AtomicU64,
+    /// Control messages applied.
+    pub control_applied: AtomicU64,
+    /// Connections refused at the client limit.
+    pub clients_rejected: AtomicU64,
+    /// Disconnections, by [`DisconnectReason`] (same order as `ALL`).
+    pub disconnects: [AtomicU64; 6],
+    /// Time the source spent rendering the last chunk, in nanoseconds.
+    pub render_ns_last: AtomicU64,
+    /// Total render time, in nanoseconds.
+    pub render_ns_total: AtomicU64,
+    /// Audio rendered, in nanoseconds of stream time.
+    pub audio_ns_total: AtomicU64,
+    /// Times the source fell so far behind that its schedule was reset.
+    pub schedule_resets: AtomicU64,
+    /// Microseconds from a chunk's production to its write, summed over sends.
+    pub send_latency_us_total: AtomicU64,
+    /// The largest such latency seen, in microseconds.
+    pub send_latency_us_max: AtomicU64,
+    /// Sends whose latency was at most each of [`LATENCY_BUCKETS_S`] (not cumulative:
+    /// each send counts in its own bucket only).
+    pub send_latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
+    /// Newest chunk's sequence number.
+    pub last_seq: AtomicU64,
+    /// Milliseconds since the hub started when the newest chunk was published
+    /// (`u64::MAX` before the first).
+    pub last_chunk_ms: AtomicU64,
+    /// Degradation level of the newest chunk (0–3).
+    pub level: AtomicU64,
+    /// Phrase playing (`u64::MAX` when unknown).
+    pub phrase_index: AtomicU64,
+    /// 1 when the newest chunk was idle.
+    pub idle: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one disconnection.
+    pub fn count_disconnect(&self, reason: DisconnectReason) {
+        if let Some(i) = DisconnectReason::ALL.iter().position(|r| *r == reason) {
+            self.disconnects[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one chunk written to a client `latency_us` after it was produced.
+    pub fn record_send(&self, latency_us: u64) {
+        self.chunks_sent.fetch_add(1, Ordering::Relaxed);
+        self.send_latency_us_total
+            .fetch_add(latency_us, Ordering::Relaxed);
+        self.send_latency_us_max
+            .fetch_max(latency_us, Ordering::Relaxed);
+        let s = latency_us as f64 * 1e-6;
+        if let Some(i) = LATENCY_BUCKETS_S.iter().position(|b| s <= *b) {
+            self.send_latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Render time ÷ audio time over the whole run (below 1: faster than real time).
+    #[must_use]
+    pub fn render_rtf(&self) -> f64 {
+        let audio = self.audio_ns_total.load(Ordering::Relaxed);
+        if audio == 0 {
+            0.0
+        } else {
+            self.render_ns_total.load(Ordering::Relaxed) as f64 / audio as f64
+        }
+    }
+
+    /// Fraction of bad chunks over the recent window.
+    #[must_use]
+    pub fn recent_error_rate(&self) -> f64 {
+        let total = self.recent_total.load(Ordering::Relaxed);
+        if total == 0 {
+            0.0
+        } else {
+            self.recent_bad.load(Ordering::Relaxed) as f64 / total as f64
+        }
+    }
+
+    /// The degradation level of the newest chunk.
+    #[must_use]
+    pub fn level(&self) -> Level {
+        Level::from_u8(self.level.load(Ordering::Relaxed) as u8).unwrap_or(Level::Overload)
+    }
+}
+
+/// The role a connection has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May listen and control.
+    Controller,
+    /// May only listen.
+    Listener,
+}
+
+impl Role {
+    /// The wire name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Controller => "controller",
+            Self::Listener => "listener",
+        }
+    }
+}
+
+/// What the registry knows about a connected client (for `/api/status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientInfo {
+    /// Connection id (also in every log line about it).
+    pub id: u64,
+    /// Its role.
+    pub role: Role,
+    /// `binary-s16`, `binary-f32` or `json`.
+    pub format: String,
+    /// Seconds since it connected.
+    pub connected_s: f64,
+    /// Chunks it lost by falling behind.
+    pub dropped: u64,
+    /// Underruns it reported with `client_stats`.
+    pub underruns: Option<u64>,
+    /// Buffer it reported with `client_stats`, in milliseconds.
+    pub buffered_ms: Option<f64>,
+    #[serde(skip)]
+    connected_at: Option<Instant>,
+}
+
+/// Over the client limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("server at capacity (max_clients = {max})")]
+pub struct ClientLimit {
+    /// The limit.
+    pub max: usize,
+}
+
+/// The fan-out hub.
+#[derive(Debug)]
+pub struct Hub {
+    audio: broadcast::Sender<Arc<Chunk>>,
+    events: broadcast::Sender<Utf8Bytes>,
+    clients: Mutex<BTreeMap<u64, ClientInfo>>,
+    count: AtomicUsize,
+    next_id: AtomicU64,
+    max_clients: usize,
+    started: Instant,
+    /// Shared counters.
+    pub stats: Stats,
+}
+
+impl Hub {
+    /// A hub holding at most `queue` chunks per client and `max_clients` clients.
+    #[must_use]
+    pub fn new(queue: usize, max_clients: usize) -> Self {
+        let (audio, _) = broadcast::channel(queue.max(1));
+        let (events, _) = broadcast::channel(64);
+        let stats = Stats {
+            last_chunk_ms: AtomicU64::new(u64::MAX),
+            phrase_index: AtomicU64::new(u64::MAX),
+            ..Stats::default()
+        };
+        Self {
+            audio,
+            events,
+            clients: Mutex::new(BTreeMap::new()),
+            count: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            max_clients,
+            started: Instant::now(),
+            stats,
+        }
+    }
+
+    /// Publishes a chunk to every client. Never waits.
+    pub fn publish(&self, chunk: Arc<Chunk>) {
+        let s = &self.stats;
+        s.chunks_produced.fetch_add(1, Ordering::Relaxed);
+        s.last_seq.store(chunk.header.seq, Ordering::Relaxed);
+        s.level
+            .store(u64::from(chunk.header.level), Ordering::Relaxed);
+        s.idle.store(u64::from(chunk.idle()), Ordering::Relaxed);
+        s.last_chunk_ms
+            .store(self.uptime().as_millis() as u64, Ordering::Relaxed);
+        // An error only means that no client is connected right now.
+        let _ = self.audio.send(chunk);
+    }
+
+    /// Sends a text message (e.g. `params`) to every client. Never waits.
+    pub fn announce(&self, text: String) {
+        // An error only means that no client is connected right now.
+        let _ = self.events.send(Utf8Bytes::from(text));
+    }
+
+    /// A new cursor into the audio ring, starting at the next chunk.
+    #[must_use]
+    pub fn subscribe_audio(&self) -> broadcast::Receiver<Arc<Chunk>> {
+        self.audio.subscribe()
+    }
+
+    /// A new cursor into the announcements.
+    #[must_use]
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Utf8Bytes> {
+        self.events.subscribe()
+    }
+
+    /// Time since the hub was made.
+    #[must_use]
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Age of the newest chunk, if any was published.
+    #[must_use]
+    pub fn last_chunk_age(&self) -> Option<std::time::Duration> {
+        let at = self.stats.last_chunk_ms.load(Ordering::Relaxed);
+        (at != u64::MAX).then(|| {
+            self.uptime()
+                .saturating_sub(std::time::Duration::from_millis(at))
+        })
+    }
+
+    /// Clients connected.
+    #[must_use]
+    pub fn client_count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// The client limit.
+    #[must_use]
+    pub const fn max_clients(&self) -> usize {
+        self.max_clients
+    }
+
+    fn registry(&self) -> MutexGuard<'_, BTreeMap<u64, ClientInfo>> {
+        // A panic while holding the lock leaves a consistent map (every update is a
+        // single insert, remove or field store), so a poisoned lock is still usable.
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a client, unless the limit is reached. The client stays registered
+    /// until the returned guard drops.
+    ///
+    /// # Errors
+    /// [`ClientLimit`] when `max_clients` are connected.
+    pub fn register(
+        self: &Arc<Self>,
+        role: Role,
+        format: &str,
+    ) -> Result<ClientGuard, ClientLimit> {
+        let mut clients = self.registry();
+        if clients.len() >= self.max_clients {
+            self.stats.clients_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(ClientLimit {
+                max: self.max_clients,
+            });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        clients.insert(
+            id,
+            ClientInfo {
+                id,
+                role,
+                format: format.to_owned(),
+                connected_s: 0.0,
+                dropped: 0,
+                underruns: None,
+                buffered_ms: None,
+                connected_at: Some(Instant::now()),
+            },
+        );
+        self.count.store(clients.len(), Ordering::Release);
+        Ok(ClientGuard {
+            hub: Arc::clone(self),
+            id,
+        })
+    }
+
+    /// The connected clients.
+    #[must_use]
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.registry()
+            .values()
+            .map(|c| ClientInfo {
+                connected_s: c.connected_at.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+                ..c.clone()
+            })
+            .collect()
+    }
+
+    fn update(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {
+        if let Some(c) = self.registry().get_mut(&id) {
+            f(c);
+        }
+    }
+}
+
+/// A registered client; dropping it removes the client from the hub.
+#[derive(Debug)]
+pub struct ClientGuard {
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+impl ClientGuard {
+    /// The client's id.
+    #[must_use]
+    pub const fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Counts chunks this client lost.
+    pub fn add_dropped(&self, n: u64) {
+        self.hub
+            .stats
+            .chunks_dropped
+            .fetch_add(n, Ordering::Relaxed);
+        self.hub.update(self.id, |c| c.dropped += n);
+    }
+
+    /// Records what the client reported with `client_stats`.
+    pub fn set_client_stats(&self, underruns: Option<u64>, buffered_ms: Option<f64>) {
+        self.hub.update(self.id, |c| {
+            c.underruns = underruns.or(c.underruns);
+            c.buffered_ms = buffered_ms.or(c.buffered_ms);
+        });
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        let mut clients = self.hub.registry();
+        clients.remove(&self.id);
+        self.hub.count.store(clients.len(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(seq: u64) -> Arc<Chunk> {
+        Arc::new(Chunk::new(
+            FrameHeader {
+                codec: Codec::S16,
+                channels: 2,
+                sample_rate: 8000,
+                seq,
+                position_frames: seq * 4,
+                server_time_s: 0.0,
+                frames: 4,
+                level: 0,
+                flags: 0,
+            },
+            vec![0.1; 8],
+        ))
+    }
+
+    #[test]
+    fn encodings_are_made_once_and_shared() {
+        let c = chunk(0);
+        let a = c.frame(Codec::S16);
+        let b = c.frame(Codec::S16);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "same buffer, not a copy");
+        assert_ne!(c.frame(Codec::F32).len(), a.len());
+    }
+
+    #[test]
+    fn a_slow_reader_loses_the_oldest_chunks() {
+        let hub = Hub::new(4, 10);
+        let mut rx = hub.subscribe_audio();
+        for seq in 0..10 {
+            hub.publish(chunk(seq));
+        }
+        match rx.try_recv() {
+            Err(broadcast::error::TryRecvError::Lagged(n)) => assert_eq!(n, 6),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        let next = rx.try_recv().expect("the newest chunks remain");
+        assert_eq!(next.header.seq, 6);
+    }
+
+    #[test]
+    fn the_limit_holds_and_guards_unregister() {
+        let hub = Arc::new(Hub::new(4, 2));
+        let a = hub.register(Role::Listener, "json").expect("first");
+        let _b = hub.register(Role::Listener, "json").expect("second");
+        assert_eq!(
+            hub.register(Role::Listener, "json").expect_err("third"),
+            ClientLimit { max: 2 }
+        );
+        assert_eq!(hub.client_count(), 2);
+        drop(a);
+        assert_eq!(hub.client_count(), 1);
+        assert!(hub.register(Role::Listener, "json").is_ok());
+    }
+}

@@ -1,0 +1,610 @@
+//! `/ws/stream`: one task per client. It registers the client (or closes with 1008
+//! at the limit), sends `hello` (or the compatibility `welcome`), then forwards
+//! audio chunks and announcements while it reads the client's messages, pings on
+//! a heartbeat, reports status, and drops the client when it stops answering, falls
+//! behind for too long, or a write exceeds the send timeout. The client is removed
+//! from the hub on every exit path (its guard drops).
+//!
+//! Liveness: any frame from the client since the previous heartbeat counts as an
+//! answer — a JSON `pong`, a transport-level pong (browsers and most WebSocket
+//! libraries answer the transport ping that goes with every JSON `ping` by
+//! themselves, which keeps clients of the original protocol alive) or any message.
+//!
+//! The session is generic over the socket's `Sink`/`Stream` halves so it can be
+//! driven without a network.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::MissedTickBehavior;
+use tracing::Instrument;
+
+use crate::control::{self, role_for, RateLimiter};
+use crate::hub::{ClientGuard, DisconnectReason, Role};
+use crate::protocol::{
+    compat_pong, compat_welcome, error_message, hello_message, parse_client_bytes,
+    parse_client_text, ping_message, status_message, ClientMessage, Codec, Dialect, ProtocolError,
+    StatusInfo, StreamFormat, HEADER_LEN,
+};
+use crate::AppState;
+
+/// Largest frame the WebSocket layer accepts; frames between the protocol limit
+/// (64 KiB) and this get an `error` message, larger ones close the connection (1009).
+const TRANSPORT_MAX_MESSAGE: usize = 1024 * 1024;
+/// Attempts for a control reply whose write timed out.
+const REPLY_ATTEMPTS: u32 = 3;
+/// Close code: going away (server shutdown).
+const CLOSE_AWAY: u16 = 1001;
+/// Close code: policy violation (client limit, too slow, no heartbeat).
+const CLOSE_POLICY: u16 = 1008;
+/// Close code: internal error.
+const CLOSE_ERROR: u16 = 1011;
+
+/// The query string of `/ws/stream`.
+#[derive(Debug, Default, Deserialize)]
+pub struct WsQuery {
+    /// `s16` (default) or `f32`.
+    pub codec: Option<String>,
+    /// `json` for the compatibility protocol.
+    pub format: Option<String>,
+    /// The control token.
+    pub token: Option<String>,
+}
+
+/// How a client asked to be served.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Payload encoding of binary frames.
+    pub codec: Codec,
+    /// Native or compatibility protocol.
+    pub dialect: Dialect,
+    /// The token it presented.
+    pub token: Option<String>,
+}
+
+impl ClientOptions {
+    /// Reads the query string.
+    ///
+    /// # Errors
+    /// A message naming the query parameter that is not understood.
+    pub fn from_query(q: WsQuery) -> Result<Self, String> {
+        let codec = match q.codec.as_deref() {
+            None => Codec::S16,
+            Some(name) => Codec::from_name(name).ok_or_else(|| {
+                format!("query parameter `codec`: expected s16 or f32, got {name:?}")
+            })?,
+        };
+        let dialect = match q.format.as_deref() {
+            None | Some("binary") => Dialect::Native,
+            Some("json") => Dialect::Compat,
+            Some(other) => {
+                return Err(format!(
+                    "query parameter `format`: expected json or binary, got {other:?}"
+                ))
+            }
+        };
+        Ok(Self {
+            codec,
+            dialect,
+            token: q.token,
+        })
+    }
+
+    fn format_name(&self) -> &'static str {
+        match (self.dialect, self.codec) {
+            (Dialect::Compat, _) => "json",
+            (Dialect::Native, Codec::S16) => "binary-s16",
+            (Dialect::Native, Codec::F32) => "binary-f32",
+        }
+    }
+}
+
+/// `GET /ws/stream`: upgrades to a WebSocket and serves the client.
+pub async fn ws_handler(
+    State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let options = match ClientOptions::from_query(query) {
+        Ok(o) => o,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    ws.max_message_size(TRANSPORT_MAX_MESSAGE)
+        .max_frame_size(TRANSPORT_MAX_MESSAGE)
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            serve_client(state, options, sink, stream)
+        })
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    }))
+}
+
+/// Serves one client on an upgraded socket until it leaves or is dropped.
+pub async fn serve_client<S, R>(state: AppState, options: ClientOptions, mut sink: S, stream: R)
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let (role, warning) = role_for(&state, options.token.as_deref());
+    let guard = match state.hub.register(role, options.format_name()) {
+        Ok(g) => g,
+        Err(limit) => {
+            tracing::warn!(max_clients = limit.max, "refused a client: {limit}");
+            let timeout = state.config.send_timeout;
+            // The client may already be gone; it is refused either way.
+            let _ =
+                tokio::time::timeout(timeout, sink.send(close(CLOSE_POLICY, &limit.to_string())))
+                    .await;
+            return;
+        }
+    };
+    let span = tracing::info_span!(
+        "client",
+        id = guard.id(),
+        stream = %state.pump.info().name
+    );
+    let session = Session {
+        state,
+        options,
+        role,
+        guard,
+        sink,
+        stream,
+        limiter: None,
+    };
+    session.run(warning).instrument(span).await;
+}
+
+/// Why a write failed.
+#[derive(Debug)]
+enum SendFailure {
+    Timeout,
+    Closed,
+}
+
+struct Session<S, R> {
+    state: AppState,
+    options: ClientOptions,
+    role: Role,
+    guard: ClientGuard,
+    sink: S,
+    stream: R,
+    limiter: Option<RateLimiter>,
+}
+
+/// What to do after a client's message.
+enum Inbound {
+    Continue,
+    Reply(String),
+    Leave(DisconnectReason),
+}
+
+impl<S, R> Session<S, R>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    /// Writes one message within the send timeout; a timed-out write is flushed
+    /// again up to `attempts - 1` more times (the message stays buffered).
+    async fn send(&mut self, message: Message, attempts: u32) -> Result<(), SendFailure> {
+        let timeout = self.state.config.send_timeout;
+        let len = message_len(&message);
+        match tokio::time::timeout(timeout, self.sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(SendFailure::Closed),
+            Err(_) => {
+                let mut flushed = false;
+                for attempt in 1..attempts {
+                    tracing::warn!(attempt, "write timed out; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    match tokio::time::timeout(timeout, self.sink.flush()).await {
+                        Ok(Ok(())) => {
+                            flushed = true;
+                            break;
+                        }
+                        Ok(Err(_)) => return Err(SendFailure::Closed),
+                        Err(_) => {}
+                    }
+                }
+                if !flushed {
+                    return Err(SendFailure::Timeout);
+                }
+            }
+        }
+        self.state
+            .hub
+            .stats
+            .bytes_out
+            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn send_text(&mut self, text: String, attempts: u32) -> Result<(), SendFailure> {
+        self.send(Message::Text(Utf8Bytes::from(text)), attempts)
+            .await
+    }
+
+    async fn run(mut self, warning: Option<ProtocolError>) {
+        let reason = self.serve(warning).await;
+        let (code, text) = match reason {
+            DisconnectReason::Shutdown => (Some(CLOSE_AWAY), "server shutting down".to_owned()),
+            DisconnectReason::Heartbeat => (Some(CLOSE_POLICY), "heartbeat timeout".to_owned()),
+            DisconnectReason::Lag => (
+                Some(CLOSE_POLICY),
+                format!(
+                    "too slow: behind the stream for more than {:.1} s",
+                    self.state.config.max_lag.as_secs_f64()
+                ),
+            ),
+            DisconnectReason::Error => (
+                Some(CLOSE_ERROR),
+                "server error: the audio source stopped".to_owned(),
+            ),
+            DisconnectReason::Closed | DisconnectReason::SendTimeout => (None, String::new()),
+        };
+        let wait = self.state.config.send_timeout.min(Duration::from_secs(1));
+        if let Some(code) = code {
+            // Best effort: the client may be unable to read it (that may be why it
+            // is being dropped).
+            let _ = tokio::time::timeout(wait, self.sink.send(close(code, &text))).await;
+        } else if reason == DisconnectReason::Closed {
+            // Completes the closing handshake the client started (flushes the
+            // automatic reply); it may already be gone, which is fine.
+            let _ = tokio::time::timeout(wait, self.sink.close()).await;
+        }
+        self.state.hub.stats.count_disconnect(reason);
+        tracing::info!(reason = reason.name(), "client disconnected");
+    }
+
+    async fn serve(&mut self, warning: Option<ProtocolError>) -> DisconnectReason {
+        let state = self.state.clone();
+        let config = &state.config;
+        let mut shutdown = state.shutdown.clone();
+        if *shutdown.borrow_and_update() {
+            return DisconnectReason::Shutdown;
+        }
+        let mut source_alive = state.pump.watch_alive();
+        if !*source_alive.borrow_and_update() {
+            return DisconnectReason::Error;
+        }
+        let mut audio = state.hub.subscribe_audio();
+        let mut events = state.hub.subscribe_events();
+        tracing::info!(
+            role = self.role.name(),
+            format = self.options.format_name(),
+            clients = state.hub.client_count(),
+            "client connected"
+        );
+        let format = StreamFormat {
+            codec: if self.options.dialect == Dialect::Compat {
+                Codec::S16
+            } else {
+                self.options.codec
+            },
+            sample_rate: state.pump.info().sample_rate,
+            channels: state.pump.info().channels,
+            frames_per_chunk: state.pump.frames_per_chunk(),
+            chunk_ms: state.pump.chunk_duration().as_secs_f64() * 1000.0,
+            header_bytes: HEADER_LEN,
+        };
+        let params = state.pump.params().to_json();
+        let first = match self.options.dialect {
+            Dialect::Native => hello_message(
+                self.guard.id(),
+                &state.pump.info().name,
+                &format,
+                &params,
+                self.role.name(),
+            ),
+            Dialect::Compat => compat_welcome(self.guard.id(), &format, &params),
+        };
+        if self.send_text(first, REPLY_ATTEMPTS).await.is_err() {
+            return DisconnectReason::Closed;
+        }
+        if let Some(w) = warning {
+            if self
+                .send_text(error_message(&w, true), REPLY_ATTEMPTS)
+                .await
+                .is_err()
+            {
+                return DisconnectReason::Closed;
+            }
+        }
+        let start = tokio::time::Instant::now();
+        let mut heartbeat = tokio::time::interval_at(start + config.heartbeat, config.heartbeat);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut status =
+            tokio::time::interval_at(start + config.status_interval, config.status_interval);
+        status.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let queue = config.client_queue;
+        let mut heard_since_ping = true;
+        let mut missed = 0u32;
+        let mut behind_since: Option<Instant> = None;
+        let mut dropped = 0u64;
+
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return DisconnectReason::Shutdown,
+                Ok(()) = source_alive.changed() => {
+                    if !*source_alive.borrow_and_update() {
+                        tracing::error!("the audio source has stopped");
+                        return DisconnectReason::Error;
+                    }
+                }
+                inbound = self.stream.next() => {
+                    heard_since_ping = true;
+                    missed = 0;
+                    let action = match inbound {
+                        None => Inbound::Leave(DisconnectReason::Closed),
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "read failed");
+                            Inbound::Leave(DisconnectReason::Closed)
+                        }
+                        Some(Ok(message)) => self.on_message(message).await,
+                    };
+                    match action {
+                        Inbound::Continue => {}
+                        Inbound::Reply(text) => {
+                            if let Err(e) = self.send_text(text, REPLY_ATTEMPTS).await {
+                                return failure_reason(&e);
+                            }
+                        }
+                        Inbound::Leave(reason) => return reason,
+                    }
+                }
+                chunk = audio.recv() => {
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(RecvError::Lagged(n)) => {
+                            dropped += n;
+                            self.guard.add_dropped(n);
+                            behind_since.get_or_insert_with(Instant::now);
+                            tracing::debug!(lost = n, "client fell behind; dropped its oldest chunks");
+                            continue;
+                        }
+                        Err(RecvError::Closed) => {
+                            tracing::error!("the source has stopped");
+                            return DisconnectReason::Error;
+                        }
+                    };
+                    // Still more than half a queue behind: the client is not keeping up.
+                    if audio.len() * 2 >= queue {
+                        let since = *behind_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > config.max_lag {
+                            tracing::warn!(dropped, "client too slow; dropping it");
+                            return DisconnectReason::Lag;
+                        }
+                    } else {
+                        behind_since = None;
+                    }
+                    let message = match self.options.dialect {
+                        Dialect::Native => Message::Binary(chunk.frame(self.options.codec)),
+                        Dialect::Compat => Message::Text(chunk.compat_text()),
+                    };
+                    if let Err(e) = self.send(message, 1).await {
+                        if matches!(e, SendFailure::Timeout) {
+                            tracing::warn!("audio write timed out; dropping the client");
+                        }
+                        return failure_reason(&e);
+                    }
+                    let latency_us = chunk.produced_at.elapsed().as_micros() as u64;
+                    state.hub.stats.record_send(latency_us);
+                }
+                event = events.recv() => {
+                    match event {
+                        Ok(text) => {
+                            if let Err(e) = self.send(Message::Text(text), REPLY_ATTEMPTS).await {
+                                return failure_reason(&e);
+                            }
+                        }
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::debug!(lost = n, "client missed announcements");
+                        }
+                        Err(RecvError::Closed) => return DisconnectReason::Error,
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if heard_since_ping {
+                        missed = 0;
+                    } else {
+                        missed += 1;
+                        if missed >= config.missed_pongs {
+                            tracing::warn!(missed, "no answer to the heartbeat; dropping the client");
+                            return DisconnectReason::Heartbeat;
+                        }
+                    }
+                    heard_since_ping = false;
+                    let now = crate::unix_now_s();
+                    let text = match self.options.dialect {
+                        Dialect::Native => ping_message(now),
+                        Dialect::Compat => serde_json::json!({"type": "ping", "timestamp": now}).to_string(),
+                    };
+                    // A transport-level ping too: browsers answer it by themselves.
+                    let results = (
+                        self.send_text(text, 1).await,
+                        self.send(Message::Ping(bytes::Bytes::from_static(b"hb")), 1).await,
+                    );
+                    if let (Err(e), _) | (_, Err(e)) = results {
+                        return failure_reason(&e);
+                    }
+                }
+                _ = status.tick(), if self.options.dialect == Dialect::Native => {
+                    let stats = &state.hub.stats;
+                    let info = StatusInfo {
+                        state: if stats.idle.load(std::sync::atomic::Ordering::Relaxed) == 1 { "idle" } else { "streaming" },
+                        level: stats.level().name(),
+                        buffer_depth: audio.len(),
+                        dropped,
+                        clients: state.hub.client_count(),
+                        seq: stats.last_seq.load(std::sync::atomic::Ordering::Relaxed),
+                        phrase_index: match stats.phrase_index.load(std::sync::atomic::Ordering::Relaxed) {
+                            u64::MAX => None,
+                            p => Some(p),
+                        },
+                    };
+                    if let Err(e) = self.send_text(status_message(&info), 1).await {
+                        return failure_reason(&e);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) -> Inbound {
+        let dialect = self.options.dialect;
+        let parsed = match message {
+            Message::Text(text) => parse_client_text(&text, dialect),
+            Message::Binary(bytes) => parse_client_bytes(&bytes, dialect),
+            Message::Ping(_) | Message::Pong(_) => return Inbound::Continue,
+            Message::Close(_) => return Inbound::Leave(DisconnectReason::Closed),
+        };
+        let result = match parsed {
+            Err(e) => {
+                self.state
+                    .hub
+                    .stats
+                    .control_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(e)
+            }
+            Ok(ClientMessage::Pong) => return Inbound::Continue,
+            Ok(ClientMessage::Ping) => return Inbound::Reply(compat_pong(crate::unix_now_s())),
+            Ok(ClientMessage::ClientStats {
+                underruns,
+                buffered_ms,
+            }) => {
+                self.guard.set_client_stats(underruns, buffered_ms);
+                tracing::debug!(?underruns, ?buffered_ms, "client stats");
+                return Inbound::Continue;
+            }
+            Ok(control_message) => {
+                let rate = self.state.config.control_rate_per_s;
+                let limiter = self.limiter.get_or_insert_with(|| RateLimiter::new(rate));
+                control::apply(&self.state, self.role, limiter, &control_message)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match result {
+            // The `params` announcement reaches this client through the hub.
+            Ok(()) => {
+                tracing::info!("control change applied");
+                Inbound::Continue
+            }
+            Err(e) => {
+                tracing::info!(code = e.code.name(), field = ?e.field, "client message rejected");
+                Inbound::Reply(error_message(&e, true))
+            }
+        }
+    }
+}
+
+const fn failure_reason(e: &SendFailure) -> DisconnectReason {
+    match e {
+        SendFailure::Timeout => DisconnectReason::SendTimeout,
+        SendFailure::Closed => DisconnectReason::Closed,
+    }
+}
+
+fn message_len(m: &Message) -> usize {
+    match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+        Message::Close(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use futures_util::{sink, stream};
+    use serde_json::Value;
+    use tokio::sync::mpsc;
+
+    /// A session over channels: what the server writes arrives on the returned
+    /// receiver; what the test sends on the returned sender is what the server reads.
+    fn channel_session(
+        state: &AppState,
+        options: ClientOptions,
+    ) -> (
+        mpsc::UnboundedSender<Message>,
+        mpsc::UnboundedReceiver<Message>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (to_server, from_test) = mpsc::unbounded_channel::<Message>();
+        let (to_test, from_server) = mpsc::unbounded_channel::<Message>();
+        let sink = Box::pin(sink::unfold(to_test, |tx, m: Message| async move {
+            tx.send(m).map_err(axum::Error::new)?;
+            Ok::<_, axum::Error>(tx)
+        }));
+        let stream = Box::pin(stream::unfold(from_test, |mut rx| async move {
+            rx.recv().await.map(|m| (Ok::<_, axum::Error>(m), rx))
+        }));
+        let task = tokio::spawn(serve_client(state.clone(), options, sink, stream));
+        (to_server, from_server, task)
+    }
+
+    async fn next_text(rx: &mut mpsc::UnboundedReceiver<Message>) -> Value {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(3), rx.recv())
+                .await
+                .expect("a message in time")
+                .expect("the session is running");
+            if let Message::Text(t) = m {
+                return serde_json::from_str(&t).expect("JSON");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_over_channels_greets_validates_and_cleans_up() {
+        let config = Config {
+            port: 0,
+            sample_rate: 8000,
+            ..Config::default()
+        };
+        let (state, _shutdown) = crate::build_state(config).expect("state");
+        let (tx, mut rx, task) = channel_session(&state, ClientOptions::default());
+        let hello = next_text(&mut rx).await;
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["format"]["codec"], "s16");
+        assert_eq!(state.hub.client_count(), 1);
+        tx.send(Message::text(r#"{"type":"update_params","intensity":2}"#))
+            .expect("send");
+        let err = loop {
+            let v = next_text(&mut rx).await;
+            if v["type"] == "error" {
+                break v;
+            }
+        };
+        assert_eq!(err["field"], "intensity");
+        // Audio keeps coming.
+        let frame = loop {
+            match rx.recv().await {
+                Some(Message::Binary(b)) => break b,
+                Some(_) => {}
+                None => panic!("session ended"),
+            }
+        };
+        assert!(crate::protocol::FrameHeader::parse(&frame).is_ok());
+        tx.send(Message::Close(None)).expect("send");
+        tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .expect("ends in time")
+            .expect("no panic");
+        assert_eq!(state.hub.client_count(), 0);
+        state.pump.stop();
+    }
+}

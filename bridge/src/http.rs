@@ -32,6 +32,9 @@ const MAX_HEALTHY_ERROR_RATE: f64 = 0.1;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/player.js", get(player_js))
+        .route("/worklet.js", get(worklet_js))
+        .route("/player.css", get(player_css))
         .route("/health", get(health_handler))
         .route("/api/status", get(status_handler))
         .route("/api/presets", get(presets_handler))
@@ -45,21 +48,39 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The browser player: plain HTML, CSS and JavaScript compiled into the binary, no
+/// build step and no external URL, so it works offline.
 async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<title>Auralis</title></head><body>",
-        "<h1>Auralis bridge</h1>",
-        "<p>The stream is at <code>/ws/stream</code> (binary frames, see the protocol in ",
-        "DESIGN.md §8; <code>?format=json</code> for the original JSON protocol). ",
-        "The browser player is not built yet.</p>",
-        "<ul><li><a href=\"/health\">/health</a></li>",
-        "<li><a href=\"/api/status\">/api/status</a></li>",
-        "<li><a href=\"/api/presets\">/api/presets</a></li>",
-        "<li><a href=\"/api/streams\">/api/streams</a></li>",
-        "<li><a href=\"/metrics\">/metrics</a></li></ul>",
-        "</body></html>"
-    ))
+    Html(include_str!("../web/index.html"))
+}
+
+/// A static asset of the player with its content type.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
+
+async fn player_js() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../web/player.js"),
+    )
+}
+
+async fn worklet_js() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../web/worklet.js"),
+    )
+}
+
+async fn player_css() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", include_str!("../web/player.css"))
 }
 
 /// Overall health.

@@ -67,7 +67,17 @@ async fn health_status_and_metrics_report_the_stream() {
 
     let (code, page) = http(addr, "GET", "/", &[], "");
     assert_eq!(code, 200);
-    assert!(page.contains("/ws/stream"));
+    assert!(page.contains("/player.js") && page.contains("/player.css"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external URL"
+    );
+    let (code, script) = http(addr, "GET", "/player.js", &[], "");
+    assert_eq!(code, 200);
+    assert!(script.contains("/ws/stream"));
+    let (code, worklet) = http(addr, "GET", "/worklet.js", &[], "");
+    assert_eq!(code, 200);
+    assert!(worklet.contains("registerProcessor('auralis-player'"));
     let (code, _) = http(addr, "GET", "/nope", &[], "");
     assert_eq!(code, 404);
     bridge.shutdown().await;

@@ -6,6 +6,8 @@
     reason = "each test file uses a different subset of these helpers"
 )]
 
+pub mod chromium;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

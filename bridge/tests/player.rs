@@ -1,0 +1,163 @@
+//! The browser player in a real headless Chromium (Debian's `chromium`; a missing
+//! browser fails these tests): it plays within 2 s of pressing play, keeps playing
+//! without underruns, steers the music, comes back on its own after the bridge
+//! restarts, and says so when the server is full. A screenshot of the playing
+//! page is saved as `target/player/playing.png`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use auralis_bridge::Config;
+use common::chromium::Browser;
+use serde_json::json;
+
+const PLAYED: &str = "(window.auralisPlayer.state.stats.playedSeconds || 0)";
+
+fn artifact(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/player")
+        .join(name)
+}
+
+fn config() -> Config {
+    Config {
+        status_interval: Duration::from_secs(1),
+        ..common::config()
+    }
+}
+
+async fn eval_f64(browser: &mut Browser, expr: &str) -> f64 {
+    browser
+        .eval(expr)
+        .await
+        .expect("script runs")
+        .as_f64()
+        .expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_plays_steers_and_reconnects() {
+    let bridge = common::start(config()).await;
+    let addr = bridge.local_addr();
+    let mut browser = Browser::launch().await.expect("headless Chromium");
+    browser
+        .open(&format!("http://{addr}/"))
+        .await
+        .expect("page loads");
+
+    browser
+        .eval("document.getElementById('play').click()")
+        .await
+        .expect("press play");
+    browser
+        .wait_for(&format!("{PLAYED} > 0"), Duration::from_secs(2))
+        .await
+        .expect("audio within 2 s of pressing play");
+    let start = eval_f64(&mut browser, PLAYED).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let stats = browser
+        .eval(
+            "({ played: window.auralisPlayer.state.stats.playedSeconds, \
+              underruns: window.auralisPlayer.state.stats.underruns, \
+              rms: window.auralisPlayer.outputRms() })",
+        )
+        .await
+        .expect("stats");
+    let played = stats["played"].as_f64().expect("played") - start;
+    assert!(played >= 9.0, "only {played:.2} s played in 10 s: {stats}");
+    assert_eq!(stats["underruns"], json!(0), "{stats}");
+    assert!(
+        stats["rms"].as_f64().expect("rms") > 0.003,
+        "silent output: {stats}"
+    );
+    browser
+        .wait_for(
+            "['normal', 'high_load', 'critical', 'overload'] \
+                 .includes(document.getElementById('level').textContent) \
+             && document.getElementById('clients').textContent === '1'",
+            Duration::from_secs(3),
+        )
+        .await
+        .expect("status shows the level and the listeners");
+    browser
+        .screenshot(&artifact("playing.png"))
+        .await
+        .expect("screenshot");
+
+    // A control change goes out as update_params and comes back as params.
+    browser
+        .eval(
+            "const b = document.getElementById('bpm'); b.value = 72; \
+             b.dispatchEvent(new Event('change')); true",
+        )
+        .await
+        .expect("change the tempo");
+    browser
+        .wait_for(
+            "window.auralisPlayer.state.lastParams \
+             && window.auralisPlayer.state.lastParams.bpm === 72",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the server's params message reaches the page");
+    let (_, status) = common::http(addr, "GET", "/api/status", &[], "");
+    assert!(status.contains("\"bpm\":72"), "{status}");
+
+    // The bridge goes away and comes back on the same port: the page notices,
+    // reconnects and plays on its own.
+    bridge.shutdown().await;
+    browser
+        .wait_for(
+            "document.getElementById('conn').textContent !== 'connected'",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the page notices the bridge is gone");
+    let before = eval_f64(&mut browser, PLAYED).await;
+    let again = common::start(Config {
+        port: addr.port(),
+        ..config()
+    })
+    .await;
+    browser
+        .wait_for(
+            &format!(
+                "document.getElementById('conn').textContent === 'connected' \
+                 && {PLAYED} > {before} + 1"
+            ),
+            Duration::from_secs(15),
+        )
+        .await
+        .expect("the page reconnects and plays again");
+    again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_says_when_the_server_is_full() {
+    let bridge = common::start(Config {
+        max_clients: 1,
+        ..config()
+    })
+    .await;
+    let addr = bridge.local_addr();
+    let _occupant = common::connect(addr, "").await;
+    let mut browser = Browser::launch().await.expect("headless Chromium");
+    browser
+        .open(&format!("http://{addr}/"))
+        .await
+        .expect("page loads");
+    browser
+        .eval("document.getElementById('play').click()")
+        .await
+        .expect("press play");
+    browser
+        .wait_for(
+            "document.getElementById('message').textContent.includes('server is full')",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the page shows the server-full message");
+    bridge.shutdown().await;
+}

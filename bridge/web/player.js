@@ -1,0 +1,356 @@
+// Auralis player, page side: connects to the bridge's /ws/stream (f32 frames),
+// decodes chunks here (off the audio rendering thread) and feeds the AudioWorklet
+// in worklet.js; shows the stream's status, sends control messages and reports
+// playback health back with `client_stats`.
+'use strict';
+
+const HEADER_BYTES = 44;
+const MAGIC_AUR1 = 0x41555231;
+const KEYS = ['C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B'];
+const LEVELS = ['normal', 'high_load', 'critical', 'overload'];
+const TARGET_MIN_S = 0.3;
+const TARGET_MAX_S = 2.0;
+const TARGET_GROW_S = 0.15;
+const TARGET_SHRINK_S = 0.05;
+const STEADY_BEFORE_SHRINK_S = 20;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+const STATS_EVERY_MS = 3000;
+const SLEEP_FADE_S = 60;
+const CONTROL_IDS = ['preset', 'key', 'mode', 'bpm', 'intensity'];
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  ws: null, ctx: null, node: null, gain: null, analyser: null,
+  playing: false, backoffMs: BACKOFF_MIN_MS, retry: null, lastSeq: null,
+  gaps: 0, role: null, stats: { underruns: 0, bufferedMs: 0, playedSeconds: 0 },
+  targetS: 0.4, lastUnderruns: 0, steadySince: performance.now(),
+  bufferHistory: [], sleepAt: null, sleepTimer: null, lastError: null,
+};
+
+// ---- settings remembered between visits ------------------------------------
+const saved = (() => {
+  try { return JSON.parse(localStorage.getItem('auralis.player') || '{}'); } catch { return {}; }
+})();
+function remember() {
+  try {
+    localStorage.setItem('auralis.player', JSON.stringify({
+      volume: Number($('volume').value), sleep: $('sleep').value, preset: $('preset').value,
+    }));
+  } catch { /* private mode: nothing to keep */ }
+}
+
+for (const k of KEYS) {
+  const o = document.createElement('option');
+  o.textContent = k;
+  $('key').appendChild(o);
+}
+if (saved.volume !== undefined) $('volume').value = saved.volume;
+if (saved.sleep !== undefined) $('sleep').value = saved.sleep;
+
+function say(text) { $('message').textContent = text; }
+
+function setControlsEnabled(enabled, note) {
+  for (const id of CONTROL_IDS) $(id).disabled = !enabled;
+  $('control-note').textContent = note || '';
+}
+setControlsEnabled(false, 'Controls unlock once connected.');
+
+function showParams(p) {
+  if (!p) return;
+  $('key').value = p.key;
+  $('mode').value = p.mode;
+  $('bpm').value = p.bpm; $('bpm-out').textContent = Math.round(p.bpm);
+  $('intensity').value = p.intensity; $('intensity-out').textContent = Number(p.intensity).toFixed(2);
+  if (p.preset) $('preset').value = p.preset;
+  if ('mediaSession' in navigator) {
+    navigator.mediaSession.metadata = new MediaMetadata({
+      title: `Auralis — ${p.preset || 'custom'}`,
+      artist: 'Auralis',
+      album: `${p.key} ${p.mode}, ${Math.round(p.bpm)} BPM`,
+    });
+  }
+}
+
+// ---- audio graph ------------------------------------------------------------
+async function ensureAudio(sampleRate) {
+  if (state.ctx && state.ctx.sampleRate === sampleRate) return;
+  if (state.ctx) await state.ctx.close();
+  state.ctx = new AudioContext({ sampleRate, latencyHint: 'playback' });
+  await state.ctx.audioWorklet.addModule('/worklet.js');
+  state.node = new AudioWorkletNode(state.ctx, 'auralis-player', { outputChannelCount: [2] });
+  state.gain = state.ctx.createGain();
+  state.gain.gain.value = Number($('volume').value);
+  state.analyser = state.ctx.createAnalyser();
+  state.analyser.fftSize = 2048;
+  state.analyser.smoothingTimeConstant = 0.85;
+  state.node.connect(state.analyser);
+  state.node.connect(state.gain).connect(state.ctx.destination);
+  state.node.port.onmessage = (e) => { if (e.data.type === 'stats') onStats(e.data); };
+  setTarget(state.targetS);
+}
+
+function setTarget(seconds) {
+  state.targetS = Math.min(TARGET_MAX_S, Math.max(TARGET_MIN_S, seconds));
+  if (state.node) state.node.port.postMessage({ type: 'target', seconds: state.targetS });
+}
+
+// The jitter buffer adapts: it grows after an underrun and shrinks back towards
+// its floor once playback has been steady for a while.
+function onStats(s) {
+  state.stats = s;
+  const now = performance.now();
+  if (s.underruns > state.lastUnderruns) {
+    state.lastUnderruns = s.underruns;
+    state.steadySince = now;
+    setTarget(state.targetS + TARGET_GROW_S);
+  } else if (now - state.steadySince > STEADY_BEFORE_SHRINK_S * 1000 && state.targetS > TARGET_MIN_S) {
+    state.steadySince = now;
+    setTarget(state.targetS - TARGET_SHRINK_S);
+  }
+  $('buffer').textContent = `${Math.round(s.bufferedMs)} ms`;
+  state.bufferHistory.push(s.bufferedMs);
+  if (state.bufferHistory.length > 120) state.bufferHistory.shift();
+}
+
+// ---- stream -----------------------------------------------------------------
+function onAudio(buf) {
+  if (!state.node || buf.byteLength < HEADER_BYTES) return;
+  const v = new DataView(buf);
+  if (v.getUint32(0, false) !== MAGIC_AUR1) return;
+  const codec = v.getUint8(5);
+  const channels = v.getUint16(6, true);
+  const seq = Number(v.getBigUint64(12, true));
+  const frames = v.getUint32(36, true);
+  const level = v.getUint8(40);
+  const bytesPerSample = codec === 1 ? 4 : 2;
+  if (channels < 1 || buf.byteLength < HEADER_BYTES + frames * channels * bytesPerSample) return;
+  const gap = state.lastSeq !== null && seq !== state.lastSeq + 1;
+  if (gap) state.gaps += seq - state.lastSeq - 1;
+  state.lastSeq = seq;
+  $('level').textContent = LEVELS[level] || String(level);
+  const left = new Float32Array(frames);
+  const right = new Float32Array(frames);
+  const second = channels > 1 ? 1 : 0;
+  if (codec === 1) {
+    const pcm = new Float32Array(buf.slice(HEADER_BYTES, HEADER_BYTES + frames * channels * 4));
+    for (let i = 0; i < frames; i++) { left[i] = pcm[i * channels]; right[i] = pcm[i * channels + second]; }
+  } else {
+    for (let i = 0; i < frames; i++) {
+      left[i] = v.getInt16(HEADER_BYTES + 2 * i * channels, true) / 32768;
+      right[i] = v.getInt16(HEADER_BYTES + 2 * (i * channels + second), true) / 32768;
+    }
+  }
+  state.node.port.postMessage({ type: 'chunk', left, right, gap }, [left.buffer, right.buffer]);
+}
+
+async function onText(text) {
+  let msg;
+  try { msg = JSON.parse(text); } catch { return; }
+  switch (msg.type) {
+    case 'hello':
+      await ensureAudio(msg.format.sample_rate);
+      state.role = msg.role;
+      showParams(msg.params);
+      if (msg.role === 'controller') setControlsEnabled(true);
+      else setControlsEnabled(false, 'Listening only: open the page with ?token=… to steer the music.');
+      say('Playing.');
+      break;
+    case 'params': state.lastParams = msg.params; showParams(msg.params); break;
+    case 'status':
+      $('level').textContent = msg.level;
+      $('clients').textContent = msg.clients;
+      $('phrase').textContent = msg.phrase_index ?? '–';
+      if (msg.state === 'idle') say('The source is idle: waiting for it to come back…');
+      break;
+    case 'ping': send({ type: 'pong' }); break;
+    case 'error':
+      state.lastError = msg;
+      say(msg.field ? `${msg.message} (${msg.field})` : msg.message);
+      break;
+    default: break;
+  }
+}
+
+function send(msg) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
+}
+
+function connect() {
+  const query = new URLSearchParams(location.search);
+  const token = query.get('token');
+  // `?bridge=host:port` points a page served elsewhere at a bridge (development).
+  const host = query.get('bridge') || location.host;
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const url = `${scheme}://${host}/ws/stream?codec=f32${token ? `&token=${encodeURIComponent(token)}` : ''}`;
+  $('conn').textContent = 'connecting';
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  state.ws = ws;
+  ws.onopen = () => { $('conn').textContent = 'connected'; state.backoffMs = BACKOFF_MIN_MS; };
+  ws.onmessage = (e) => {
+    if (typeof e.data === 'string') onText(e.data);
+    else onAudio(e.data);
+  };
+  ws.onclose = (e) => {
+    if (state.ws !== ws) return;
+    $('conn').textContent = 'disconnected';
+    setControlsEnabled(false, 'Controls unlock once connected.');
+    state.lastSeq = null;
+    if (!state.playing) return;
+    if (e.code === 1008) {
+      say(`The server is full: ${e.reason || 'too many listeners'}. Retrying…`);
+    } else if (!navigator.onLine) {
+      say('You are offline. Waiting for the network…');
+    } else {
+      say('Connection lost. Reconnecting…');
+    }
+    state.retry = setTimeout(connect, state.backoffMs);
+    state.backoffMs = Math.min(BACKOFF_MAX_MS, state.backoffMs * 2);
+  };
+}
+
+// ---- play / stop, sleep timer, media keys ---------------------------------------
+async function play() {
+  state.playing = true;
+  $('play').textContent = 'Stop';
+  $('play').setAttribute('aria-label', 'Stop (space bar)');
+  if (state.ctx) {
+    state.gain.gain.cancelScheduledValues(state.ctx.currentTime);
+    state.gain.gain.value = Number($('volume').value);
+    await state.ctx.resume();
+  }
+  armSleepTimer();
+  if ('mediaSession' in navigator) navigator.mediaSession.playbackState = 'playing';
+  say('Connecting…');
+  connect();
+}
+
+function stop(message) {
+  state.playing = false;
+  $('play').textContent = 'Play';
+  $('play').setAttribute('aria-label', 'Play (space bar)');
+  clearTimeout(state.retry);
+  clearTimeout(state.sleepTimer);
+  state.sleepAt = null;
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) ws.close(1000);
+  $('conn').textContent = 'idle';
+  if (state.node) state.node.port.postMessage({ type: 'reset' });
+  if (state.ctx) state.ctx.suspend();
+  if ('mediaSession' in navigator) navigator.mediaSession.playbackState = 'paused';
+  say(message || 'Stopped.');
+}
+
+// The sleep timer fades the volume out over the last minute, then stops.
+function armSleepTimer() {
+  clearTimeout(state.sleepTimer);
+  const minutes = Number($('sleep').value);
+  state.sleepAt = minutes > 0 ? Date.now() + minutes * 60_000 : null;
+  if (!state.sleepAt) return;
+  const fadeIn = Math.max(0, state.sleepAt - Date.now() - SLEEP_FADE_S * 1000);
+  state.sleepTimer = setTimeout(() => {
+    if (state.ctx && state.gain) {
+      const now = state.ctx.currentTime;
+      state.gain.gain.setValueAtTime(state.gain.gain.value, now);
+      state.gain.gain.linearRampToValueAtTime(0, now + SLEEP_FADE_S);
+    }
+    state.sleepTimer = setTimeout(() => stop('Sleep timer: good night.'), SLEEP_FADE_S * 1000);
+  }, fadeIn);
+}
+
+$('play').onclick = () => (state.playing ? stop() : play());
+document.addEventListener('keydown', (e) => {
+  if (e.code === 'Space' && !['INPUT', 'SELECT', 'BUTTON'].includes(e.target.tagName)) {
+    e.preventDefault();
+    $('play').click();
+  }
+});
+if ('mediaSession' in navigator) {
+  navigator.mediaSession.setActionHandler('play', () => { if (!state.playing) play(); });
+  navigator.mediaSession.setActionHandler('pause', () => { if (state.playing) stop(); });
+  navigator.mediaSession.setActionHandler('stop', () => { if (state.playing) stop(); });
+}
+window.addEventListener('online', () => { if (state.playing && !state.ws) connect(); });
+
+// ---- controls ---------------------------------------------------------------
+$('volume').oninput = () => {
+  if (state.gain && !state.sleepAt) state.gain.gain.value = Number($('volume').value);
+  remember();
+};
+$('sleep').onchange = () => { remember(); if (state.playing) armSleepTimer(); };
+$('preset').onchange = () => { remember(); send({ type: 'select_preset', preset: $('preset').value }); };
+$('key').onchange = () => send({ type: 'update_params', key: $('key').value });
+$('mode').onchange = () => send({ type: 'update_params', mode: $('mode').value });
+$('bpm').oninput = () => { $('bpm-out').textContent = $('bpm').value; };
+$('bpm').onchange = () => send({ type: 'update_params', bpm: Number($('bpm').value) });
+$('intensity').oninput = () => { $('intensity-out').textContent = Number($('intensity').value).toFixed(2); };
+$('intensity').onchange = () => send({ type: 'update_params', intensity: Number($('intensity').value) });
+
+setInterval(() => {
+  if (state.playing) {
+    send({ type: 'client_stats', underruns: state.stats.underruns, buffered_ms: state.stats.bufferedMs });
+  }
+}, STATS_EVERY_MS);
+
+// ---- drawing ----------------------------------------------------------------
+function outputRms() {
+  if (!state.analyser) return 0;
+  const data = new Float32Array(state.analyser.fftSize);
+  state.analyser.getFloatTimeDomainData(data);
+  let sum = 0;
+  for (const x of data) sum += x * x;
+  return Math.sqrt(sum / data.length);
+}
+
+function drawScope() {
+  const c = $('scope');
+  const g = c.getContext('2d');
+  g.clearRect(0, 0, c.width, c.height);
+  if (state.analyser && state.playing) {
+    const bins = new Uint8Array(state.analyser.frequencyBinCount);
+    state.analyser.getByteFrequencyData(bins);
+    const bars = 96;
+    const w = c.width / bars;
+    const grad = g.createLinearGradient(0, c.height, 0, 0);
+    grad.addColorStop(0, 'rgba(159,184,255,0.15)');
+    grad.addColorStop(1, 'rgba(199,166,255,0.85)');
+    g.fillStyle = grad;
+    for (let i = 0; i < bars; i++) {
+      // Logarithmic frequency axis: low bins get more bars.
+      const lo = Math.floor(Math.pow(bins.length, i / bars));
+      const hi = Math.max(lo + 1, Math.floor(Math.pow(bins.length, (i + 1) / bars)));
+      let peak = 0;
+      for (let b = lo; b < hi && b < bins.length; b++) peak = Math.max(peak, bins[b]);
+      const h = (peak / 255) * c.height;
+      g.fillRect(i * w + 1, c.height - h, w - 2, h);
+    }
+  }
+  const b = $('buffer-graph');
+  const bg = b.getContext('2d');
+  bg.clearRect(0, 0, b.width, b.height);
+  const hist = state.bufferHistory;
+  if (hist.length > 1) {
+    const max = Math.max(1000, ...hist);
+    bg.strokeStyle = 'rgba(159,184,255,0.9)';
+    bg.beginPath();
+    hist.forEach((ms, i) => {
+      const x = (i / 119) * b.width;
+      const y = b.height - (ms / max) * (b.height - 2) - 1;
+      if (i === 0) bg.moveTo(x, y); else bg.lineTo(x, y);
+    });
+    bg.stroke();
+    const ty = b.height - ((state.targetS * 1000) / max) * (b.height - 2) - 1;
+    bg.strokeStyle = 'rgba(199,166,255,0.35)';
+    bg.setLineDash([4, 4]);
+    bg.beginPath(); bg.moveTo(0, ty); bg.lineTo(b.width, ty); bg.stroke();
+    bg.setLineDash([]);
+  }
+  requestAnimationFrame(drawScope);
+}
+requestAnimationFrame(drawScope);
+
+// For tests and for the curious: the player's state and output level.
+window.auralisPlayer = { state, outputRms };

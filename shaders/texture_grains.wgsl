@@ -5,22 +5,9 @@
 // may overlap the frame, then every overlapping grain adds its Hann-windowed sine
 // sin²(π i / len) · sin(2π phase(i)). The math is the CPU path's
 // (plugin/src/prerender/cpu.rs); constants come from `params` and `WG_SIZE`.
+// `common.wgsl` (the uniform, `sin_cycles`, `phase_to_cycles`) is prepended to it.
 
 // ---- Bindings ---------------------------------------------------------------
-
-// Sizes and shared constants (Rust: `gpu::ParamsUniform`).
-struct Params {
-    frames: u32,
-    voice_count: u32,
-    grain_count: u32,
-    max_grain_frames: u32,
-    row_frames: u32,
-    phase_scale: f32,
-    pad0: u32,
-    pad1: u32,
-    sin_lo: vec4<f32>,
-    sin_hi: vec4<f32>,
-}
 
 // Rust: `texture::Grain`.
 struct Grain {
@@ -34,34 +21,12 @@ struct Grain {
     pad0: u32,
 }
 
-override WG_SIZE: u32 = 64u;
-
-// binding 0: sizes and constants
-@group(0) @binding(0) var<uniform> params: Params;
 // binding 1: grains, sorted by start frame
 @group(0) @binding(1) var<storage, read> grains: array<Grain>;
 // binding 2: planar stereo output (the pad kernel's result), added to in place
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 // ---- Helpers ----------------------------------------------------------------
-
-// sin(2π x), x in cycles (same steps as the pad kernel and the CPU path).
-fn sin_cycles(x: f32) -> f32 {
-    var r = x - floor(x + 0.5);
-    if (r > 0.25) {
-        r = 0.5 - r;
-    } else if (r < -0.25) {
-        r = -0.5 - r;
-    }
-    let r2 = r * r;
-    let a = params.sin_lo;
-    let b = params.sin_hi;
-    return r * (a.x + r2 * (a.y + r2 * (a.z + r2 * (a.w + r2 * (b.x + r2 * b.y)))));
-}
-
-fn phase_to_cycles(p: u32) -> f32 {
-    return f32(p >> 8u) * params.phase_scale;
-}
 
 // Index of the first grain whose start is >= `frame` (grains sorted by start).
 fn lower_bound(count: u32, frame: u32) -> u32 {

@@ -5,22 +5,9 @@
 // index plus the closed-form drift term), times the voice's envelope. The math is
 // the CPU path's (plugin/src/prerender/texture.rs); constants come from `params`
 // and the `WG_SIZE` override, never from literals duplicated here.
+// `common.wgsl` (the uniform, `sin_cycles`, `phase_to_cycles`) is prepended to it.
 
 // ---- Bindings ---------------------------------------------------------------
-
-// Sizes and shared constants (Rust: `gpu::ParamsUniform`).
-struct Params {
-    frames: u32,           // output frames
-    voice_count: u32,      // voices in use
-    grain_count: u32,      // grains in use (grain kernel)
-    max_grain_frames: u32, // longest grain (grain kernel)
-    row_frames: u32,       // frames per dispatch row (2-D dispatch)
-    phase_scale: f32,      // 2^-24: top 24 phase bits to cycles
-    pad0: u32,
-    pad1: u32,
-    sin_lo: vec4<f32>,     // sine polynomial c1, c3, c5, c7
-    sin_hi: vec4<f32>,     // c9, c11, unused, unused
-}
 
 // Rust: `texture::Voice`.
 struct Voice {
@@ -46,10 +33,6 @@ struct Partial {
     gain_r: f32,
 }
 
-override WG_SIZE: u32 = 64u;
-
-// binding 0: sizes and constants
-@group(0) @binding(0) var<uniform> params: Params;
 // binding 1: pad voices
 @group(0) @binding(1) var<storage, read> voices: array<Voice>;
 // binding 2: their partials
@@ -58,25 +41,6 @@ override WG_SIZE: u32 = 64u;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 // ---- Helpers ----------------------------------------------------------------
-
-// sin(2π x), x in cycles: reduce to a quarter cycle, then the shared polynomial.
-fn sin_cycles(x: f32) -> f32 {
-    var r = x - floor(x + 0.5);
-    if (r > 0.25) {
-        r = 0.5 - r;
-    } else if (r < -0.25) {
-        r = -0.5 - r;
-    }
-    let r2 = r * r;
-    let a = params.sin_lo;
-    let b = params.sin_hi;
-    return r * (a.x + r2 * (a.y + r2 * (a.z + r2 * (a.w + r2 * (b.x + r2 * b.y)))));
-}
-
-// A u32 fixed-point phase as cycles, from its top 24 bits (exact in f32).
-fn phase_to_cycles(p: u32) -> f32 {
-    return f32(p >> 8u) * params.phase_scale;
-}
 
 // Linear attack and release ramps, multiplied and smoothed.
 fn envelope(v: Voice, n: u32) -> f32 {

@@ -323,6 +323,17 @@ fn scoped<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> Result<T, GpuError
     }
 }
 
+/// The pad kernel: the shared prelude, then the kernel.
+const PAD_SOURCE: &str = concat!(
+    include_str!("../../../shaders/common.wgsl"),
+    include_str!("../../../shaders/texture_pad.wgsl")
+);
+/// The grain kernel: the shared prelude, then the kernel.
+const GRAIN_SOURCE: &str = concat!(
+    include_str!("../../../shaders/common.wgsl"),
+    include_str!("../../../shaders/texture_grains.wgsl")
+);
+
 impl GpuRenderer {
     /// Compiles the kernels and builds the pipelines and first buffers on `ctx`.
     ///
@@ -338,12 +349,13 @@ impl GpuRenderer {
         let device = &ctx.device;
         let pad_source = if broken_shader {
             concat!(
+                include_str!("../../../shaders/common.wgsl"),
                 include_str!("../../../shaders/texture_pad.wgsl"),
                 "\nfn broken( {"
             )
             .into()
         } else {
-            include_str!("../../../shaders/texture_pad.wgsl").into()
+            PAD_SOURCE.into()
         };
         let built = scoped(device, || {
             let pad_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -352,9 +364,7 @@ impl GpuRenderer {
             });
             let grain_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some("texture_grains.wgsl"),
-                source: wgpu::ShaderSource::Wgsl(
-                    include_str!("../../../shaders/texture_grains.wgsl").into(),
-                ),
+                source: wgpu::ShaderSource::Wgsl(GRAIN_SOURCE.into()),
             });
             let uniform = wgpu::BufferBindingType::Uniform;
             let pad_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {

@@ -28,6 +28,20 @@ fn config() -> Config {
     }
 }
 
+/// Chromium with the bridge's page open and play pressed.
+async fn open_and_press_play(addr: std::net::SocketAddr) -> Browser {
+    let mut browser = Browser::launch().await.expect("headless Chromium");
+    browser
+        .open(&format!("http://{addr}/"))
+        .await
+        .expect("page loads");
+    browser
+        .eval("document.getElementById('play').click()")
+        .await
+        .expect("press play");
+    browser
+}
+
 async fn eval_f64(browser: &mut Browser, expr: &str) -> f64 {
     browser
         .eval(expr)
@@ -41,16 +55,7 @@ async fn eval_f64(browser: &mut Browser, expr: &str) -> f64 {
 async fn the_player_plays_steers_and_reconnects() {
     let bridge = common::start(config()).await;
     let addr = bridge.local_addr();
-    let mut browser = Browser::launch().await.expect("headless Chromium");
-    browser
-        .open(&format!("http://{addr}/"))
-        .await
-        .expect("page loads");
-
-    browser
-        .eval("document.getElementById('play').click()")
-        .await
-        .expect("press play");
+    let mut browser = open_and_press_play(addr).await;
     browser
         .wait_for(&format!("{PLAYED} > 0"), Duration::from_secs(2))
         .await
@@ -143,15 +148,7 @@ async fn the_player_says_when_the_server_is_full() {
     .await;
     let addr = bridge.local_addr();
     let _occupant = common::connect(addr, "").await;
-    let mut browser = Browser::launch().await.expect("headless Chromium");
-    browser
-        .open(&format!("http://{addr}/"))
-        .await
-        .expect("page loads");
-    browser
-        .eval("document.getElementById('play').click()")
-        .await
-        .expect("press play");
+    let mut browser = open_and_press_play(addr).await;
     browser
         .wait_for(
             "document.getElementById('message').textContent.includes('server is full')",

@@ -82,6 +82,10 @@ pub struct Cli {
     /// Preset the embedded engine starts with [default: focus].
     #[arg(long, env = "AURALIS_PRESET")]
     pub preset: Option<String>,
+    /// Whether machine and process CPU use count towards the embedded engine's
+    /// degradation level, besides its own audio thread's load [default: true].
+    #[arg(long, env = "AURALIS_DEGRADE_ON_CPU")]
+    pub degrade_on_cpu: Option<bool>,
 }
 
 /// The settings a TOML file may hold (all optional; unknown keys are refused).
@@ -124,6 +128,8 @@ pub struct FileConfig {
     pub seed: Option<u64>,
     /// As `--preset`.
     pub preset: Option<String>,
+    /// As `--degrade-on-cpu`.
+    pub degrade_on_cpu: Option<bool>,
 }
 
 /// Where the audio comes from.
@@ -218,6 +224,8 @@ pub struct Config {
     pub seed: u64,
     /// Starting preset of the embedded engine.
     pub preset: &'static Preset,
+    /// Whether machine and process CPU count towards the degradation level.
+    pub degrade_on_cpu: bool,
 }
 
 impl Default for Config {
@@ -241,6 +249,7 @@ impl Default for Config {
             log_dir: None,
             seed: 1,
             preset: &PRESETS[0],
+            degrade_on_cpu: true,
         }
     }
 }
@@ -458,6 +467,10 @@ impl Config {
             log_dir: cli.log_dir.clone().or_else(|| file.log_dir.clone()),
             seed: cli.seed.or(file.seed).unwrap_or(d.seed),
             preset,
+            degrade_on_cpu: cli
+                .degrade_on_cpu
+                .or(file.degrade_on_cpu)
+                .unwrap_or(d.degrade_on_cpu),
         })
     }
 

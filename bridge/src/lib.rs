@@ -97,6 +97,7 @@ pub fn open_source(config: &Config) -> Result<Box<dyn Source>, StartError> {
             config.seed,
             config.preset,
             config.frames_per_chunk() as usize,
+            config.degrade_on_cpu,
         )?),
     })
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use auralis::compose::phrase::{ComposeParams, ParamError};
 use auralis::compose::presets::Preset;
+use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::Level;
 use auralis::engine::{Engine, EngineConfig, EngineError};
 use auralis::render::mix::MixLevels;
@@ -114,7 +115,8 @@ pub struct EmbeddedSource {
 
 impl EmbeddedSource {
     /// An engine at `sample_rate` playing `preset`, with scratch space for chunks of
-    /// up to `max_frames`.
+    /// up to `max_frames`; `degrade_on_cpu` lets machine and process CPU use count
+    /// towards its degradation level.
     ///
     /// # Errors
     /// [`EngineError`] when the engine cannot be built.
@@ -123,14 +125,21 @@ impl EmbeddedSource {
         seed: u64,
         preset: &'static Preset,
         max_frames: usize,
+        degrade_on_cpu: bool,
     ) -> Result<Self, EngineError> {
-        let engine = Engine::new(EngineConfig {
-            sample_rate: sample_rate as f32,
-            seed,
-            compose: preset.compose,
-            levels: preset.levels,
-            mode: RenderMode::RealTime,
-        })?;
+        let engine = Engine::with_monitor(
+            EngineConfig {
+                sample_rate: sample_rate as f32,
+                seed,
+                compose: preset.compose,
+                levels: preset.levels,
+                mode: RenderMode::RealTime,
+            },
+            MonitorConfig {
+                sample_cpu: degrade_on_cpu,
+                ..MonitorConfig::default()
+            },
+        )?;
         Ok(Self {
             engine,
             left: vec![0.0; max_frames],

@@ -28,7 +28,17 @@ async fn health_status_and_metrics_report_the_stream() {
     assert_eq!(health["buffer_healthy"], true);
     assert_eq!(health["checks"]["clients"], 1);
 
-    let (code, status) = get_json(addr, "/api/status");
+    // The counters follow the writes: wait (bounded) until they have caught up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let (code, status) = loop {
+        let (code, status) = get_json(addr, "/api/status");
+        if status["chunks"]["sent"].as_u64().unwrap_or(0) >= 5
+            || std::time::Instant::now() > deadline
+        {
+            break (code, status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(code, 200);
     assert_eq!(status["degradation"]["level"], "normal");
     assert_eq!(status["source"]["name"], "embedded");

@@ -86,6 +86,10 @@ fn test(extra: &[String]) -> Result<()> {
         "warnings",
     ]);
     run(clippy)?;
+    // Doc tests first, so the main runner's summary is the run's last word.
+    let mut doc = cargo();
+    doc.args(["test", "--workspace", "--doc"]);
+    run(doc)?;
     let mut tests = cargo();
     if has_nextest() {
         tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -93,10 +97,7 @@ fn test(extra: &[String]) -> Result<()> {
         tests.args(["test", "--workspace", "--no-fail-fast"]);
     }
     tests.args(extra);
-    run(tests)?;
-    let mut doc = cargo();
-    doc.args(["test", "--workspace", "--doc"]);
-    run(doc)
+    run(tests)
 }
 
 /// Debian packages the tests need: a software Vulkan device (lavapipe) so the GPU

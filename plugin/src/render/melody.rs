@@ -82,6 +82,8 @@ impl MelodyVoices {
             gain: 0.0,
             started: 0,
         };
+        // Constant-power panning: angle 0 is hard left, π/2 hard right.
+        let angles = PANS.map(|p| (p + 1.0) * std::f32::consts::FRAC_PI_4);
         Self {
             sample_rate,
             voices: std::array::from_fn(|_| voice.clone()),
@@ -92,8 +94,8 @@ impl MelodyVoices {
             inc_step: [0.0; MELODY_VOICES],
             level: [0.0; MELODY_VOICES],
             level_step: [0.0; MELODY_VOICES],
-            pan_l: f32x4::from(PANS.map(|p| ((p + 1.0) * std::f32::consts::FRAC_PI_4).cos())),
-            pan_r: f32x4::from(PANS.map(|p| ((p + 1.0) * std::f32::consts::FRAC_PI_4).sin())),
+            pan_l: f32x4::from(angles.map(f32::cos)),
+            pan_r: f32x4::from(angles.map(f32::sin)),
         }
     }
 

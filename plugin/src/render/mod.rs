@@ -172,7 +172,7 @@ impl Levels {
     const MASTER: usize = 5;
     const COUNT: usize = 6;
 
-    fn targets(levels: &MixLevels) -> [f32; 6] {
+    fn targets(levels: &MixLevels) -> [f32; Self::COUNT] {
         [
             levels.pad,
             levels.melody,

@@ -324,10 +324,21 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    FileConfig::from_toml(&text).map_err(|message| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.to_string(),
+        message,
     })
+}
+
+impl FileConfig {
+    /// Parses the text of a TOML config file: [`read_file`] once the file is read,
+    /// and the fuzz target, which gives it any text.
+    ///
+    /// # Errors
+    /// The parser's message, naming the unknown or mistyped setting.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
 }
 
 impl Config {

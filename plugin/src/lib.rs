@@ -20,6 +20,11 @@ pub mod rng;
 
 #[cfg(feature = "plugin")]
 pub use self::plugin::Auralis;
+/// The CLAP entry point, for a host that links this crate instead of loading the
+/// bundle: the state-loading fuzz target and property tests drive the plugin's own
+/// CLAP state extension through it, in process.
+#[cfg(feature = "plugin")]
+pub use self::plugin::clap_entry;
 
 /// The nice-plug wrapper.
 #[cfg(feature = "plugin")]

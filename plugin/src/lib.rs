@@ -17,6 +17,7 @@ pub mod params;
 pub mod prerender;
 pub mod render;
 pub mod rng;
+pub mod stream;
 
 #[cfg(feature = "plugin")]
 pub use self::plugin::Auralis;

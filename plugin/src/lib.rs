@@ -19,13 +19,13 @@ pub mod render;
 pub mod rng;
 pub mod stream;
 
-#[cfg(feature = "plugin")]
-pub use self::plugin::Auralis;
 /// The CLAP entry point, for a host that links this crate instead of loading the
 /// bundle: the state-loading fuzz target and property tests drive the plugin's own
 /// CLAP state extension through it, in process.
 #[cfg(feature = "plugin")]
 pub use self::plugin::clap_entry;
+#[cfg(feature = "plugin")]
+pub use self::plugin::Auralis;
 
 /// The nice-plug wrapper.
 #[cfg(feature = "plugin")]
@@ -39,12 +39,14 @@ mod plugin {
         ProcessMode, ProcessStatus, Vst3Plugin, Vst3SubCategory,
     };
 
-    use crate::compose::phrase::BPM_RANGE;
+    use crate::compose::phrase::{ComposeParams, BPM_RANGE};
     use crate::compose::theory::Key;
     use crate::engine::{Engine, EngineConfig};
     use crate::host_sync::{HeldNotes, HostPosition, TransportFollower};
     use crate::params::{AuralisParams, TempoSource};
     use crate::render::RenderMode;
+    use crate::stream::remote::RemoteControl;
+    use crate::stream::service::{StreamOutput, StreamService, StreamWish};
 
     /// The Auralis instrument: an [`Engine`] built in `activate()` and driven by
     /// the host's buffers, parameters, notes and transport.
@@ -58,6 +60,15 @@ mod plugin {
         restart_requested: bool,
         held: HeldNotes,
         follower: TransportFollower,
+        /// The audio thread's side of the shared-memory stream.
+        stream: Option<StreamOutput>,
+        /// The stream thread (creates and closes stream files, takes control).
+        stream_service: Option<StreamService>,
+        /// Key, mode, tempo and intensity set remotely through the bridge.
+        remote: Arc<RemoteControl>,
+        /// The host's musical parameters at the previous block (a host change
+        /// drops the remote value of that parameter).
+        host_compose: Option<ComposeParams>,
     }
 
     impl Auralis {
@@ -80,8 +91,9 @@ mod plugin {
             }
         }
 
-        /// Hands the current parameters, held note and host tempo to the engine,
-        /// and re-aligns it with the host's song position when needed.
+        /// Hands the current parameters (with remote values laid over the host's),
+        /// held note and host tempo to the engine, and re-aligns it with the host's
+        /// song position when needed.
         fn follow_host(
             &mut self,
             context: &mut impl ProcessContext<Self>,
@@ -100,7 +112,9 @@ mod plugin {
             let transport = context.transport();
             let host_bpm = transport.tempo.filter(|t| t.is_finite() && *t > 0.0);
             let following = settings.tempo_source == TempoSource::Host;
-            let mut compose = settings.compose;
+            let mut compose = self
+                .remote
+                .overlay(&settings.compose, &mut self.host_compose);
             if let Some(pitch_class) = self.held.key() {
                 compose.key = Key::new(pitch_class);
             }
@@ -132,6 +146,34 @@ mod plugin {
             {
                 engine.seek_beats(beat);
             }
+        }
+
+        /// Starts the stream thread, which creates the stream file while the
+        /// Stream switch is on (see [`crate::stream::service`]).
+        fn start_streaming(&mut self, sample_rate: f32) {
+            self.stop_streaming();
+            let params = Arc::clone(&self.params);
+            let wish = move || StreamWish {
+                stream: params.stream_name(),
+                remote_control: params.remote_control.value(),
+            };
+            match StreamService::spawn(sample_rate, wish, Arc::clone(&self.remote)) {
+                Ok((output, service)) => {
+                    self.stream = Some(output);
+                    self.stream_service = Some(service);
+                }
+                // The instrument still plays; it just cannot stream.
+                Err(e) => tracing::error!(error = %e, "cannot start the stream thread"),
+            }
+        }
+
+        /// Stops the stream thread (closing and removing the stream file), then
+        /// drops the audio thread's side.
+        fn stop_streaming(&mut self) {
+            self.stream_service = None;
+            self.stream = None;
+            self.remote.clear();
+            self.host_compose = None;
         }
     }
 
@@ -194,6 +236,7 @@ mod plugin {
                     self.restart_requested = false;
                     self.held.clear();
                     self.follower.reset();
+                    self.start_streaming(buffer_config.sample_rate);
                     true
                 }
                 Err(e) => {
@@ -222,7 +265,12 @@ mod plugin {
             self.follow_host(context, frames, sample_rate);
             let channels = buffer.as_slice();
             match (self.engine.as_mut(), channels) {
-                (Some(engine), [left, right, ..]) => engine.process(left, right),
+                (Some(engine), [left, right, ..]) => {
+                    engine.process(left, right);
+                    if let Some(stream) = self.stream.as_mut() {
+                        stream.write(left, right, engine.level(), engine.compose_params());
+                    }
+                }
                 (_, channels) => {
                     for channel in channels.iter_mut() {
                         channel.fill(0.0);
@@ -233,6 +281,7 @@ mod plugin {
         }
 
         fn deactivate(&mut self) {
+            self.stop_streaming();
             self.engine = None;
         }
     }

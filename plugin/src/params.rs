@@ -10,7 +10,7 @@ use std::sync::RwLock;
 
 use nice_plug::plugin::{ParamValue, PluginState};
 use nice_plug::prelude::{
-    Enum, EnumParam, FloatParam, FloatRange, IntParam, IntRange, Param, Params,
+    BoolParam, Enum, EnumParam, FloatParam, FloatRange, IntParam, IntRange, Param, Params,
 };
 
 use crate::compose::phrase::{ComposeParams, BPM_RANGE};
@@ -126,6 +126,10 @@ impl PresetChoice {
     }
 }
 
+/// Highest stream channel: the Stream channel parameter picks one of
+/// `1..=MAX_STREAM_CHANNEL`, and channel `n` streams as `shm:n`.
+pub const MAX_STREAM_CHANNEL: i32 = 16;
+
 /// The quality pin: automatic (the degradation state machine decides) or one
 /// level held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -210,6 +214,17 @@ pub struct AuralisParams {
     /// The degradation level pin.
     #[id = "qpin"]
     pub quality_pin: EnumParam<QualityPin>,
+    /// Streams the output to the bridge through shared memory.
+    #[id = "strm"]
+    pub stream: BoolParam,
+    /// The stream channel, 1 to [`MAX_STREAM_CHANNEL`]: channel `n` is the
+    /// stream named `n`, `/dev/shm/auralis-n`, which `auralis-bridge --source
+    /// shm:n` plays. A number, so any host can set it without a GUI.
+    #[id = "schn"]
+    pub stream_channel: IntParam,
+    /// Lets the bridge's listeners change key, mode, tempo and intensity.
+    #[id = "rmt"]
+    pub remote_control: BoolParam,
 }
 
 fn unit_param(name: &str, default: f32) -> FloatParam {
@@ -282,6 +297,16 @@ impl Default for AuralisParams {
             .with_step_size(0.1)
             .with_unit(" dB"),
             quality_pin: EnumParam::new("Quality", QualityPin::Auto),
+            stream: BoolParam::new("Stream", false),
+            stream_channel: IntParam::new(
+                "Stream channel",
+                1,
+                IntRange::Linear {
+                    min: 1,
+                    max: MAX_STREAM_CHANNEL,
+                },
+            ),
+            remote_control: BoolParam::new("Remote control", false),
         }
     }
 }
@@ -351,6 +376,18 @@ impl AuralisParams {
         }
     }
 
+    /// The stream the parameters ask for: `None` while the Stream switch is
+    /// off, else the channel's name (`"1"` to `"16"`).
+    #[must_use]
+    pub fn stream_name(&self) -> Option<String> {
+        self.stream.value().then(|| {
+            self.stream_channel
+                .value()
+                .clamp(1, MAX_STREAM_CHANNEL)
+                .to_string()
+        })
+    }
+
     /// Every parameter at its default, as a saved state holds them.
     #[must_use]
     pub fn default_values() -> BTreeMap<String, ParamValue> {
@@ -358,6 +395,7 @@ impl AuralisParams {
         let f = |p: &FloatParam| ParamValue::F32(p.default_plain_value());
         let i = |p: &IntParam| ParamValue::I32(p.default_plain_value());
         let e = |index: usize| ParamValue::I32(i32::try_from(index).unwrap_or(0));
+        let b = |p: &BoolParam| ParamValue::Bool(p.default_plain_value());
         [
             ("key", i(&d.key)),
             ("mode", e(d.mode.default_plain_value().to_index())),
@@ -373,6 +411,9 @@ impl AuralisParams {
             ("dly", f(&d.delay_mix)),
             ("gain", f(&d.master_gain_db)),
             ("qpin", e(d.quality_pin.default_plain_value().to_index())),
+            ("strm", b(&d.stream)),
+            ("schn", i(&d.stream_channel)),
+            ("rmt", b(&d.remote_control)),
         ]
         .into_iter()
         .map(|(id, v)| (id.to_owned(), v))
@@ -415,6 +456,9 @@ mod tests {
         assert_eq!(s.seed, 1);
         assert_eq!(s.tempo_source, TempoSource::Host);
         assert_eq!(s.level_pin, None);
+        let params = AuralisParams::default();
+        assert_eq!(params.stream_name(), None, "streaming is off by default");
+        assert!(!params.remote_control.value());
         s.compose.validate().unwrap();
         s.levels.validate().unwrap();
     }
@@ -429,7 +473,7 @@ mod tests {
             .collect();
         let expected = [
             "key", "mode", "bpm", "tsrc", "int", "pre", "seed", "pad", "mel", "perc", "rev", "dly",
-            "gain", "qpin",
+            "gain", "qpin", "strm", "schn", "rmt",
         ];
         assert_eq!(ids, expected);
         let defaults = AuralisParams::default_values();
@@ -445,7 +489,7 @@ mod tests {
             fields: BTreeMap::new(),
         };
         AuralisParams::sanitize_state(&mut foreign);
-        assert_eq!(foreign.params.len(), 14);
+        assert_eq!(foreign.params.len(), 17);
         assert!(matches!(foreign.params["gain"], ParamValue::F32(v) if v == 0.0));
 
         let mut ours = PluginState {

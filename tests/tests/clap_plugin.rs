@@ -159,7 +159,7 @@ fn gain_db(v: f64) -> f64 {
 
 /// The value each parameter is moved to (from a fast baseline: internal tempo at
 /// 300 BPM, so 30 s hold several phrases, melody, kicks and swells).
-fn changes() -> [(&'static str, f64); 14] {
+fn changes() -> [(&'static str, f64); 17] {
     [
         ("Key", 7.0),
         ("Mode", 3.0),
@@ -175,11 +175,15 @@ fn changes() -> [(&'static str, f64); 14] {
         ("Delay mix", 1.0),
         ("Master gain", gain_db(-12.0)),
         ("Quality", 2.0),
+        ("Stream", 1.0),
+        ("Stream channel", 16.0),
+        ("Remote control", 1.0),
     ]
 }
 
-/// Params that the engine stores but that do not change the sound yet.
-const SILENT_PARAMS: &[&str] = &["Quality"];
+/// Params that the engine stores but that do not change the sound (yet, or
+/// ever: streaming only copies the output).
+const SILENT_PARAMS: &[&str] = &["Quality", "Stream", "Stream channel", "Remote control"];
 
 const HOST_120: Transport = Transport {
     playing: true,

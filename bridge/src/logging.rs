@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
+use tracing::Level;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{filter_fn, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -62,12 +63,16 @@ pub fn init(log_dir: Option<&Path>) -> LogGuards {
                     .with_span_list(true)
                     .with_writer(main)
                     .with_filter(LevelFilter::INFO);
+                // Spans of every level pass, so that an error keeps its context
+                // (the client, the stream); only ERROR events are written.
                 let error_layer = tracing_subscriber::fmt::layer()
                     .json()
                     .with_current_span(true)
                     .with_span_list(true)
                     .with_writer(errors)
-                    .with_filter(LevelFilter::ERROR);
+                    .with_filter(filter_fn(|meta| {
+                        meta.is_span() || *meta.level() == Level::ERROR
+                    }));
                 files = Some(main_layer.and_then(error_layer));
             }
             (Err(e), _) | (_, Err(e)) => problem = Some((dir.to_owned(), e)),

@@ -5,8 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use auralis_bridge::Config;
-use common::{connect, eventually, next_audio, next_close, next_json, start, Ws};
-use tokio::net::TcpSocket;
+use common::{connect, eventually, next_audio, next_close, next_json, stalled_client, start, Ws};
 use tokio_tungstenite::tungstenite::Message;
 
 const T: Duration = Duration::from_secs(3);
@@ -44,21 +43,6 @@ async fn over_the_limit_a_client_is_closed_with_1008_naming_the_limit() {
         "{metrics}"
     );
     bridge.shutdown().await;
-}
-
-/// A client whose socket has a tiny receive buffer and that never reads.
-async fn stalled_client(
-    addr: std::net::SocketAddr,
-    query: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let stream = socket.connect(addr).await.expect("connect");
-    let url = format!("ws://{addr}/ws/stream{query}");
-    let (ws, _) = tokio_tungstenite::client_async(url, stream)
-        .await
-        .expect("handshake");
-    ws
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 )]
 
 pub mod chromium;
+pub mod evidence;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use auralis_bridge::protocol::{decode_payload, FrameHeader};
 use auralis_bridge::{Config, Running};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -52,6 +53,19 @@ pub async fn connect(addr: SocketAddr, query: &str) -> Ws {
     .await
     .expect("connect in time")
     .expect("connect");
+    ws
+}
+
+/// A client that completes the handshake on a socket with a tiny receive buffer
+/// and then never reads: to the bridge it looks like a stalled or vanished peer.
+pub async fn stalled_client(addr: SocketAddr, query: &str) -> WebSocketStream<TcpStream> {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket.connect(addr).await.expect("connect");
+    let url = format!("ws://{addr}/ws/stream{query}");
+    let (ws, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("handshake");
     ws
 }
 

@@ -1,0 +1,633 @@
+//! The recovery table of DESIGN §7, row by row, against the running bridge: each
+//! test injects the real fault, checks the documented recovery, and checks that
+//! nothing good was lost: a healthy listener connected meanwhile sees a contiguous
+//! sequence of finite, continuous audio, and `/health`, `/metrics` and the JSON log
+//! files say what happened. `docs/recovery.md` maps every row to its test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use auralis::compose::phrase::ComposeParams;
+use auralis::degrade::monitor::MonitorConfig;
+use auralis::degrade::DegradeConfig;
+use auralis::engine::{Engine, EngineConfig};
+use auralis::render::mix::MixLevels;
+use auralis_bridge::logging::LogGuards;
+use auralis_bridge::protocol::{ErrorCode, ProtocolError};
+use auralis_bridge::source::{FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
+use auralis_bridge::Config;
+
+use common::evidence::{fresh_dir, get_metric, span_client, Listener, Logs};
+use common::{connect, eventually, get_json, next_close, next_json, stalled_client, Binary};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+const T: Duration = Duration::from_secs(5);
+/// Chunks a listener skips before its audio must be sound (the first phrase
+/// swells in).
+const SETTLE: usize = 5;
+/// Chunks a listener hears at least (two seconds at the default 100 ms).
+const LISTEN: usize = 20;
+
+/// The real binary on a free port at a light sample rate, logging JSON to `logs`.
+fn bridge(logs: &Path, extra: &[&str]) -> Binary {
+    let mut args = vec![
+        "--port",
+        "0",
+        "--sample-rate",
+        "16000",
+        "--degrade-on-cpu",
+        "false",
+        "--log-dir",
+        logs.to_str().expect("a UTF-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    Binary::spawn(&args, &[])
+}
+
+/// SIGTERM, a clean exit, and the log files (flushed at exit).
+fn stop(mut bin: Binary, logs: &Path) -> Logs {
+    bin.signal("TERM");
+    let status = bin.wait(Duration::from_secs(10)).expect("exits in time");
+    assert!(status.success(), "exit status {status}");
+    Logs::read(logs)
+}
+
+/// Waits (bounded) until the bridge counts `n` clients.
+async fn clients_become(addr: std::net::SocketAddr, n: u64) -> bool {
+    eventually(Duration::from_secs(10), || {
+        get_json(addr, "/api/status").1["clients"]["connected"] == n
+    })
+    .await
+}
+
+/// Row "client limit": over `max_clients`, close 1008 naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_limit_refuses_with_1008_naming_the_limit_and_listeners_lose_nothing() {
+    let logs = fresh_dir("recovery-limit");
+    let bin = bridge(&logs, &["--max-clients", "2"]);
+    let addr = bin.addr();
+    let a = Listener::start(addr, "").await;
+    let b = Listener::start(addr, "?codec=f32").await;
+    let (code, health) = get_json(addr, "/health");
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["status"], "degraded", "full is degraded: {health}");
+    assert_eq!(health["checks"]["at_capacity"], true);
+    for _ in 0..3 {
+        let mut refused = connect(addr, "").await;
+        let (code, reason) = next_close(&mut refused, T).await.expect("a close frame");
+        assert_eq!(code, 1008);
+        assert!(reason.contains("max_clients = 2"), "{reason}");
+    }
+    assert_eq!(
+        get_metric(addr, "auralis_bridge_clients_rejected_total"),
+        3.0
+    );
+    assert_eq!(get_metric(addr, "auralis_bridge_clients"), 2.0);
+    // One leaves: there is room again, and the bridge is no longer full.
+    let b = b.finish(LISTEN).await;
+    assert!(clients_become(addr, 1).await, "the leaver was removed");
+    let mut c = connect(addr, "").await;
+    next_json(&mut c, "hello", T).await;
+    let (code, health) = get_json(addr, "/health");
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["checks"]["at_capacity"], true, "{health}");
+    drop(c);
+    assert!(clients_become(addr, 1).await);
+    let a = a.finish(LISTEN).await;
+    for r in [&a, &b] {
+        r.assert_contiguous();
+        r.assert_continuous(SETTLE, |_| false);
+    }
+    let logs = stop(bin, &logs);
+    let refused = Logs::with_message(&logs.main, "refused a client");
+    assert_eq!(refused.len(), 3, "one line per refusal");
+    for line in refused {
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert_eq!(line["fields"]["max_clients"], 2, "{line}");
+    }
+    assert!(
+        Logs::with_message(&logs.errors, "refused").is_empty(),
+        "a refusal is no error"
+    );
+}
+
+/// Row "heartbeat": a client that stops answering is dropped after the missed
+/// pongs; one that answers stays, and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_misses_pongs_is_dropped_and_logged_while_a_live_one_loses_nothing() {
+    let logs = fresh_dir("recovery-heartbeat");
+    let bin = bridge(&logs, &["--heartbeat-s", "0.3", "--missed-pongs", "2"]);
+    let addr = bin.addr();
+    let live = Listener::start(addr, "").await;
+    let silent = stalled_client(addr, "").await;
+    assert!(clients_become(addr, 2).await);
+    let silent_id = get_json(addr, "/api/status").1["clients"]["list"]
+        .as_array()
+        .expect("a client list")
+        .iter()
+        .filter_map(|c| c["id"].as_u64())
+        .find(|id| *id != live.client_id)
+        .expect("the silent client is listed");
+    assert!(
+        clients_become(addr, 1).await,
+        "the silent client was dropped"
+    );
+    assert_eq!(
+        get_metric(
+            addr,
+            "auralis_bridge_disconnects_total{reason=\"heartbeat\"}"
+        ),
+        1.0
+    );
+    // The live client keeps answering for a few more heartbeats.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code, health) = get_json(addr, "/health");
+    assert_eq!(
+        (code, &health["status"]),
+        (200, &"healthy".into()),
+        "{health}"
+    );
+    let live = live.finish(LISTEN).await;
+    assert!(live.pings >= 3, "{} pings", live.pings);
+    live.assert_contiguous();
+    live.assert_continuous(SETTLE, |_| false);
+    drop(silent);
+    let logs = stop(bin, &logs);
+    let missed = Logs::with_message(&logs.main, "no answer to the heartbeat");
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(span_client(missed[0]), Some(silent_id), "{}", missed[0]);
+    assert_eq!(missed[0]["fields"]["missed"], 2);
+    let gone = Logs::with_message(&logs.main, "client disconnected");
+    assert!(
+        gone.iter()
+            .any(|l| span_client(l) == Some(silent_id) && l["fields"]["reason"] == "heartbeat"),
+        "{gone:?}"
+    );
+}
+
+/// Row "WebSocket errors": a write that cannot complete within the send timeout
+/// drops that client only; a client that closes gets the closing handshake; one
+/// that vanishes is removed. Everyone else loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_timeouts_and_closes_remove_only_that_client() {
+    let logs = fresh_dir("recovery-send");
+    let bin = bridge(
+        &logs,
+        &[
+            "--send-timeout-ms",
+            "800",
+            "--send-buffer-kb",
+            "8",
+            "--client-queue",
+            "256",
+            "--max-lag-s",
+            "600",
+        ],
+    );
+    let addr = bin.addr();
+    let live = Listener::start(addr, "?codec=f32").await;
+    // Never reads: its socket fills and the next write times out.
+    let stalled = stalled_client(addr, "?codec=f32").await;
+    assert!(
+        eventually(Duration::from_secs(20), || get_metric(
+            addr,
+            "auralis_bridge_disconnects_total{reason=\"send_timeout\"}"
+        ) == 1.0)
+        .await,
+        "the stalled client was not dropped"
+    );
+    // A client that says goodbye gets the closing handshake back.
+    let mut polite = connect(addr, "").await;
+    next_json(&mut polite, "hello", T).await;
+    polite
+        .close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }))
+        .await
+        .expect("send a close frame");
+    assert_eq!(
+        next_close(&mut polite, T).await.map(|(code, _)| code),
+        Some(1000),
+        "the bridge completes the closing handshake"
+    );
+    // A client that vanishes without a word is removed too.
+    let mut vanishing = connect(addr, "").await;
+    next_json(&mut vanishing, "hello", T).await;
+    drop(vanishing);
+    assert!(
+        clients_become(addr, 1).await,
+        "only the live client is left"
+    );
+    assert_eq!(
+        get_metric(addr, "auralis_bridge_disconnects_total{reason=\"closed\"}"),
+        2.0
+    );
+    let (code, health) = get_json(addr, "/health");
+    assert_eq!(
+        (code, &health["status"]),
+        (200, &"healthy".into()),
+        "{health}"
+    );
+    let live_id = live.client_id;
+    let live = live.finish(LISTEN).await;
+    live.assert_contiguous();
+    live.assert_continuous(SETTLE, |_| false);
+    drop(stalled);
+    let logs = stop(bin, &logs);
+    let timed_out = Logs::with_message(&logs.main, "audio write timed out");
+    assert_eq!(timed_out.len(), 1, "{timed_out:?}");
+    assert_eq!(timed_out[0]["level"], "WARN");
+    let stalled_id = span_client(timed_out[0]).expect("the line names its client");
+    assert_ne!(stalled_id, live_id);
+    let gone = Logs::with_message(&logs.main, "client disconnected");
+    let reasons: Vec<&str> = gone
+        .iter()
+        .filter_map(|l| l["fields"]["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "send_timeout").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().filter(|r| **r == "closed").count() >= 2,
+        "{reasons:?}"
+    );
+}
+
+/// This test process's log directory: the bridge's own logging (JSON files and
+/// error log), installed once per process for the tests that run a bridge
+/// in-process.
+fn process_logs() -> &'static Path {
+    static LOGS: OnceLock<(PathBuf, LogGuards)> = OnceLock::new();
+    &LOGS
+        .get_or_init(|| {
+            let dir = fresh_dir("recovery-in-process");
+            let guards = auralis_bridge::logging::init(Some(&dir));
+            (dir, guards)
+        })
+        .0
+}
+
+/// Waits (bounded) until this process's logs hold a line `pick` accepts; returns
+/// the logs then.
+async fn logged(pick: impl Fn(&Logs) -> bool) -> Logs {
+    let dir = process_logs();
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let logs = Logs::read(dir);
+        if pick(&logs) || std::time::Instant::now() > deadline {
+            return logs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Frames per 20 ms chunk of [`Scripted`].
+const SCRIPT_FRAMES: usize = 160;
+/// The chunks [`Scripted`] spoils, and how.
+const SPOILED: std::ops::RangeInclusive<u64> = 30..=41;
+
+/// What [`Scripted`] plays in chunk `k`: a 220 Hz sine at 0.3 of full scale, the
+/// right channel a quarter period behind, continuous across chunks.
+fn scripted_chunk(k: u64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(SCRIPT_FRAMES * 2);
+    for i in 0..SCRIPT_FRAMES as u64 {
+        let t = (k * SCRIPT_FRAMES as u64 + i) as f64 / 8000.0;
+        let w = std::f64::consts::TAU * 220.0 * t;
+        out.push((0.3 * w.sin()) as f32);
+        out.push((0.3 * w.cos()) as f32);
+    }
+    out
+}
+
+/// A source whose chunks [`SPOILED`] carry a NaN, an infinity or a peak beyond
+/// full scale (cycling through them), and which dies (panics) once `die` is set.
+struct Scripted {
+    k: u64,
+    die: Arc<AtomicBool>,
+}
+
+impl Source for Scripted {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            name: "scripted".into(),
+            kind: "test",
+            sample_rate: 8000,
+            channels: 2,
+        }
+    }
+
+    fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
+        assert!(
+            !self.die.load(Ordering::Relaxed),
+            "injected failure: the source dies"
+        );
+        interleaved.copy_from_slice(&scripted_chunk(self.k));
+        if SPOILED.contains(&self.k) {
+            let bad = [f32::NAN, f32::INFINITY, 1.5, f32::NEG_INFINITY];
+            interleaved[SCRIPT_FRAMES] = bad[(self.k % 4) as usize];
+        }
+        self.k += 1;
+        FillReport {
+            phrase_index: Some(0),
+            ..FillReport::default()
+        }
+    }
+
+    fn apply(&mut self, _: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
+        Err(ProtocolError::new(
+            ErrorCode::Unavailable,
+            "scripted source",
+        ))
+    }
+
+    fn params(&self) -> ParamsSnapshot {
+        ParamsSnapshot {
+            compose: ComposeParams::default(),
+            levels: MixLevels::default(),
+            preset: None,
+        }
+    }
+}
+
+/// Rows "invalid audio" (the bridge's own check of every chunk) and "health
+/// checks": bad chunks become silence and are counted, the bridge is degraded
+/// while over 10 % of recent chunks were bad and healthy again after, and
+/// unhealthy (503) once the source dies, when its clients are closed with 1011.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_chunks_are_silenced_and_counted_and_health_follows_the_source() {
+    process_logs();
+    let die = Arc::new(AtomicBool::new(false));
+    let source = Scripted {
+        k: 0,
+        die: Arc::clone(&die),
+    };
+    let config = Config {
+        chunk_ms: 20,
+        ..common::config()
+    };
+    let bridge = auralis_bridge::start_with_source(config, Box::new(source))
+        .await
+        .expect("start");
+    let addr = bridge.local_addr();
+    let listener = Listener::start(addr, "?codec=f32").await;
+    let mut health = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let (code, h) = get_json(addr, "/health");
+            health = h;
+            code == 200 && health["status"] == "degraded"
+        })
+        .await,
+        "never degraded: {health}"
+    );
+    assert_eq!(health["synthesis_functional"], false, "{health}");
+    assert!(
+        health["error_rate"].as_f64().unwrap_or(0.0) > 0.1,
+        "{health}"
+    );
+    // Once the bad chunks leave the 100-chunk window, healthy again.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let (code, h) = get_json(addr, "/health");
+            health = h;
+            code == 200 && health["status"] == "healthy"
+        })
+        .await,
+        "never healthy again: {health}"
+    );
+    let spoiled = (SPOILED.end() - SPOILED.start() + 1) as f64;
+    assert_eq!(
+        get_metric(addr, "auralis_bridge_bad_chunks_replaced_total"),
+        spoiled
+    );
+    let recording = listener.finish(LISTEN).await;
+    recording.assert_contiguous();
+    for (h, samples) in &recording.chunks {
+        if SPOILED.contains(&h.seq) {
+            assert!(
+                samples.iter().all(|x| *x == 0.0),
+                "chunk {} silenced",
+                h.seq
+            );
+        } else {
+            assert_eq!(samples, &scripted_chunk(h.seq), "chunk {} intact", h.seq);
+        }
+    }
+    assert!(
+        recording
+            .chunks
+            .iter()
+            .any(|(h, _)| SPOILED.contains(&h.seq)),
+        "the listener was there for the bad chunks"
+    );
+
+    // The source dies: its clients are told, and the bridge is unhealthy.
+    let mut witness = connect(addr, "").await;
+    let witness_id = next_json(&mut witness, "hello", T).await["client_id"]
+        .as_u64()
+        .expect("a client id");
+    die.store(true, Ordering::Relaxed);
+    let (code, reason) = next_close(&mut witness, T).await.expect("a close frame");
+    assert_eq!(code, 1011);
+    assert!(reason.contains("source"), "{reason}");
+    // The thread is gone once it has unwound.
+    assert!(
+        eventually(T, || {
+            let (code, h) = get_json(addr, "/health");
+            health = h;
+            code == 503
+        })
+        .await,
+        "still not unhealthy: {health}"
+    );
+    assert_eq!(health["status"], "unhealthy");
+    assert_eq!(health["checks"]["source_thread_alive"], false);
+    assert_eq!(get_metric(addr, "auralis_bridge_source_up"), 0.0);
+
+    let logs =
+        logged(|l| !Logs::with_message(&l.errors, "audio source has stopped").is_empty()).await;
+    let bad = Logs::with_message(&logs.errors, "non-finite or out-of-range chunk");
+    let seqs: Vec<u64> = bad
+        .iter()
+        .filter_map(|l| l["fields"]["seq"].as_u64())
+        .collect();
+    assert_eq!(
+        seqs,
+        [30, 31, 32, 33, 34],
+        "the first five are logged, with their chunk"
+    );
+    assert_eq!(bad[4]["fields"]["count"], 5);
+    let stopped = Logs::with_message(&logs.errors, "audio source has stopped");
+    assert!(
+        stopped.iter().any(|l| span_client(l) == Some(witness_id)),
+        "{stopped:?}"
+    );
+    assert!(logs.errors.iter().all(|l| l["level"] == "ERROR"));
+    bridge.shutdown().await;
+}
+
+/// The engine of the `auralis` crate as a bridge source, with its load
+/// simulation hook (the audio thread's own measurement, inflated by `load`).
+struct Loaded {
+    engine: Engine,
+    load: Arc<AtomicU32>,
+    left: Vec<f32>,
+    right: Vec<f32>,
+}
+
+impl Source for Loaded {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            name: "loaded".into(),
+            kind: "embedded",
+            sample_rate: self.engine.sample_rate() as u32,
+            channels: 2,
+        }
+    }
+
+    fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
+        self.engine
+            .simulate_audio_load(f32::from_bits(self.load.load(Ordering::Relaxed)));
+        let frames = interleaved.len() / 2;
+        let (left, right) = (&mut self.left[..frames], &mut self.right[..frames]);
+        self.engine.process(left, right);
+        for ((out, l), r) in interleaved.chunks_exact_mut(2).zip(&*left).zip(&*right) {
+            out[0] = *l;
+            out[1] = *r;
+        }
+        let status = self.engine.status();
+        FillReport {
+            level: status.level,
+            phrase_index: status.phrase_index,
+            ..FillReport::default()
+        }
+    }
+
+    fn apply(&mut self, _: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
+        Err(ProtocolError::new(
+            ErrorCode::Unavailable,
+            "load test source",
+        ))
+    }
+
+    fn params(&self) -> ParamsSnapshot {
+        ParamsSnapshot {
+            compose: *self.engine.compose_params(),
+            levels: *self.engine.levels(),
+            preset: None,
+        }
+    }
+}
+
+/// Row "system overload → adaptive quality": under load the level rises (the
+/// frames, `status`, `/health` and `/metrics` say so), the music thins but never
+/// stops or breaks, and once the load is gone it comes back down one level at a
+/// time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_raises_the_level_without_a_glitch_and_it_comes_back_down() {
+    process_logs();
+    let load = Arc::new(AtomicU32::new(0));
+    let engine = Engine::with_monitor(
+        EngineConfig {
+            sample_rate: 16_000.0,
+            seed: 3,
+            ..EngineConfig::default()
+        },
+        MonitorConfig {
+            interval: Duration::from_millis(50),
+            cpu_interval: Duration::from_secs(1),
+            machine: DegradeConfig {
+                hold_s: 0.6,
+                ..DegradeConfig::default()
+            },
+            // Only the simulated load drives the level, whatever else runs.
+            sample_cpu: false,
+        },
+    )
+    .expect("engine");
+    let source = Loaded {
+        engine,
+        load: Arc::clone(&load),
+        left: vec![0.0; 1600],
+        right: vec![0.0; 1600],
+    };
+    let config = Config {
+        status_interval: Duration::from_millis(200),
+        ..common::config()
+    };
+    let bridge = auralis_bridge::start_with_source(config, Box::new(source))
+        .await
+        .expect("start");
+    let addr = bridge.local_addr();
+    let listener = Listener::start(addr, "?codec=f32").await;
+    let level = || get_metric(addr, "auralis_bridge_degradation_level");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(level(), 0.0);
+    load.store(0.7f32.to_bits(), Ordering::Relaxed);
+    assert!(
+        eventually(T, || level() >= 1.0).await,
+        "high load unnoticed"
+    );
+    load.store(1.2f32.to_bits(), Ordering::Relaxed);
+    assert!(eventually(T, || level() == 3.0).await, "overload unnoticed");
+    let (code, health) = get_json(addr, "/health");
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["checks"]["degradation_level"], "overload");
+    // Hold the overload for a while, then lift it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    load.store(0, Ordering::Relaxed);
+    assert!(
+        eventually(Duration::from_secs(15), || level() == 0.0).await,
+        "never back to normal"
+    );
+    let (code, health) = get_json(addr, "/health");
+    assert_eq!(
+        (code, &health["status"]),
+        (200, &"healthy".into()),
+        "{health}"
+    );
+    let recording = listener.finish(LISTEN).await;
+    recording.assert_contiguous();
+    recording.assert_continuous(SETTLE, |_| false);
+    let levels = recording.levels();
+    let top = levels
+        .iter()
+        .rposition(|l| *l == 3)
+        .expect("overload reached the frames");
+    let descent: Vec<u8> = levels[top..].iter().copied().fold(Vec::new(), |mut v, l| {
+        if v.last() != Some(&l) {
+            v.push(l);
+        }
+        v
+    });
+    assert_eq!(descent, [3, 2, 1, 0], "down one level at a time");
+    assert!(
+        recording.statuses.iter().any(|s| s["level"] == "overload"),
+        "status messages carry the level"
+    );
+    let logs = logged(|l| {
+        Logs::with_message(&l.main, "degradation level changed")
+            .iter()
+            .any(|c| c["fields"]["to"] == "normal")
+    })
+    .await;
+    let changes = Logs::with_message(&logs.main, "degradation level changed");
+    let overload = changes
+        .iter()
+        .find(|c| c["fields"]["to"] == "overload")
+        .expect("the overload is logged");
+    assert_eq!(overload["level"], "WARN");
+    assert_eq!(overload["fields"]["cause"], "audio_thread", "{overload}");
+    assert!(overload["fields"]["load_pct"].as_f64().unwrap_or(0.0) > 95.0);
+    bridge.shutdown().await;
+}

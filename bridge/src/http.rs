@@ -448,8 +448,9 @@ pub fn metrics_text(state: &AppState) -> String {
         );
     }
     out.push_str(
-        "# HELP auralis_bridge_send_latency_seconds Time from a chunk's production to \
-         its write to a client socket.\n# TYPE auralis_bridge_send_latency_seconds histogram",
+        "# HELP auralis_bridge_send_latency_seconds Time from a chunk leaving the source \
+         to its write to a client socket, one observation per client and chunk.\n\
+         # TYPE auralis_bridge_send_latency_seconds histogram",
     );
     out.push('\n');
     let mut cumulative = 0;
@@ -566,6 +567,33 @@ mod tests {
             .expect("response");
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(state.pump.params().compose.bpm, 90.0);
+        state.pump.stop();
+    }
+
+    #[tokio::test]
+    async fn the_latency_histogram_is_cumulative_and_complete() {
+        let state = test_state();
+        for us in [300, 4_000, 4_500, 60_000, 5_000_000] {
+            state.hub.stats.record_send(us);
+        }
+        let text = metrics_text(&state);
+        let buckets: Vec<(String, u64)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("auralis_bridge_send_latency_seconds_bucket{le=\""))
+            .filter_map(|l| {
+                let (le, count) = l.split_once("\"} ")?;
+                Some((le.to_owned(), count.parse().ok()?))
+            })
+            .collect();
+        assert_eq!(buckets.len(), LATENCY_BUCKETS_S.len() + 1, "{text}");
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
+        let at = |le: &str| buckets.iter().find(|(b, _)| b == le).map(|(_, c)| *c);
+        assert_eq!(at("0.0005"), Some(1));
+        assert_eq!(at("0.005"), Some(3));
+        assert_eq!(at("0.075"), Some(4));
+        assert_eq!(at("2.5"), Some(4));
+        assert_eq!(at("+Inf"), Some(5));
+        assert!(text.contains("auralis_bridge_send_latency_seconds_count 5\n"));
         state.pump.stop();
     }
 

@@ -123,9 +123,13 @@ impl DisconnectReason {
     }
 }
 
-/// Upper bounds of the send-latency histogram buckets, in seconds.
-pub const LATENCY_BUCKETS_S: [f64; 10] =
-    [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// Upper bounds of the send-latency histogram buckets, in seconds: fine enough
+/// around the few milliseconds a write takes and the tens a crowd of listeners
+/// adds for quantiles to be read from `/metrics` to within a few percent.
+pub const LATENCY_BUCKETS_S: [f64; 20] = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1,
+    0.15, 0.2, 0.3, 0.5, 1.0, 2.5,
+];
 
 /// Counters shared by the source thread, the clients and the HTTP handlers.
 #[derive(Debug, Default)]
@@ -197,8 +201,12 @@ impl Stats {
         self.send_latency_us_max
             .fetch_max(latency_us, Ordering::Relaxed);
         let s = latency_us as f64 * 1e-6;
-        if let Some(i) = LATENCY_BUCKETS_S.iter().position(|b| s <= *b) {
-            self.send_latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        // Beyond the last bound a send counts only in the total (the `+Inf` bucket).
+        if let Some(bucket) = self
+            .send_latency_buckets
+            .get(LATENCY_BUCKETS_S.partition_point(|b| *b < s))
+        {
+            bucket.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -526,6 +534,32 @@ mod tests {
         }
         let next = rx.try_recv().expect("the newest chunks remain");
         assert_eq!(next.header.seq, 6);
+    }
+
+    #[test]
+    fn sends_land_in_their_latency_bucket() {
+        let stats = Stats::default();
+        for us in [400, 500, 501, 12_000, 3_000_000] {
+            stats.record_send(us);
+        }
+        let count = |bound: f64| {
+            let i = LATENCY_BUCKETS_S
+                .iter()
+                .position(|b| *b == bound)
+                .expect("a bucket bound");
+            stats.send_latency_buckets[i].load(Ordering::Relaxed)
+        };
+        assert_eq!(count(0.0005), 2, "a bound is inclusive");
+        assert_eq!(count(0.001), 1);
+        assert_eq!(count(0.015), 1);
+        let bucketed: u64 = stats
+            .send_latency_buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum();
+        assert_eq!(bucketed, 4, "over the last bound: only in the total");
+        assert_eq!(stats.chunks_sent.load(Ordering::Relaxed), 5);
+        assert_eq!(stats.send_latency_us_max.load(Ordering::Relaxed), 3_000_000);
     }
 
     #[test]

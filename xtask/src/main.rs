@@ -3,7 +3,15 @@
 //! - `bundle`: the plugin bundles (`target/bundled/Auralis.clap`, `Auralis.vst3`),
 //!   through nice-plug-xtask;
 //! - `test`: formatting, lints and every test of the workspace (what CI runs);
-//! - `bench`: the benchmarks, printed as `name value unit` lines.
+//! - `bench`: the benchmarks, printed as `name value unit` lines;
+//! - `loadtest`: many WebSocket listeners on one bridge;
+//! - `soak`: the bridge under listeners, control traffic, churn and faults for a
+//!   while, with checks on what it lost and kept.
+
+mod bridge;
+mod listeners;
+mod loadtest;
+mod soak;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,8 +25,16 @@ commands:
   bundle auralis [--release] [cargo build options]
            build the plugin and write target/bundled/Auralis.clap and Auralis.vst3
   test     check formatting, run clippy (-D warnings) and every test (what CI runs)
-  bench    run the benchmarks (the plugin's through a CLAP host, in release) and
-           print one `name value unit` line per figure";
+  bench [--bridge-only] [--bridge-seconds S] [criterion options]
+           run the benchmarks (the plugin's through a CLAP host, in release; the
+           bridge's with listeners for S seconds per trial, default 60) and print
+           one `name value unit` line per figure
+  loadtest --clients N --seconds S [--url URL] [--bin PATH]
+           N listeners on a bridge for S seconds: chunk rates, gaps, server CPU
+           and memory
+  soak --minutes M --clients N [--release | --bin PATH] [--seed N]
+           the bridge under listeners, control messages, disconnects and faults;
+           fails when a healthy listener lost audio or memory or files leaked";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +42,8 @@ fn main() {
         Some("bundle") => nice_plug_xtask::main_with_args("cargo xtask", args),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("loadtest") => loadtest::loadtest(&args[1..]),
+        Some("soak") => soak::soak(&args[1..]),
         Some("-h" | "--help" | "help") => {
             eprintln!("{USAGE}");
             Ok(())
@@ -44,6 +62,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Cargo's target directory.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
 fn cargo() -> Command {
@@ -191,17 +214,39 @@ const FIGURES: &[Figure] = &[
     },
 ];
 
-fn bench(extra: &[String]) -> Result<()> {
+/// Splits the bridge benchmark's options off the criterion ones: whether to run
+/// only the bridge's, and its trial length.
+fn bridge_bench_options(args: &[String]) -> Result<(bool, std::time::Duration, Vec<String>)> {
+    let mut only = false;
+    let mut seconds = 60.0;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--bridge-only" => only = true,
+            "--bridge-seconds" => {
+                let v = it.next().context("--bridge-seconds needs a value")?;
+                seconds = loadtest::parse_in(a, v, 1.0, 3600.0)?;
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    Ok((only, std::time::Duration::from_secs_f64(seconds), rest))
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let (bridge_only, bridge_seconds, extra) = bridge_bench_options(args)?;
+    if bridge_only {
+        return loadtest::bench(bridge_seconds);
+    }
     for bench in ["engine", "prerender"] {
         let mut cmd = cargo();
         cmd.args(["bench", "-p", "auralis", "--bench", bench, "--"]);
-        cmd.args(extra);
+        cmd.args(&extra);
         run(cmd)?;
     }
     let mut stdout = std::io::stdout().lock();
-    let criterion = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root().join("target"), PathBuf::from)
-        .join("criterion");
+    let criterion = target_dir().join("criterion");
     for f in FIGURES {
         let path = criterion.join(f.id).join("new").join("estimates.json");
         let text = std::fs::read_to_string(&path)
@@ -225,7 +270,8 @@ fn bench(extra: &[String]) -> Result<()> {
     let mut degrade = cargo();
     degrade.args(["bench", "-p", "auralis", "--bench", "degrade"]);
     run(degrade)?;
-    plugin_bench()
+    plugin_bench()?;
+    loadtest::bench(bridge_seconds)
 }
 
 /// `process()` of the release plugin through the CLAP host: bundles it, then runs

@@ -1,0 +1,466 @@
+//! WebSocket listeners of `/ws/stream` for the load test, the bridge benchmark and
+//! the soak: many concurrent connections in one tokio process, each decoding the
+//! binary frame header with the bridge's own decoder and recording its chunks,
+//! chunk rate, longest wait between chunks, sequence gaps and how it was closed.
+//!
+//! Per chunk a listener only parses the 44-byte header and updates a few counters,
+//! so hundreds of them fit beside the bridge on a small machine.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use auralis_bridge::protocol::FrameHeader;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// The longest wait between two chunks that still counts as an unbroken stream.
+pub const MAX_HEALTHY_GAP: Duration = Duration::from_millis(250);
+/// Connections opened at once while a crowd connects.
+const CONNECT_CONCURRENCY: usize = 32;
+/// Longest a connection (TCP and WebSocket handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the stream is: `ws://host:port/path?query`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The socket address of `host:port`.
+    pub addr: SocketAddr,
+    /// The URL without its query.
+    pub url: String,
+}
+
+impl Target {
+    /// Parses a `ws://host:port/path` URL (no query; `wss://` is not supported).
+    ///
+    /// # Errors
+    /// When the URL is not of that form or its host does not resolve.
+    pub fn parse(url: &str) -> Result<Self> {
+        let rest = url
+            .strip_prefix("ws://")
+            .with_context(|| format!("--url {url:?}: expected ws://host:port/ws/stream"))?;
+        if rest.contains('?') {
+            bail!("--url {url:?}: give the URL without a query string");
+        }
+        let (authority, _path) = rest.split_once('/').unwrap_or((rest, ""));
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+            .with_context(|| format!("--url {url:?}: cannot resolve {authority:?}"))?
+            .next()
+            .with_context(|| format!("--url {url:?}: {authority:?} has no address"))?;
+        Ok(Self {
+            addr,
+            url: url.to_owned(),
+        })
+    }
+
+    /// The stream of a bridge listening at `addr`.
+    #[must_use]
+    pub fn local(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            url: format!("ws://{addr}/ws/stream"),
+        }
+    }
+
+    /// The HTTP base URL's address (for `/metrics`).
+    #[must_use]
+    pub const fn http_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// What one listener saw.
+#[derive(Debug, Clone, Default)]
+pub struct ClientReport {
+    /// Audio chunks received in the measured window.
+    pub chunks: u64,
+    /// Chunks missing from the sequence in the window (the stream skipped them).
+    pub missing: u64,
+    /// Longest wait between two chunks in the window (including the wait from the
+    /// last chunk to the end of the run).
+    pub max_gap: Duration,
+    /// Time from the first to the last chunk in the window.
+    pub span: Duration,
+    /// Binary frames the header decoder rejected.
+    pub bad_frames: u64,
+    /// `error` messages received, by code.
+    pub errors: Vec<String>,
+    /// `params` announcements received.
+    pub params: u64,
+    /// The server's close frame (code and reason), if it closed the connection.
+    pub close: Option<(u16, String)>,
+    /// The transport error that ended the connection, if any.
+    pub failure: Option<String>,
+}
+
+impl ClientReport {
+    /// Chunks per second over the window.
+    #[must_use]
+    pub fn rate(&self) -> f64 {
+        let secs = self.span.as_secs_f64();
+        if self.chunks < 2 || secs <= 0.0 {
+            0.0
+        } else {
+            (self.chunks - 1) as f64 / secs
+        }
+    }
+
+    /// Whether the listener got every chunk of the window on time and stayed
+    /// connected to the end.
+    #[must_use]
+    pub fn healthy(&self) -> bool {
+        self.chunks > 0
+            && self.missing == 0
+            && self.max_gap < MAX_HEALTHY_GAP
+            && self.bad_frames == 0
+            && self.close.is_none()
+            && self.failure.is_none()
+    }
+}
+
+/// How a listener leaves at the end of its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// A WebSocket close handshake (code 1000).
+    Close,
+    /// The TCP connection is reset without a close frame, as when a client crashes.
+    Abort,
+}
+
+/// One connected listener.
+#[derive(Debug)]
+pub struct Listener {
+    ws: WebSocketStream<TcpStream>,
+}
+
+/// Opens `/ws/stream` at `target` with `query` (`""` or `"?token=..."`).
+///
+/// # Errors
+/// When the TCP connection or the WebSocket handshake fails or takes too long.
+pub async fn connect(target: &Target, query: &str) -> Result<Listener> {
+    connect_with_receive_buffer(target, query, None).await
+}
+
+/// [`connect`] with the socket's kernel receive buffer set to `receive_buffer`
+/// bytes (a small one makes a client that stops reading block the server's writes
+/// soon).
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_with_receive_buffer(
+    target: &Target,
+    query: &str,
+    receive_buffer: Option<u32>,
+) -> Result<Listener> {
+    let url = format!("{}{query}", target.url);
+    let handshake = async {
+        let socket = if target.addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(bytes) = receive_buffer {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        let tcp = socket.connect(target.addr).await?;
+        tcp.set_nodelay(true)?;
+        // Frames are a few tens of KiB: a small buffer per connection keeps a crowd
+        // of listeners light.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(32 * 1024)
+            .write_buffer_size(0);
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url.as_str(), tcp, Some(config)).await?;
+        anyhow::Ok(ws)
+    };
+    let ws = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+        .await
+        .with_context(|| format!("connecting to {url} took over {CONNECT_TIMEOUT:?}"))?
+        .with_context(|| format!("cannot connect to {url}"))?;
+    Ok(Listener { ws })
+}
+
+/// The next message of `outbox`, or never when there is none (or it closed).
+async fn next_out(outbox: &mut Option<mpsc::UnboundedReceiver<Message>>) -> Message {
+    if let Some(rx) = outbox {
+        if let Some(message) = rx.recv().await {
+            return message;
+        }
+        *outbox = None;
+    }
+    std::future::pending().await
+}
+
+impl Listener {
+    /// Reads the stream until `stop` resolves (then leaves as it says), the server
+    /// closes the connection or it fails. Chunks before `measure_from` are not
+    /// counted (but the first counted one is checked against them). Messages from
+    /// `outbox` are sent to the server as they come.
+    pub async fn run(
+        mut self,
+        measure_from: Instant,
+        stop: impl Future<Output = Leave>,
+        mut outbox: Option<mpsc::UnboundedReceiver<Message>>,
+    ) -> ClientReport {
+        let mut report = ClientReport::default();
+        let mut last: Option<(u64, Instant)> = None;
+        let mut first_counted: Option<Instant> = None;
+        tokio::pin!(stop);
+        let leave = loop {
+            tokio::select! {
+                leave = &mut stop => break Some(leave),
+                message = next_out(&mut outbox) => {
+                    if let Err(e) = self.ws.send(message).await {
+                        report.failure = Some(format!("send failed: {e}"));
+                        break None;
+                    }
+                }
+                message = self.ws.next() => {
+                    let now = Instant::now();
+                    match message {
+                        Some(Ok(Message::Binary(frame))) => {
+                            let Ok((header, _)) = FrameHeader::parse(&frame) else {
+                                report.bad_frames += 1;
+                                continue;
+                            };
+                            if now >= measure_from {
+                                report.chunks += 1;
+                                first_counted.get_or_insert(now);
+                                report.span = now - first_counted.unwrap_or(now);
+                                if let Some((seq, at)) = last {
+                                    report.max_gap = report.max_gap.max(now - at);
+                                    report.missing += header.seq.saturating_sub(seq + 1);
+                                }
+                            }
+                            last = Some((header.seq, now));
+                        }
+                        Some(Ok(Message::Text(text))) => {
+                            on_text(&mut self.ws, &text, &mut report).await;
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            report.close = Some(frame.map_or((1005, String::new()), |f| {
+                                (u16::from(f.code), f.reason.to_string())
+                            }));
+                            break None;
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            report.failure = Some(e.to_string());
+                            break None;
+                        }
+                        None => {
+                            report.failure = Some("connection ended without a close frame".into());
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        if let Some((_, at)) = last.filter(|_| report.chunks > 0) {
+            report.max_gap = report.max_gap.max(Instant::now() - at);
+        }
+        match leave {
+            Some(Leave::Close) => {
+                // The server may already be gone; the report is complete either way.
+                let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+            }
+            Some(Leave::Abort) => {
+                // SO_LINGER 0: dropping the socket sends a reset, not a FIN.
+                let _ = self.ws.get_ref().set_zero_linger();
+            }
+            None => {}
+        }
+        report
+    }
+}
+
+/// Handles a JSON text message: answers `ping`, counts `error` and `params`.
+async fn on_text(ws: &mut WebSocketStream<TcpStream>, text: &str, report: &mut ClientReport) {
+    // Cheap checks first: most text messages are `status` and `ping`.
+    if text.contains(r#""type":"ping""#) {
+        // Any frame counts as an answer; a failed write shows up on the next read.
+        let _ = ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+    } else if text.contains(r#""type":"params""#) {
+        report.params += 1;
+    } else if text.contains(r#""type":"error""#) {
+        let code = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
+        report.errors.push(code);
+    }
+}
+
+/// Connects `clients` listeners to `target`, a few at a time.
+///
+/// # Errors
+/// When one cannot connect.
+pub async fn connect_many(target: &Target, clients: usize) -> Result<Vec<Listener>> {
+    futures_util::stream::iter(0..clients)
+        .map(|_| connect(target, ""))
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Runs every listener from now to `end` (counting from `measure_from`), then
+/// closes them; returns their reports.
+///
+/// # Errors
+/// When a listener's task panicked.
+pub async fn run_all(
+    listeners: Vec<Listener>,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<Vec<ClientReport>> {
+    let tasks: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            tokio::spawn(l.run(
+                measure_from,
+                async move {
+                    tokio::time::sleep_until(end).await;
+                    Leave::Close
+                },
+                None,
+            ))
+        })
+        .collect();
+    let mut reports = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        reports.push(t.await.context("a listener task failed")?);
+    }
+    Ok(reports)
+}
+
+/// Per-crowd figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Listeners.
+    pub clients: usize,
+    /// Listeners that got every chunk on time ([`ClientReport::healthy`]).
+    pub healthy: usize,
+    /// Slowest, median and fastest chunk rate, in chunks per second.
+    pub rate: (f64, f64, f64),
+    /// The longest wait between chunks of any listener.
+    pub max_gap: Duration,
+    /// Chunks missing, summed over listeners.
+    pub missing: u64,
+    /// Listeners with at least one missing chunk.
+    pub clients_with_gaps: usize,
+    /// Listeners the server closed or that failed.
+    pub ended_early: usize,
+}
+
+impl Summary {
+    /// Summarises `reports`.
+    #[must_use]
+    pub fn of(reports: &[ClientReport]) -> Self {
+        let mut rates: Vec<f64> = reports.iter().map(ClientReport::rate).collect();
+        rates.sort_by(f64::total_cmp);
+        let at = |i: usize| rates.get(i).copied().unwrap_or(0.0);
+        Self {
+            clients: reports.len(),
+            healthy: reports.iter().filter(|r| r.healthy()).count(),
+            rate: (
+                at(0),
+                at(rates.len() / 2),
+                at(rates.len().saturating_sub(1)),
+            ),
+            max_gap: reports.iter().map(|r| r.max_gap).max().unwrap_or_default(),
+            missing: reports.iter().map(|r| r.missing).sum(),
+            clients_with_gaps: reports.iter().filter(|r| r.missing > 0).count(),
+            ended_early: reports
+                .iter()
+                .filter(|r| r.close.is_some() || r.failure.is_some())
+                .count(),
+        }
+    }
+
+    /// Whether every listener was healthy.
+    #[must_use]
+    pub const fn all_healthy(&self) -> bool {
+        self.healthy == self.clients
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (min, median, max) = self.rate;
+        write!(
+            f,
+            "{} listeners, {} healthy; chunk rate min {min:.2} / median {median:.2} / max {max:.2} per s; \
+             max inter-chunk gap {} ms; {} chunks missing ({} listeners with gaps); {} ended early",
+            self.clients,
+            self.healthy,
+            self.max_gap.as_millis(),
+            self.missing,
+            self.clients_with_gaps,
+            self.ended_early,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(chunks: u64, missing: u64, gap_ms: u64, span_s: f64) -> ClientReport {
+        ClientReport {
+            chunks,
+            missing,
+            max_gap: Duration::from_millis(gap_ms),
+            span: Duration::from_secs_f64(span_s),
+            ..ClientReport::default()
+        }
+    }
+
+    #[test]
+    fn health_needs_every_chunk_on_time() {
+        assert!(report(101, 0, 120, 10.0).healthy());
+        assert!(!report(101, 1, 120, 10.0).healthy(), "a sequence gap");
+        assert!(!report(101, 0, 250, 10.0).healthy(), "a long wait");
+        assert!(!report(0, 0, 0, 0.0).healthy(), "no audio at all");
+        let closed = ClientReport {
+            close: Some((1008, "too slow".into())),
+            ..report(101, 0, 120, 10.0)
+        };
+        assert!(!closed.healthy());
+    }
+
+    #[test]
+    fn the_summary_orders_rates_and_sums_gaps() {
+        let reports = [
+            report(101, 0, 110, 10.0),
+            report(51, 3, 400, 10.0),
+            report(91, 0, 130, 9.0),
+        ];
+        let s = Summary::of(&reports);
+        assert_eq!(s.clients, 3);
+        assert_eq!(s.healthy, 2);
+        assert_eq!(s.missing, 3);
+        assert_eq!(s.clients_with_gaps, 1);
+        assert_eq!(s.max_gap, Duration::from_millis(400));
+        assert!((s.rate.0 - 5.0).abs() < 1e-9);
+        assert!((s.rate.1 - 10.0).abs() < 1e-9);
+        assert!((s.rate.2 - 10.0).abs() < 1e-9);
+        assert!(!s.all_healthy());
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(Target::parse("ws://127.0.0.1:8000/ws/stream").is_ok());
+        let e = Target::parse("http://127.0.0.1:8000/").expect_err("not ws");
+        assert!(e.to_string().contains("ws://"), "{e}");
+        assert!(Target::parse("ws://127.0.0.1:8000/ws/stream?token=x").is_err());
+        assert!(Target::parse("ws://nowhere.invalid:1/ws/stream").is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! `cargo xtask loadtest`: a crowd of listeners on one bridge, with per-listener
+//! figures and the server's CPU and memory; and the bridge figures of
+//! `cargo xtask bench` (the most listeners served without a gap, the CPU each costs,
+//! and the send latency).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use tokio::time::Instant;
+
+use crate::bridge::{self, Bridge, Metrics, Profile};
+use crate::listeners::{self, ClientReport, Summary, Target};
+
+/// The latency histogram the bridge exposes in `/metrics`.
+const LATENCY_HISTOGRAM: &str = "auralis_bridge_send_latency_seconds";
+/// Time between the last listener connecting and the start of the measurement.
+const WARMUP: Duration = Duration::from_secs(2);
+/// Listener counts the benchmark tries, in order, until one fails (the figure is
+/// the last when all pass).
+const BENCH_STEPS: [usize; 8] = [100, 250, 500, 750, 1000, 1500, 2000, 3000];
+/// The benchmark bisects between a passing and a failing count down to this step.
+const BENCH_RESOLUTION: usize = 25;
+
+const USAGE: &str = "usage: cargo xtask loadtest --clients N --seconds S [--url ws://HOST:PORT/ws/stream] [--bin PATH]
+
+  --clients N   concurrent listeners (1-20000)
+  --seconds S   measured time after they all connected (1-86400)
+  --url URL     an already running bridge's stream; default: build and start the
+                release bridge on a free loopback port
+  --bin PATH    start this bridge binary instead of building the release one";
+
+/// What a load run measured.
+#[derive(Debug, Clone)]
+pub struct LoadResult {
+    /// Every listener's report.
+    pub reports: Vec<ClientReport>,
+    /// Their summary.
+    pub summary: Summary,
+    /// Server CPU over the measurement, in cores (1.0: one core fully busy).
+    pub cpu_cores: Option<f64>,
+    /// Server resident memory at the end, in bytes.
+    pub rss_bytes: Option<f64>,
+    /// 99th percentile of the time from a chunk leaving the source to its write to
+    /// a socket, over the measurement, in seconds.
+    pub latency_p99_s: Option<f64>,
+}
+
+impl LoadResult {
+    fn print(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "{}", self.summary)?;
+        for (i, r) in self
+            .reports
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.healthy())
+        {
+            writeln!(
+                out,
+                "  listener {i}: {} chunks, {:.2}/s, max gap {} ms, {} missing, {} bad frames, close {:?}, failure {:?}",
+                r.chunks,
+                r.rate(),
+                r.max_gap.as_millis(),
+                r.missing,
+                r.bad_frames,
+                r.close,
+                r.failure
+            )?;
+        }
+        let fmt = |v: Option<f64>, scale: f64, unit: &str| {
+            v.map_or_else(
+                || "unknown".to_owned(),
+                |v| format!("{:.1} {unit}", v * scale),
+            )
+        };
+        writeln!(
+            out,
+            "server: CPU {} of one core, resident memory {}, send latency p99 {}",
+            fmt(self.cpu_cores, 100.0, "%"),
+            fmt(self.rss_bytes, 1.0 / (1024.0 * 1024.0), "MiB"),
+            fmt(self.latency_p99_s, 1e3, "ms"),
+        )
+    }
+}
+
+/// Runs `clients` listeners on `target` for `seconds` after a warm-up, reading the
+/// server's `/metrics` before and after the measurement.
+///
+/// # Errors
+/// When listeners cannot connect or `/metrics` cannot be read.
+pub fn measure(target: &Target, clients: usize, measure: Duration) -> Result<LoadResult> {
+    bridge::check_file_limit(clients)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let addr = target.http_addr();
+    let fetch = || async move {
+        tokio::task::spawn_blocking(move || Metrics::fetch(addr))
+            .await
+            .context("the metrics request failed")?
+    };
+    let (reports, before, after, wall) = runtime.block_on(async {
+        let crowd = listeners::connect_many(target, clients).await?;
+        let measure_from = Instant::now() + WARMUP;
+        let end = measure_from + measure;
+        let running = tokio::spawn(listeners::run_all(crowd, measure_from, end));
+        tokio::time::sleep_until(measure_from).await;
+        let before = fetch().await?;
+        let started = Instant::now();
+        let reports = running.await.context("the listeners failed")??;
+        let wall = started.elapsed();
+        anyhow::Ok((reports, before, fetch().await?, wall))
+    })?;
+    let cpu_name = "process_cpu_seconds_total";
+    let cpu_cores = match (before.get(cpu_name), after.get(cpu_name)) {
+        (Some(a), Some(b)) => Some((b - a) / wall.as_secs_f64()),
+        _ => None,
+    };
+    Ok(LoadResult {
+        summary: Summary::of(&reports),
+        reports,
+        cpu_cores,
+        rss_bytes: after.get("process_resident_memory_bytes"),
+        latency_p99_s: after.quantile_since(&before, LATENCY_HISTOGRAM, 0.99),
+    })
+}
+
+/// Starts `binary` able to take `clients` listeners; console output under
+/// `target/<name>/`.
+///
+/// # Errors
+/// When it cannot start.
+pub fn start_bridge(binary: &std::path::Path, clients: usize, name: &str) -> Result<Bridge> {
+    let log = crate::target_dir().join(name).join("bridge.log");
+    Bridge::start(
+        binary,
+        &["--max-clients".into(), (clients + 16).to_string()],
+        &[],
+        &log,
+    )
+}
+
+struct Args {
+    clients: usize,
+    seconds: f64,
+    url: Option<String>,
+    bin: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> Result<Args> {
+    let mut clients = None;
+    let mut seconds = None;
+    let mut url = None;
+    let mut bin = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--clients" => clients = Some(parse_in(flag, value()?, 1.0, 20_000.0)? as usize),
+            "--seconds" => seconds = Some(parse_in(flag, value()?, 1.0, 86_400.0)?),
+            "--url" => url = Some(value()?.clone()),
+            "--bin" => bin = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => bail!("{USAGE}"),
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    if url.is_some() && bin.is_some() {
+        bail!("--url and --bin exclude each other: --url uses a running bridge");
+    }
+    Ok(Args {
+        clients: clients.with_context(|| format!("--clients is required\n\n{USAGE}"))?,
+        seconds: seconds.with_context(|| format!("--seconds is required\n\n{USAGE}"))?,
+        url,
+        bin,
+    })
+}
+
+/// Parses `value` of `flag` as a number within `[min, max]`.
+///
+/// # Errors
+/// A message naming the flag and the range.
+pub fn parse_in(flag: &str, value: &str, min: f64, max: f64) -> Result<f64> {
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(v),
+        _ => bail!("{flag}: expected a number from {min} to {max}, got {value:?}"),
+    }
+}
+
+/// `cargo xtask loadtest`.
+///
+/// # Errors
+/// On bad arguments, when the bridge cannot start, or when a listener missed
+/// chunks.
+pub fn loadtest(args: &[String]) -> Result<()> {
+    let args = parse_args(args)?;
+    let duration = Duration::from_secs_f64(args.seconds);
+    let (result, bridge) = if let Some(url) = &args.url {
+        (measure(&Target::parse(url)?, args.clients, duration)?, None)
+    } else {
+        let binary = match args.bin {
+            Some(path) => path,
+            None => bridge::build(Profile::Release)?,
+        };
+        let bridge = start_bridge(&binary, args.clients, "loadtest")?;
+        eprintln!(
+            "xtask: {} listeners on the bridge at {} for {} s",
+            args.clients, bridge.addr, args.seconds
+        );
+        let result = measure(&Target::local(bridge.addr), args.clients, duration);
+        (result?, Some(bridge))
+    };
+    result.print(&mut std::io::stderr().lock())?;
+    if let Some(bridge) = bridge {
+        bridge.stop()?;
+    }
+    if !result.summary.all_healthy() {
+        bail!(
+            "{} of {} listeners missed chunks, waited {} ms or more, or were disconnected",
+            result.summary.clients - result.summary.healthy,
+            result.summary.clients,
+            listeners::MAX_HEALTHY_GAP.as_millis()
+        );
+    }
+    Ok(())
+}
+
+/// One benchmark trial: a fresh release bridge and `clients` listeners.
+fn trial(binary: &std::path::Path, clients: usize, duration: Duration) -> Result<LoadResult> {
+    let bridge = start_bridge(binary, clients, "bench-bridge")?;
+    let result = measure(&Target::local(bridge.addr), clients, duration)?;
+    bridge.stop()?;
+    eprintln!(
+        "xtask: bridge bench, {clients} listeners: {}",
+        result.summary
+    );
+    Ok(result)
+}
+
+/// The bridge benchmark: the most listeners that all get every chunk on time for
+/// `duration` (trying [`BENCH_STEPS`], then bisecting), the server CPU per
+/// listener at that load, and the send latency's 99th percentile there.
+///
+/// # Errors
+/// When the bridge cannot be built or started, or not even the fewest listeners
+/// are served.
+pub fn bench(duration: Duration) -> Result<()> {
+    let binary = bridge::build(Profile::Release)?;
+    let mut best: Option<(usize, LoadResult)> = None;
+    let mut failed_at = None;
+    for n in BENCH_STEPS {
+        let result = trial(&binary, n, duration)?;
+        if result.summary.all_healthy() {
+            best = Some((n, result));
+        } else {
+            failed_at = Some(n);
+            break;
+        }
+    }
+    if let Some(mut hi) = failed_at {
+        let mut lo = best.as_ref().map_or(0, |(n, _)| *n);
+        while hi - lo > BENCH_RESOLUTION {
+            let mid = (lo + hi) / 2;
+            let result = trial(&binary, mid, duration)?;
+            if result.summary.all_healthy() {
+                lo = mid;
+                best = Some((mid, result));
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    let Some((n, result)) = best else {
+        bail!("the bridge could not serve even {BENCH_RESOLUTION} listeners without a gap");
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "bridge_listeners_ok {n} listeners_{}s",
+        duration.as_secs()
+    )?;
+    if let Some(cpu) = result.cpu_cores {
+        writeln!(
+            out,
+            "bridge_cpu_per_listener {:.4} percent_core",
+            cpu * 100.0 / n as f64
+        )?;
+    }
+    if let Some(p99) = result.latency_p99_s {
+        writeln!(out, "bridge_latency_p99_ms {:.2} ms", p99 * 1e3)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args> {
+        parse_args(&list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        let err = |list: &[&str]| args(list).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err(&["--seconds", "5"]).contains("--clients is required"));
+        assert!(err(&["--clients", "5"]).contains("--seconds is required"));
+        assert!(err(&["--clients", "0", "--seconds", "5"]).contains("--clients: expected"));
+        assert!(err(&["--clients", "x", "--seconds", "5"]).contains("--clients"));
+        assert!(err(&["--clients", "5", "--seconds", "NaN"]).contains("--seconds"));
+        assert!(err(&["--clients", "5", "--seconds"]).contains("--seconds needs a value"));
+        assert!(err(&["--clients", "5", "--seconds", "1", "--fast"]).contains("\"--fast\""));
+        assert!(err(&[
+            "--clients",
+            "5",
+            "--seconds",
+            "1",
+            "--url",
+            "ws://a:1/",
+            "--bin",
+            "b"
+        ])
+        .contains("exclude"));
+        let ok = args(&["--clients", "20", "--seconds", "5"]).expect("valid");
+        assert_eq!((ok.clients, ok.seconds), (20, 5.0));
+    }
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use auralis::compose::presets::{preset, Preset, PRESETS};
+use auralis::stream::layout::validate_name;
 use clap::Parser;
 use serde::Deserialize;
 
@@ -33,10 +34,13 @@ pub struct Cli {
     /// Port to listen on; 0 picks a free one [default: 8000].
     #[arg(long, env = "AURALIS_PORT")]
     pub port: Option<u16>,
-    /// Audio source: `embedded` [default: embedded].
+    /// Audio source: `embedded`, or `shm:<stream>` for a plugin in a DAW streaming
+    /// on that stream (the plugin's Stream channel `n` is `shm:n`) [default: embedded].
     #[arg(long, env = "AURALIS_SOURCE")]
     pub source: Option<String>,
-    /// Sample rate of the embedded source in Hz, 8000–192000 [default: 48000].
+    /// Sample rate of the embedded source in Hz, 8000–192000; an `shm` source takes
+    /// the plugin's rate, and this one only when no plugin streams at start
+    /// [default: 48000].
     #[arg(long, env = "AURALIS_SAMPLE_RATE")]
     pub sample_rate: Option<u32>,
     /// Chunk length in milliseconds, 20–200 [default: 100].
@@ -137,14 +141,17 @@ pub struct FileConfig {
 pub enum SourceSpec {
     /// The engine inside the bridge.
     Embedded,
+    /// A plugin's shared-memory stream (the name is valid).
+    Shm(String),
 }
 
 impl SourceSpec {
     /// The stream name listeners see.
     #[must_use]
-    pub const fn stream_name(&self) -> &'static str {
+    pub fn stream_name(&self) -> &str {
         match self {
             Self::Embedded => "embedded",
+            Self::Shm(name) => name,
         }
     }
 }
@@ -302,17 +309,18 @@ pub fn parse_host(s: &str) -> Result<IpAddr, ConfigError> {
 /// # Errors
 /// [`ConfigError::Invalid`] naming `source`.
 pub fn parse_source(s: &str) -> Result<SourceSpec, ConfigError> {
-    match s {
-        "embedded" => Ok(SourceSpec::Embedded),
-        shm if shm.starts_with("shm:") => Err(invalid(
-            "source",
-            format!("{shm:?}: shared-memory sources are not supported by this build yet; use `embedded`"),
-        )),
-        other => Err(invalid(
-            "source",
-            format!("{other:?} is not a source: expected `embedded`"),
-        )),
+    if s == "embedded" {
+        return Ok(SourceSpec::Embedded);
     }
+    let Some(name) = s.strip_prefix("shm:") else {
+        return Err(invalid(
+            "source",
+            format!("{s:?} is not a source: expected `embedded` or `shm:<stream>`"),
+        ));
+    };
+    validate_name(name)
+        .map(|()| SourceSpec::Shm(name.to_owned()))
+        .map_err(|e| invalid("source", format!("{s:?}: {e}")))
 }
 
 /// Reads and parses a TOML config file.
@@ -545,7 +553,7 @@ mod tests {
             (&["--chunk-ms", "500"], "chunk_ms"),
             (&["--max-clients", "0"], "max_clients"),
             (&["--host", "example.com"], "host"),
-            (&["--source", "shm:daw"], "source"),
+            (&["--source", "shm:a/b"], "source"),
             (&["--preset", "jazz"], "preset"),
             (&["--heartbeat-s", "0"], "heartbeat_s"),
         ];
@@ -564,6 +572,10 @@ mod tests {
         assert_eq!(c.port, 9100);
         assert_eq!(c.chunk_ms, 50);
         assert!(!c.control_open(), "non-loopback without token is closed");
+        let shm = Config::merge(&cli(&["--source", "shm:3"]), &file).expect("valid");
+        assert_eq!(shm.source, SourceSpec::Shm("3".into()));
+        let e = parse_source("shm:").expect_err("empty name");
+        assert!(e.to_string().contains("stream name"), "{e}");
         assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
     }
 }

@@ -246,17 +246,95 @@ async fn presets_handler() -> Json<Value> {
     Json(Value::Array(list))
 }
 
+/// `/api/streams`: the stream this bridge plays first (with the shared-memory
+/// reader's counters for an `shm` source), then every other `auralis-*` stream in
+/// `/dev/shm` with its header's state: `invalid` (and why), `closed`, `live` (its
+/// writer process exists) or `idle` (its writer is gone). Each names the
+/// `--source` that plays it.
 async fn streams_handler(State(state): State<AppState>) -> Json<Value> {
+    Json(Value::Array(streams_json(&state)))
+}
+
+/// The entries of `/api/streams`.
+#[must_use]
+pub fn streams_json(state: &AppState) -> Vec<Value> {
     let info = state.pump.info();
     let idle = state.hub.stats.idle.load(Ordering::Relaxed) == 1;
-    Json(json!([{
+    let mut active = json!({
         "name": info.name,
         "kind": info.kind,
+        "source": if info.kind == "shm" { format!("shm:{}", info.name) } else { info.name.clone() },
+        "active": true,
         "state": if idle { "idle" } else { "streaming" },
         "sample_rate": info.sample_rate,
         "channels": info.channels,
         "url": "/ws/stream",
-    }]))
+    });
+    if let (Some(reader), Value::Object(m)) = (state.pump.reader_stats(), &mut active) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let pid = load(&reader.writer_pid);
+        m.insert("reason".into(), reader.idle_reason().into());
+        m.insert("writer_pid".into(), (pid != 0).then_some(pid).into());
+        m.insert(
+            "reader".into(),
+            json!({
+                "laps": load(&reader.laps),
+                "underruns": load(&reader.underruns),
+                "resyncs": load(&reader.resyncs),
+                "attaches": load(&reader.attaches),
+            }),
+        );
+    }
+    let mut out = vec![active];
+    let listing = match auralis::stream::reader::list() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list the shared-memory streams");
+            Vec::new()
+        }
+    };
+    for stream in listing {
+        if info.kind == "shm" && stream.name == info.name {
+            continue;
+        }
+        let mut entry = json!({
+            "name": stream.name,
+            "kind": "shm",
+            "source": format!("shm:{}", stream.name),
+            "active": false,
+        });
+        let Value::Object(m) = &mut entry else {
+            continue;
+        };
+        match stream.header {
+            Ok(h) => {
+                let alive = std::path::Path::new(&format!("/proc/{}", h.writer_pid)).exists();
+                let state = match (h.closed, alive) {
+                    (true, _) => "closed",
+                    (false, true) => "live",
+                    (false, false) => "idle",
+                };
+                for (k, v) in [
+                    ("valid", json!(true)),
+                    ("state", json!(state)),
+                    ("sample_rate", json!(h.sample_rate)),
+                    ("channels", json!(h.channels)),
+                    ("writer_pid", json!(h.writer_pid)),
+                    ("remote_control", json!(h.remote_control)),
+                    ("degradation_level", json!(h.level.name())),
+                ] {
+                    m.insert(k.into(), v);
+                }
+            }
+            Err(e) => {
+                m.insert("valid".into(), json!(false));
+                m.insert("state".into(), json!("invalid"));
+                m.insert("error".into(), json!(e.to_string()));
+            }
+        }
+        out.push(entry);
+    }
+    out
 }
 
 fn error_response(err: &ProtocolError, unauthenticated: bool) -> Response {

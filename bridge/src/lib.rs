@@ -33,7 +33,7 @@ pub use crate::config::Config;
 use crate::config::SourceSpec;
 pub use crate::http::app;
 use crate::hub::Hub;
-use crate::source::{EmbeddedSource, Pump, PumpError, Source};
+use crate::source::{EmbeddedSource, Pump, PumpError, ShmSource, Source};
 
 /// Everything the handlers share.
 #[derive(Debug, Clone)]
@@ -91,7 +91,7 @@ pub fn build_state(config: Config) -> Result<(AppState, watch::Sender<bool>), St
 /// # Errors
 /// [`StartError::Engine`] when the embedded engine cannot be built.
 pub fn open_source(config: &Config) -> Result<Box<dyn Source>, StartError> {
-    Ok(match config.source {
+    Ok(match &config.source {
         SourceSpec::Embedded => Box::new(EmbeddedSource::new(
             config.sample_rate,
             config.seed,
@@ -99,6 +99,7 @@ pub fn open_source(config: &Config) -> Result<Box<dyn Source>, StartError> {
             config.frames_per_chunk() as usize,
             config.degrade_on_cpu,
         )?),
+        SourceSpec::Shm(name) => Box::new(ShmSource::new(name, config.sample_rate)),
     })
 }
 

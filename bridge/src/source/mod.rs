@@ -7,9 +7,14 @@
 //! checks every chunk (finite, |x| ≤ 1; otherwise silence, counted) and publishes it
 //! to the [`Hub`] without ever waiting for a client.
 //!
-//! The embedded engine is the only source today; a shared-memory reader of a plugin
-//! in a DAW fits the same trait (it reports `idle` and fills silence when its writer
-//! goes quiet, and refuses control when the plugin's remote control is off).
+//! Two sources: the [`EmbeddedSource`] (the engine inside the bridge) and the
+//! [`ShmSource`] (a plugin in a DAW, through shared memory: it reports `idle` and
+//! fills silence when its writer goes quiet, and refuses control when the plugin's
+//! remote control is off). When a source turns idle or live again, every client
+//! gets a `status` message at once, with the reason.
+
+mod embedded;
+pub mod shm;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -19,18 +24,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use auralis::compose::phrase::{ComposeParams, ParamError};
 use auralis::compose::presets::Preset;
-use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::Level;
-use auralis::engine::{Engine, EngineConfig, EngineError};
 use auralis::render::mix::MixLevels;
-use auralis::render::RenderMode;
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 
+pub use self::embedded::EmbeddedSource;
+pub use self::shm::{ReaderStats, ShmSource};
 use crate::hub::{Chunk, Hub};
 use crate::protocol::{
-    params_json, Codec, ErrorCode, FrameHeader, ParamUpdate, ProtocolError, FLAG_FALLBACK,
-    FLAG_IDLE,
+    params_json, params_message, Codec, ErrorCode, FrameHeader, ParamUpdate, ProtocolError,
+    StatusInfo, FLAG_FALLBACK, FLAG_IDLE,
 };
 
 /// What a source produces.
@@ -102,121 +106,20 @@ pub trait Source: Send + 'static {
     fn apply(&mut self, command: SourceCommand) -> Result<ParamsSnapshot, ProtocolError>;
     /// The parameters in force.
     fn params(&self) -> ParamsSnapshot;
-}
-
-/// The engine of the `auralis` crate, rendering inside the bridge.
-#[derive(Debug)]
-pub struct EmbeddedSource {
-    engine: Engine,
-    left: Vec<f32>,
-    right: Vec<f32>,
-    preset: Option<&'static str>,
-}
-
-impl EmbeddedSource {
-    /// An engine at `sample_rate` playing `preset`, with scratch space for chunks of
-    /// up to `max_frames`; `degrade_on_cpu` lets machine and process CPU use count
-    /// towards its degradation level.
-    ///
-    /// # Errors
-    /// [`EngineError`] when the engine cannot be built.
-    pub fn new(
-        sample_rate: u32,
-        seed: u64,
-        preset: &'static Preset,
-        max_frames: usize,
-        degrade_on_cpu: bool,
-    ) -> Result<Self, EngineError> {
-        let engine = Engine::with_monitor(
-            EngineConfig {
-                sample_rate: sample_rate as f32,
-                seed,
-                compose: preset.compose,
-                levels: preset.levels,
-                mode: RenderMode::RealTime,
-            },
-            MonitorConfig {
-                sample_cpu: degrade_on_cpu,
-                ..MonitorConfig::default()
-            },
-        )?;
-        Ok(Self {
-            engine,
-            left: vec![0.0; max_frames],
-            right: vec![0.0; max_frames],
-            preset: Some(preset.name),
-        })
+    /// Why the source is idle, when it is and knows why.
+    fn idle_reason(&self) -> Option<String> {
+        None
+    }
+    /// The shared-memory reader's counters, for a source that has them.
+    fn reader_stats(&self) -> Option<Arc<ReaderStats>> {
+        None
     }
 }
 
+/// The protocol error for a parameter out of range.
 fn param_error(e: &ParamError) -> ProtocolError {
     let ParamError::OutOfRange { name, .. } = e;
     ProtocolError::field(ErrorCode::OutOfRange, name, e.to_string())
-}
-
-impl Source for EmbeddedSource {
-    fn info(&self) -> SourceInfo {
-        SourceInfo {
-            name: "embedded".into(),
-            kind: "embedded",
-            sample_rate: self.engine.sample_rate() as u32,
-            channels: 2,
-        }
-    }
-
-    fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
-        let frames = (interleaved.len() / 2).min(self.left.len());
-        let (left, right) = (&mut self.left[..frames], &mut self.right[..frames]);
-        self.engine.process(left, right);
-        for ((out, l), r) in interleaved
-            .chunks_exact_mut(2)
-            .zip(left.iter())
-            .zip(right.iter())
-        {
-            out[0] = *l;
-            out[1] = *r;
-        }
-        let status = self.engine.status();
-        FillReport {
-            idle: false,
-            fallback: false,
-            level: status.level,
-            phrase_index: status.phrase_index,
-        }
-    }
-
-    fn apply(&mut self, command: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
-        match command {
-            SourceCommand::Update(update) => {
-                let next = update.apply_to(*self.engine.compose_params());
-                self.engine
-                    .set_compose_params(next)
-                    .map_err(|e| param_error(&e))?;
-                self.preset = None;
-            }
-            SourceCommand::Preset(preset) => {
-                // Validate both before changing either, so a failure changes nothing.
-                preset.compose.validate().map_err(|e| param_error(&e))?;
-                preset.levels.validate().map_err(|e| param_error(&e))?;
-                self.engine
-                    .set_compose_params(preset.compose)
-                    .map_err(|e| param_error(&e))?;
-                self.engine
-                    .set_levels(preset.levels)
-                    .map_err(|e| param_error(&e))?;
-                self.preset = Some(preset.name);
-            }
-        }
-        Ok(self.params())
-    }
-
-    fn params(&self) -> ParamsSnapshot {
-        ParamsSnapshot {
-            compose: *self.engine.compose_params(),
-            levels: *self.engine.levels(),
-            preset: self.preset,
-        }
-    }
 }
 
 /// A request to the pump thread.
@@ -238,6 +141,7 @@ pub struct Pump {
     frames_per_chunk: u32,
     params: Arc<std::sync::Mutex<ParamsSnapshot>>,
     alive: Arc<watch::Sender<bool>>,
+    reader_stats: Option<Arc<ReaderStats>>,
 }
 
 /// Marks the source dead when the pump thread ends, however it ends (a panic too).
@@ -287,6 +191,7 @@ impl Pump {
         let (requests, inbox) = mpsc::sync_channel::<PumpRequest>(32);
         let stop = Arc::new(AtomicBool::new(false));
         let info = source.info();
+        let reader_stats = source.reader_stats();
         let params = Arc::new(std::sync::Mutex::new(source.params()));
         let alive = Arc::new(watch::Sender::new(true));
         let thread = {
@@ -306,6 +211,7 @@ impl Pump {
                         params: &params,
                         bad_logged: 0,
                         recent: std::collections::VecDeque::with_capacity(RECENT_WINDOW),
+                        idle: None,
                     };
                     runner.run(&inbox, &stop);
                 })
@@ -319,7 +225,14 @@ impl Pump {
             frames_per_chunk,
             params,
             alive,
+            reader_stats,
         })
+    }
+
+    /// The shared-memory reader's counters (`shm` sources only).
+    #[must_use]
+    pub fn reader_stats(&self) -> Option<&ReaderStats> {
+        self.reader_stats.as_deref()
     }
 
     /// Watches whether the source thread runs: turns `false` when it ends.
@@ -428,6 +341,8 @@ struct Runner<'a> {
     bad_logged: u64,
     /// Validity of the last [`RECENT_WINDOW`] chunks (true: bad).
     recent: std::collections::VecDeque<bool>,
+    /// Whether the last chunk was idle (`None` before the first).
+    idle: Option<bool>,
 }
 
 impl Runner<'_> {
@@ -559,9 +474,51 @@ impl Runner<'_> {
             // tasks.
             let _ = chunk.frame(Codec::S16);
             self.hub.publish(Arc::new(chunk));
+            self.announce_changes(k, &report);
             k += 1;
         }
         tracing::info!(chunks = k, "source stopped");
+    }
+
+    /// Tells every client at once (a `status` message with the reason) when the
+    /// source turns idle or live again, and announces parameters that a source
+    /// changed by itself (a plugin's host moving them).
+    fn announce_changes(&mut self, seq: u64, report: &FillReport) {
+        let was_idle = self.idle.replace(report.idle);
+        if was_idle != Some(report.idle) && (was_idle.is_some() || report.idle) {
+            let reason = self.source.idle_reason();
+            if report.idle {
+                tracing::warn!(reason = reason.as_deref(), "source idle");
+            } else {
+                tracing::info!("source streaming again");
+            }
+            let info = StatusInfo {
+                state: if report.idle { "idle" } else { "streaming" },
+                level: report.level.name(),
+                buffer_depth: 0,
+                dropped: 0,
+                clients: self.hub.client_count(),
+                seq,
+                phrase_index: report.phrase_index,
+            };
+            let mut message = serde_json::to_value(&info).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut message {
+                m.insert("type".into(), Value::from("status"));
+                m.insert("reason".into(), reason.map_or(Value::Null, Value::from));
+            }
+            self.hub.announce(message.to_string());
+        }
+        let params = self.source.params();
+        let mut cached = self
+            .params
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *cached != params {
+            *cached = params;
+            drop(cached);
+            self.hub
+                .announce(params_message(&params.to_json(), "next_phrase"));
+        }
     }
 }
 

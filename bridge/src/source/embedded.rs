@@ -1,0 +1,120 @@
+//! The default source: the engine of the `auralis` crate, rendering inside the
+//! bridge.
+
+use auralis::compose::presets::Preset;
+use auralis::degrade::monitor::MonitorConfig;
+use auralis::engine::{Engine, EngineConfig, EngineError};
+use auralis::render::RenderMode;
+
+use super::{param_error, FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
+use crate::protocol::ProtocolError;
+
+/// The engine of the `auralis` crate, rendering inside the bridge.
+#[derive(Debug)]
+pub struct EmbeddedSource {
+    engine: Engine,
+    left: Vec<f32>,
+    right: Vec<f32>,
+    preset: Option<&'static str>,
+}
+
+impl EmbeddedSource {
+    /// An engine at `sample_rate` playing `preset`, with scratch space for chunks of
+    /// up to `max_frames`; `degrade_on_cpu` lets machine and process CPU use count
+    /// towards its degradation level.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the engine cannot be built.
+    pub fn new(
+        sample_rate: u32,
+        seed: u64,
+        preset: &'static Preset,
+        max_frames: usize,
+        degrade_on_cpu: bool,
+    ) -> Result<Self, EngineError> {
+        let engine = Engine::with_monitor(
+            EngineConfig {
+                sample_rate: sample_rate as f32,
+                seed,
+                compose: preset.compose,
+                levels: preset.levels,
+                mode: RenderMode::RealTime,
+            },
+            MonitorConfig {
+                sample_cpu: degrade_on_cpu,
+                ..MonitorConfig::default()
+            },
+        )?;
+        Ok(Self {
+            engine,
+            left: vec![0.0; max_frames],
+            right: vec![0.0; max_frames],
+            preset: Some(preset.name),
+        })
+    }
+}
+
+impl Source for EmbeddedSource {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            name: "embedded".into(),
+            kind: "embedded",
+            sample_rate: self.engine.sample_rate() as u32,
+            channels: 2,
+        }
+    }
+
+    fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
+        let frames = (interleaved.len() / 2).min(self.left.len());
+        let (left, right) = (&mut self.left[..frames], &mut self.right[..frames]);
+        self.engine.process(left, right);
+        for ((out, l), r) in interleaved
+            .chunks_exact_mut(2)
+            .zip(left.iter())
+            .zip(right.iter())
+        {
+            out[0] = *l;
+            out[1] = *r;
+        }
+        let status = self.engine.status();
+        FillReport {
+            idle: false,
+            fallback: false,
+            level: status.level,
+            phrase_index: status.phrase_index,
+        }
+    }
+
+    fn apply(&mut self, command: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
+        match command {
+            SourceCommand::Update(update) => {
+                let next = update.apply_to(*self.engine.compose_params());
+                self.engine
+                    .set_compose_params(next)
+                    .map_err(|e| param_error(&e))?;
+                self.preset = None;
+            }
+            SourceCommand::Preset(preset) => {
+                // Validate both before changing either, so a failure changes nothing.
+                preset.compose.validate().map_err(|e| param_error(&e))?;
+                preset.levels.validate().map_err(|e| param_error(&e))?;
+                self.engine
+                    .set_compose_params(preset.compose)
+                    .map_err(|e| param_error(&e))?;
+                self.engine
+                    .set_levels(preset.levels)
+                    .map_err(|e| param_error(&e))?;
+                self.preset = Some(preset.name);
+            }
+        }
+        Ok(self.params())
+    }
+
+    fn params(&self) -> ParamsSnapshot {
+        ParamsSnapshot {
+            compose: *self.engine.compose_params(),
+            levels: *self.engine.levels(),
+            preset: self.preset,
+        }
+    }
+}

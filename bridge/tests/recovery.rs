@@ -50,12 +50,16 @@ fn bridge(logs: &Path, extra: &[&str]) -> Binary {
     Binary::spawn(&args, &[])
 }
 
-/// SIGTERM, a clean exit, and the log files (flushed at exit).
+/// SIGTERM, a clean exit, and the log files (flushed at exit; the directory is
+/// removed once read).
 fn stop(mut bin: Binary, logs: &Path) -> Logs {
     bin.signal("TERM");
     let status = bin.wait(Duration::from_secs(10)).expect("exits in time");
     assert!(status.success(), "exit status {status}");
-    Logs::read(logs)
+    let read = Logs::read(logs);
+    // Best effort: a leftover temporary directory harms nothing.
+    let _ = std::fs::remove_dir_all(logs);
+    read
 }
 
 /// Waits (bounded) until the bridge counts `n` clients.
@@ -630,4 +634,96 @@ async fn overload_raises_the_level_without_a_glitch_and_it_comes_back_down() {
     assert_eq!(overload["fields"]["cause"], "audio_thread", "{overload}");
     assert!(overload["fields"]["load_pct"].as_f64().unwrap_or(0.0) > 95.0);
     bridge.shutdown().await;
+}
+
+/// Creates `count` log files named `prefix` + an old date, oldest first.
+fn old_log_files(dir: &Path, prefix: &str, count: u32) {
+    for n in 0..count {
+        let name = format!("{prefix}.2019-{:02}-{:02}.log", 1 + n / 28, 1 + n % 28);
+        std::fs::write(dir.join(name), "").expect("write an old log file");
+    }
+}
+
+/// Log files in `dir` whose name starts with `prefix`.
+fn count_files(dir: &Path, prefix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .expect("the log directory")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .count()
+}
+
+/// Row "structured logging": JSON lines in daily files with retention, a separate
+/// error log with the error and its context, human-readable lines on the console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_json_files_with_retention_a_separate_error_log_and_a_human_console() {
+    let logs = fresh_dir("recovery-logs");
+    old_log_files(&logs, "auralis-bridge", 40);
+    old_log_files(&logs, "errors", 100);
+    let bin = bridge(&logs, &[]);
+    let addr = bin.addr();
+    // Retention is applied at start: today's file and the newest old ones stay.
+    assert_eq!(
+        count_files(&logs, "auralis-bridge"),
+        auralis_bridge::logging::MAIN_LOG_FILES
+    );
+    assert_eq!(
+        count_files(&logs, "errors"),
+        auralis_bridge::logging::ERROR_LOG_FILES
+    );
+    let listener = Listener::start(addr, "").await;
+    let listener_id = listener.client_id;
+    // An error while it serves: a second bridge cannot have the same port, and
+    // logs why into the same directory. The first one carries on.
+    let port = addr.port().to_string();
+    let mut second = Binary::spawn(
+        &[
+            "--port",
+            &port,
+            "--log-dir",
+            logs.to_str().expect("a UTF-8 path"),
+        ],
+        &[],
+    );
+    let status = second.wait(Duration::from_secs(20)).expect("exits");
+    assert_eq!(status.code(), Some(1));
+    let recording = listener.finish(LISTEN).await;
+    recording.assert_contiguous();
+    recording.assert_continuous(SETTLE, |_| false);
+    let console = bin.stderr_lines();
+    let logs = stop(bin, &logs);
+
+    let wanted = format!("cannot listen on 127.0.0.1:{port}");
+    let errors = Logs::with_message(&logs.errors, &wanted);
+    assert_eq!(
+        errors.len(),
+        1,
+        "the error log has the error: {:?}",
+        logs.errors
+    );
+    assert!(
+        logs.errors.iter().all(|l| l["level"] == "ERROR"),
+        "the error log holds errors only"
+    );
+    assert_eq!(Logs::with_message(&logs.main, &wanted).len(), 1);
+    assert!(logs
+        .main
+        .iter()
+        .all(|l| l["timestamp"].is_string() && l["level"].is_string() && l["target"].is_string()));
+    let connected = Logs::with_message(&logs.main, "client connected");
+    assert!(
+        connected
+            .iter()
+            .any(|l| span_client(l) == Some(listener_id)),
+        "{connected:?}"
+    );
+    let human = console
+        .iter()
+        .find(|l| l.contains("bridge listening"))
+        .expect("the console says where it listens");
+    assert!(human.contains("INFO"), "{human}");
+    assert!(
+        serde_json::from_str::<Value>(human).is_err(),
+        "the console is for people: {human}"
+    );
 }

@@ -60,7 +60,7 @@ fn invalid_configuration_is_refused_naming_the_setting() {
     refused(&["--chunk-ms", "500"], &[], "chunk_ms");
     refused(&["--max-clients", "0"], &[], "max_clients");
     refused(&["--host", "not-an-address"], &[], "host");
-    refused(&["--source", "shm:daw"], &[], "source");
+    refused(&["--source", "shm:../daw"], &[], "source");
     refused(&["--preset", "polka"], &[], "preset");
     refused(&["--control-token", "short"], &[], "control_token");
     refused(&["--port", "99999"], &[], "--port");

@@ -6,9 +6,12 @@
 
 mod common;
 
+use std::future::Future as _;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use auralis::compose::phrase::ComposeParams;
@@ -17,9 +20,12 @@ use auralis::degrade::DegradeConfig;
 use auralis::engine::{Engine, EngineConfig};
 use auralis::render::mix::MixLevels;
 use auralis_bridge::logging::LogGuards;
-use auralis_bridge::protocol::{ErrorCode, ProtocolError};
+use auralis_bridge::protocol::{decode_payload, ErrorCode, FrameHeader, ProtocolError};
 use auralis_bridge::source::{FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
+use auralis_bridge::ws::{serve_client, ClientOptions};
 use auralis_bridge::Config;
+use axum::extract::ws::Message as AxMessage;
+use futures_util::Sink;
 
 use common::evidence::{fresh_dir, get_metric, span_client, Listener, Logs};
 use common::{connect, eventually, get_json, next_close, next_json, stalled_client, Binary};
@@ -726,4 +732,122 @@ async fn logs_are_json_files_with_retention_a_separate_error_log_and_a_human_con
         serde_json::from_str::<Value>(human).is_err(),
         "the console is for people: {human}"
     );
+}
+
+/// A client connection whose first write stalls: the flush stays pending until
+/// `timer` fires, as when the peer's receive window is full for a while. What
+/// gets through arrives on `delivered`.
+struct StallingSink {
+    delivered: tokio::sync::mpsc::UnboundedSender<AxMessage>,
+    pending: Option<AxMessage>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Sink<AxMessage> for StallingSink {
+    type Error = axum::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_flush(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: AxMessage) -> Result<(), Self::Error> {
+        self.get_mut().pending = Some(item);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let this = self.get_mut();
+        if this.pending.is_some() && this.timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if let Some(m) = this.pending.take() {
+            this.delivered.send(m).map_err(axum::Error::new)?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_flush(cx)
+    }
+}
+
+/// Row "WebSocket errors", the retry: a reply whose write outlasts the send
+/// timeout is flushed again, reaches the client, and the client keeps its place
+/// in the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_times_out_once_is_retried_and_the_client_loses_nothing() {
+    process_logs();
+    let send_timeout = Duration::from_millis(400);
+    let (state, _shutdown) = auralis_bridge::build_state(Config {
+        send_timeout,
+        ..common::config()
+    })
+    .expect("a bridge");
+    let (delivered, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+    let sink = StallingSink {
+        delivered,
+        pending: None,
+        // Longer than one attempt, shorter than two.
+        timer: Box::pin(tokio::time::sleep(send_timeout * 3 / 2)),
+    };
+    let client = tokio::spawn(serve_client(
+        state.clone(),
+        ClientOptions::default(),
+        sink,
+        futures_util::stream::pending(),
+    ));
+    let mut hello = None;
+    let mut recording = common::evidence::Recording::default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while recording.chunks.len() < LISTEN && std::time::Instant::now() < deadline {
+        match arrived.try_recv().ok() {
+            Some(AxMessage::Text(t)) if hello.is_none() => {
+                hello = Some(serde_json::from_str::<Value>(&t).expect("JSON"));
+            }
+            Some(AxMessage::Binary(b)) => {
+                assert!(hello.is_some(), "audio before hello");
+                let (h, payload) = FrameHeader::parse(&b).expect("a valid frame");
+                recording.chunks.push((h, decode_payload(h.codec, payload)));
+            }
+            Some(_) => {}
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    let hello = hello.expect("hello arrived after its retry");
+    assert_eq!(hello["type"], "hello");
+    recording.assert_contiguous();
+    recording.assert_continuous(SETTLE, |_| false);
+    let stats = &state.hub.stats;
+    assert_eq!(
+        stats
+            .disconnects
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .sum::<u64>(),
+        0,
+        "nobody was dropped"
+    );
+    assert_eq!(state.hub.client_count(), 1);
+    let id = hello["client_id"].as_u64().expect("an id");
+    let logs = logged(|l| {
+        Logs::with_message(&l.main, "write timed out; retrying")
+            .iter()
+            .any(|r| span_client(r) == Some(id))
+    })
+    .await;
+    let retries: Vec<&Value> = Logs::with_message(&logs.main, "write timed out; retrying")
+        .into_iter()
+        .filter(|r| span_client(r) == Some(id))
+        .collect();
+    assert_eq!(retries.len(), 1, "one retry was enough: {retries:?}");
+    assert_eq!(retries[0]["level"], "WARN");
+    assert_eq!(retries[0]["fields"]["attempt"], 1);
+    // The client goes away: it is removed.
+    drop(arrived);
+    tokio::time::timeout(T, client)
+        .await
+        .expect("the session ends")
+        .expect("without a panic");
+    assert_eq!(state.hub.client_count(), 0);
+    state.pump.stop();
 }

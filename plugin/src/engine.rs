@@ -14,19 +14,34 @@
 //! [`Engine::seek_beats`] jumps to a song position: phrase `k` covers beats
 //! `[k·P, (k+1)·P)` (`P` = bars × beats per bar), and the composer derives it as
 //! [`Composer::seek`] does, so a jump plays what sequential playback would have.
+//!
+//! **Texture.** Unless switched off ([`TextureSetting::Off`]) the engine owns a
+//! pre-renderer thread ([`PrerenderWorker`]); the composer thread asks it for the
+//! texture of every phrase it sends (at the quality of the degradation level;
+//! none in real time at `critical`, where the texture is off), and the renderer
+//! plays each texture in place of the pad ([`crate::render::texture`]). Offline
+//! the renderer waits for every texture, which is rendered on the CPU unless
+//! `AURALIS_RENDERER=gpu` asks for the GPU, so a bounce does not depend on the
+//! machine's GPU.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::compose::phrase::{ComposeParams, ParamError};
+use crate::compose::phrase::{ComposeParams, ParamError, Phrase};
 use crate::compose::theory::{Key, Mode};
 use crate::compose::Composer;
 use crate::degrade::monitor::{DegradeShared, LoadReport, Monitor, MonitorConfig};
 use crate::degrade::{shape_params, thin_phrase, Level};
+use crate::prerender::gpu::RendererChoice;
+use crate::prerender::{
+    Backend, ConfigError, PoolConfig, PrerenderConfig, PrerenderStats, PrerenderWorker, Quality,
+    TextureRequester, WorkerConfig,
+};
 use crate::render::feed::{phrase_channel, PhraseSender};
 use crate::render::mix::MixLevels;
+use crate::render::texture::{TextureLayer, TextureTelemetry};
 use crate::render::{RenderMode, Renderer, SeekTarget, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 
 /// How often the composer thread looks for work in real-time mode.
@@ -36,8 +51,33 @@ const COMPOSER_POLL_REALTIME: Duration = Duration::from_millis(5);
 /// next one is composed as soon as the current one starts, so this rarely matters.
 const COMPOSER_POLL_OFFLINE: Duration = Duration::from_millis(1);
 
+/// The texture pre-renderer's state, for status pages, metrics and logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RendererStatus {
+    /// The path that renders textures now.
+    pub backend: Backend,
+    /// The GPU adapter in use or last used ("" if none).
+    pub adapter: String,
+    /// Times a GPU failure sent the pre-renderer to the CPU.
+    pub gpu_fallbacks: u64,
+    /// Render attempts (first tries and retries).
+    pub attempts: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// Failures ÷ attempts over the recent window, 0–1.
+    pub failure_rate: f32,
+    /// Phrases given silence after every retry failed.
+    pub silenced: u64,
+    /// Seconds of texture ready ahead of the playhead (`None`: none expected).
+    pub margin_s: Option<f32>,
+    /// Whether a texture is heard now (else the pad carries).
+    pub texture_audible: bool,
+    /// Whether the degradation level lets the texture be heard.
+    pub texture_enabled: bool,
+}
+
 /// A snapshot of what the engine is doing, for status pages and meters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineStatus {
     /// Output sample rate in hertz.
     pub sample_rate: f32,
@@ -57,6 +97,50 @@ pub struct EngineStatus {
     pub load: LoadReport,
     /// Voices sounding: pad, melody, percussion.
     pub active_voices: (usize, usize, usize),
+    /// The texture pre-renderer, when the texture layer is on.
+    pub renderer: Option<RendererStatus>,
+}
+
+/// Whether and how an engine plays the pre-rendered texture layer.
+#[derive(Debug, Clone, Default)]
+pub enum TextureSetting {
+    /// On, set up from `AURALIS_RENDERER`, `AURALIS_FAULTS` and
+    /// `AURALIS_GPU_COOLDOWN_S` ([`PrerenderConfig::from_env`]); offline engines
+    /// use the CPU unless `AURALIS_RENDERER=gpu`.
+    #[default]
+    FromEnv,
+    /// On, with this configuration (its seed and sample rate are replaced by the
+    /// engine's).
+    With(PrerenderConfig),
+    /// Off: the real-time pad plays alone.
+    Off,
+}
+
+impl TextureSetting {
+    /// The pre-renderer configuration for an engine of `config`, if the texture
+    /// is on.
+    fn prerender_config(
+        self,
+        config: &EngineConfig,
+    ) -> Result<Option<PrerenderConfig>, ConfigError> {
+        let (seed, sample_rate) = (config.seed, config.sample_rate);
+        Ok(match self {
+            Self::Off => None,
+            Self::With(c) => Some(PrerenderConfig {
+                seed,
+                sample_rate,
+                ..c
+            }),
+            Self::FromEnv => {
+                let mut c = PrerenderConfig::from_env(seed, sample_rate)?;
+                if config.mode == RenderMode::Offline && c.renderer == RendererChoice::Auto {
+                    // Offline bytes must not depend on the machine's GPU.
+                    c.renderer = RendererChoice::Cpu;
+                }
+                Some(c)
+            }
+        })
+    }
 }
 
 /// Everything an engine is built from.
@@ -95,9 +179,12 @@ pub enum EngineError {
     /// A musical or mix parameter is out of range.
     #[error(transparent)]
     Param(#[from] ParamError),
-    /// The composer thread could not be started.
-    #[error("could not start the composer thread: {0}")]
+    /// The composer or pre-renderer thread could not be started.
+    #[error("could not start the engine's threads: {0}")]
     Spawn(#[source] std::io::Error),
+    /// A pre-renderer setting in the environment is malformed.
+    #[error(transparent)]
+    Prerender(#[from] ConfigError),
 }
 
 /// Compose parameters shared with the composer thread without locks: a sequence
@@ -188,6 +275,8 @@ pub struct Engine {
     /// Where the first block starts, in beats (the last jump made before it).
     start_beat: f64,
     composer: Option<JoinHandle<()>>,
+    /// The texture pre-renderer and what the texture layer publishes.
+    prerender: Option<(PrerenderWorker, Arc<TextureTelemetry>)>,
 }
 
 impl Engine {
@@ -208,11 +297,26 @@ impl Engine {
     /// # Errors
     /// As [`Engine::new`].
     pub fn with_monitor(config: EngineConfig, monitor: MonitorConfig) -> Result<Self, EngineError> {
+        Self::build(config, monitor, TextureSetting::FromEnv)
+    }
+
+    /// [`Engine::with_monitor`] with the texture layer set explicitly (on from
+    /// the environment, on with a given configuration, or off).
+    ///
+    /// # Errors
+    /// As [`Engine::new`], and [`EngineError::Prerender`] for a malformed
+    /// `AURALIS_*` pre-renderer variable.
+    pub fn build(
+        config: EngineConfig,
+        monitor: MonitorConfig,
+        texture: TextureSetting,
+    ) -> Result<Self, EngineError> {
         if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&config.sample_rate) {
             return Err(EngineError::SampleRate(config.sample_rate));
         }
         config.compose.validate()?;
         config.levels.validate()?;
+        let prerender_config = texture.prerender_config(&config)?;
         let (sender, feed) = phrase_channel();
         let shared = Arc::new(Shared::default());
         shared.params.write(&config.compose);
@@ -220,10 +324,44 @@ impl Engine {
             RenderMode::RealTime => COMPOSER_POLL_REALTIME,
             RenderMode::Offline => COMPOSER_POLL_OFFLINE,
         };
-        let monitor = (config.mode == RenderMode::RealTime)
+        let textures = match prerender_config {
+            Some(prerender) => {
+                let pool = PoolConfig::for_params(&config.compose, config.sample_rate);
+                let (worker, requester, texture_feed) =
+                    PrerenderWorker::spawn(WorkerConfig { prerender, pool })
+                        .map_err(EngineError::Spawn)?;
+                let telemetry = Arc::new(TextureTelemetry::default());
+                let layer = TextureLayer::new(
+                    texture_feed,
+                    config.mode,
+                    config.sample_rate,
+                    Arc::clone(&telemetry),
+                );
+                Some((worker, requester, layer, telemetry))
+            }
+            None => None,
+        };
+        let mut monitor = (config.mode == RenderMode::RealTime)
             .then(|| Monitor::new(monitor, Arc::clone(&shared.degrade)));
-        let mut worker = ComposerThread::new(config.seed, Arc::clone(&shared), sender, monitor);
-        // Phrase 0 is ready before the first block, so real time starts with music.
+        if let (Some(monitor), Some((worker, _, _, telemetry))) = (monitor.as_mut(), &textures) {
+            monitor.watch_texture(Arc::clone(telemetry), worker.stats());
+        }
+        let (prerender, requester, layer) = match textures {
+            Some((worker, requester, layer, telemetry)) => {
+                (Some((worker, telemetry)), Some(requester), Some(layer))
+            }
+            None => (None, None, None),
+        };
+        let mut worker = ComposerThread::new(
+            config.seed,
+            Arc::clone(&shared),
+            sender,
+            monitor,
+            requester,
+            config.mode,
+        );
+        // Phrase 0 (and the request for its texture) is ready before the first
+        // block, so real time starts with music.
         worker.step();
         let composer = std::thread::Builder::new()
             .name("auralis-composer".into())
@@ -237,6 +375,9 @@ impl Engine {
             feed,
         );
         renderer.set_want_signal(Arc::clone(&shared.wanted));
+        if let Some(layer) = layer {
+            renderer.set_texture_layer(layer);
+        }
         Ok(Self {
             renderer,
             shared,
@@ -246,6 +387,7 @@ impl Engine {
             pristine: true,
             start_beat: 0.0,
             composer: Some(composer),
+            prerender,
         })
     }
 
@@ -403,7 +545,42 @@ impl Engine {
             level_pin: self.shared.degrade.pin(),
             load: self.shared.degrade.report(),
             active_voices: self.active_voices(),
+            renderer: self.renderer_status(),
         }
+    }
+
+    /// The texture pre-renderer's state (`None` with the texture off).
+    #[must_use]
+    pub fn renderer_status(&self) -> Option<RendererStatus> {
+        let (worker, telemetry) = self.prerender.as_ref()?;
+        let stats = worker.stats().snapshot();
+        Some(RendererStatus {
+            backend: stats.backend,
+            adapter: stats.adapter,
+            gpu_fallbacks: stats.gpu_failures,
+            attempts: stats.attempts,
+            failures: stats.failures,
+            failure_rate: stats.failure_rate,
+            silenced: stats.silenced,
+            margin_s: telemetry.margin_s(),
+            texture_audible: telemetry.audible(),
+            texture_enabled: self
+                .renderer
+                .texture_layer()
+                .is_some_and(TextureLayer::enabled),
+        })
+    }
+
+    /// The pre-renderer's live counters (`None` with the texture off).
+    #[must_use]
+    pub fn prerender_stats(&self) -> Option<Arc<PrerenderStats>> {
+        self.prerender.as_ref().map(|(worker, _)| worker.stats())
+    }
+
+    /// Whether the pad plays its cheap voice (at `critical` and above).
+    #[must_use]
+    pub fn pad_is_cheap(&self) -> bool {
+        self.renderer.pad_is_cheap()
     }
 }
 
@@ -436,13 +613,28 @@ struct ComposerThread {
     sent: Option<(u64, u8)>,
     /// The degree that ends the phrase before `sent` (what `sent` continued from).
     sent_prev: Option<u8>,
+    /// Where phrases go to have their texture rendered (texture on).
+    textures: Option<TextureRequester>,
+    /// A texture request the full request ring refused, to send again.
+    unrequested: Option<Phrase>,
+    mode: RenderMode,
 }
 
 impl ComposerThread {
-    fn new(seed: u64, shared: Arc<Shared>, sender: PhraseSender, monitor: Option<Monitor>) -> Self {
+    fn new(
+        seed: u64,
+        shared: Arc<Shared>,
+        sender: PhraseSender,
+        monitor: Option<Monitor>,
+        textures: Option<TextureRequester>,
+        mode: RenderMode,
+    ) -> Self {
         let (params_version, params) = shared.params.read();
         let seek_gen = shared.seek_gen.load(Ordering::Acquire);
         let level = shared.degrade.level();
+        if let Some(t) = textures.as_ref() {
+            t.set_quality(Quality::for_level(level));
+        }
         Self {
             composer: Composer::new(seed, shape_params(level, params)),
             base_params: params,
@@ -454,6 +646,16 @@ impl ComposerThread {
             seek_gen,
             sent: None,
             sent_prev: None,
+            textures,
+            unrequested: None,
+            mode,
+        }
+    }
+
+    /// Asks for the texture of `phrase` (kept to ask again if the ring is full).
+    fn request_texture(&mut self, phrase: Phrase) {
+        if let Some(textures) = self.textures.as_mut() {
+            self.unrequested = textures.request(phrase).err();
         }
     }
 
@@ -470,6 +672,9 @@ impl ComposerThread {
     fn step(&mut self) {
         while let Ok(done) = self.sender.returned.pop() {
             drop(done);
+        }
+        if let Some(phrase) = self.unrequested.take() {
+            self.request_texture(phrase);
         }
         let seek_gen = self.shared.seek_gen.load(Ordering::Acquire);
         if seek_gen != self.seek_gen {
@@ -490,6 +695,9 @@ impl ComposerThread {
             self.base_params = params;
             self.level = level;
             self.composer.set_params(shape_params(level, params));
+            if let Some(t) = self.textures.as_ref() {
+                t.set_quality(Quality::for_level(level));
+            }
             tracing::debug!(?params, %level, "composer picked up new parameters");
         }
         let want = self.shared.wanted.load(Ordering::Acquire);
@@ -508,9 +716,17 @@ impl ComposerThread {
         let mut phrase = self.composer.compose(index, prev);
         thin_phrase(self.level, &mut phrase);
         let last = phrase.last_degree();
+        // Real time at critical: the texture is off, so none is rendered. Offline
+        // every phrase has one (the renderer waits for it).
+        let texture = self.textures.is_some()
+            && (self.mode == RenderMode::Offline || self.level != Level::Critical);
+        let copy = texture.then(|| phrase.clone());
         if self.sender.outgoing.push(phrase).is_ok() {
             self.sent = Some((index, last));
             self.sent_prev = prev;
+            if let Some(copy) = copy {
+                self.request_texture(copy);
+            }
         }
     }
 }

@@ -1,7 +1,10 @@
-//! Offline rendering: the engine in offline mode (it waits for every phrase, so
-//! the result is complete and the same on every run), block by block.
+//! Offline rendering: the engine in offline mode (it waits for every phrase and
+//! every phrase's texture, so the result is complete and the same on every run),
+//! block by block. The pre-renderer thread renders the next phrase's texture
+//! while the real-time layer renders the current phrase.
 
-use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::degrade::monitor::MonitorConfig;
+use crate::engine::{Engine, EngineConfig, EngineError, TextureSetting};
 use crate::render::RenderMode;
 
 /// Frames rendered per block.
@@ -16,15 +19,29 @@ pub struct OfflineRenderer {
 }
 
 impl OfflineRenderer {
-    /// An offline renderer for `config` (its mode is set to offline).
+    /// An offline renderer for `config` (its mode is set to offline), with the
+    /// texture layer set up from the environment (on, on the CPU unless
+    /// `AURALIS_RENDERER=gpu`).
     ///
     /// # Errors
-    /// As [`Engine::new`].
+    /// As [`Engine::build`].
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
-        let engine = Engine::new(EngineConfig {
+        Self::with_texture(config, TextureSetting::FromEnv)
+    }
+
+    /// [`OfflineRenderer::new`] with the texture layer set explicitly.
+    ///
+    /// # Errors
+    /// As [`Engine::build`].
+    pub fn with_texture(
+        config: EngineConfig,
+        texture: TextureSetting,
+    ) -> Result<Self, EngineError> {
+        let offline = EngineConfig {
             mode: RenderMode::Offline,
             ..config
-        })?;
+        };
+        let engine = Engine::build(offline, MonitorConfig::default(), texture)?;
         Ok(Self {
             engine,
             left: vec![0.0; BLOCK_FRAMES],

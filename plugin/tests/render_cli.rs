@@ -99,6 +99,7 @@ fn bad_arguments_are_refused_clearly() {
         (&["--intensity", "1.5", "--out", out], "intensity"),
         (&["--key", "H", "--out", out], "key"),
         (&["--mode", "locrian", "--out", out], "mode"),
+        (&["--texture", "maybe", "--out", out], "texture"),
         (
             &[
                 "--seconds",
@@ -136,4 +137,47 @@ fn a_failed_render_keeps_the_old_file() {
     let o = render(&["--bpm", "0", "--out", out.to_str().unwrap()]);
     assert!(!o.status.success());
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+}
+
+#[test]
+fn the_texture_layer_can_be_switched_off() {
+    let args = |out: &Path, texture: &str| {
+        let o = render(&[
+            "--seed",
+            "3",
+            "--seconds",
+            "6",
+            "--sample-rate",
+            "8000",
+            "--texture",
+            texture,
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out).expect("written")
+    };
+    let off_a = args(&scratch("off_a.wav"), "off");
+    let off_b = args(&scratch("off_b.wav"), "off");
+    let on = args(&scratch("on.wav"), "on");
+    assert!(
+        off_a == off_b,
+        "texture off: same arguments, different files"
+    );
+    assert!(on != off_a, "the texture changes nothing");
+}
+
+#[test]
+fn a_bad_renderer_setting_is_refused_clearly() {
+    let out = scratch("bad_renderer.wav");
+    let o = Command::new(env!("CARGO_BIN_EXE_auralis-render"))
+        .args(["--seconds", "1", "--out", out.to_str().expect("utf-8 path")])
+        .env("AURALIS_RENDERER", "cuda")
+        .output()
+        .expect("auralis-render runs");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("AURALIS_RENDERER"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists());
 }

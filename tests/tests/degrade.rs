@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use auralis::compose::phrase::ComposeParams;
 use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::{DegradeConfig, Level};
-use auralis::engine::{Engine, EngineConfig};
+use auralis::engine::{Engine, EngineConfig, TextureSetting};
+use auralis::prerender::gpu::RendererChoice;
+use auralis::prerender::PrerenderConfig;
 use auralis::render::mix::MixLevels;
 use auralis::render::RenderMode;
 
@@ -30,6 +32,16 @@ fn config() -> EngineConfig {
         levels: MixLevels::default(),
         mode: RenderMode::RealTime,
     }
+}
+
+/// An engine with the texture rendered on the CPU, fast enough here for phrases of
+/// a second (a software GPU sharing two cores with the test may not be).
+fn engine() -> Engine {
+    let prerender = PrerenderConfig {
+        renderer: RendererChoice::Cpu,
+        ..PrerenderConfig::new(0, 0.0)
+    };
+    Engine::build(config(), monitor(), TextureSetting::With(prerender)).expect("engine")
 }
 
 fn monitor() -> MonitorConfig {
@@ -74,9 +86,10 @@ fn wait_for(
     while engine.level() != level {
         assert!(
             start.elapsed() < Duration::from_secs(5),
-            "level {} never reached (at {})",
+            "level {} never reached (at {}): {:?}",
             level,
-            engine.level()
+            engine.level(),
+            engine.status()
         );
         run(engine, Duration::from_millis(20), out, levels);
     }
@@ -94,7 +107,7 @@ fn max_jump(x: &[f32]) -> f32 {
 #[test]
 fn load_steps_through_every_level_and_back_without_a_glitch() {
     // The undisturbed music first, for its own largest sample-to-sample step.
-    let mut calm = Engine::with_monitor(config(), monitor()).expect("engine");
+    let mut calm = engine();
     let (mut calm_out, mut calm_levels) = (Vec::new(), Vec::new());
     run(
         &mut calm,
@@ -105,7 +118,7 @@ fn load_steps_through_every_level_and_back_without_a_glitch() {
     assert!(calm_levels.iter().all(|(_, l)| *l == Level::Normal));
     let music_jump = max_jump(&calm_out[48_000..]);
 
-    let mut engine = Engine::with_monitor(config(), monitor()).expect("engine");
+    let mut engine = engine();
     let (mut out, mut levels) = (Vec::new(), Vec::new());
     run(
         &mut engine,

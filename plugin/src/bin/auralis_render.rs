@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use auralis::compose::phrase::ComposeParams;
 use auralis::compose::presets::{preset, Preset};
 use auralis::compose::theory::{Key, Mode};
-use auralis::engine::EngineConfig;
+use auralis::engine::{EngineConfig, TextureSetting};
 use auralis::offline::{OfflineRenderer, BLOCK_FRAMES};
 use auralis::render::RenderMode;
 use clap::{Parser, ValueEnum};
@@ -54,9 +54,22 @@ struct Args {
     /// Sample format of the file.
     #[arg(long, value_enum, default_value_t = Format::S24)]
     format: Format,
+    /// The pre-rendered texture layer: on (rendered on the CPU unless
+    /// AURALIS_RENDERER=gpu) or off (the real-time pad alone).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    texture: Switch,
     /// No progress lines, only the final summary.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// An on/off setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// WAV sample formats.
@@ -138,13 +151,20 @@ fn render(args: &Args, partial: &Path) -> Result<()> {
             bytes as f64 / f64::from(1u32 << 30)
         );
     }
-    let mut renderer = OfflineRenderer::new(EngineConfig {
-        sample_rate: args.sample_rate as f32,
-        seed: args.seed,
-        compose,
-        levels: args.preset.levels,
-        mode: RenderMode::Offline,
-    })?;
+    let texture = match args.texture {
+        Switch::On => TextureSetting::FromEnv,
+        Switch::Off => TextureSetting::Off,
+    };
+    let mut renderer = OfflineRenderer::with_texture(
+        EngineConfig {
+            sample_rate: args.sample_rate as f32,
+            seed: args.seed,
+            compose,
+            levels: args.preset.levels,
+            mode: RenderMode::Offline,
+        },
+        texture,
+    )?;
 
     // Write beside the target and rename at the end: a failed render never
     // destroys a good file that was there.

@@ -9,7 +9,7 @@
 //! | machine CPU (all cores, `sysinfo`) | idle | every core busy |
 //! | this process's CPU | idle | every core busy for this process |
 //! | audio thread: `max(mean, 0.8 · max)` of time in `process()` ÷ block duration | idle | every block took its whole deadline |
-//! | pre-renderer margin (texture ready ahead of the playhead) | ≥ [`MARGIN_COMFORTABLE_S`] | nothing ready |
+//! | pre-renderer margin (texture ready ahead of the playhead) | ≥ [`MARGIN_COMFORTABLE_S`] (or half a phrase, if less) | nothing ready |
 //! | pre-renderer failure rate (failures ÷ attempts, recent window) | none | every attempt failed |
 //!
 //! A single slow block counts for less than a sustained mean (the 0.8 factor), so
@@ -23,6 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{step, DegradeConfig, DegradeState, Level, Transition};
+use crate::prerender::PrerenderStats;
+use crate::render::texture::TextureTelemetry;
 use sysinfo::{CpuRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// Seconds of texture ready ahead of the playhead that count as no load at all.
@@ -97,6 +99,10 @@ pub struct LoadInputs {
     pub prerender_margin_s: Option<f32>,
     /// Recent pre-render failures ÷ attempts, 0–1.
     pub failure_rate: f32,
+    /// Length of the playing phrase in seconds (0: unknown). The next texture is
+    /// asked for as a phrase starts, so with short phrases a margin of half a
+    /// phrase is already comfortable.
+    pub phrase_s: f32,
 }
 
 impl LoadInputs {
@@ -106,11 +112,17 @@ impl LoadInputs {
         100.0 * self.audio.mean.max(WORST_BLOCK_WEIGHT * self.audio.max)
     }
 
-    /// The pre-renderer margin on the 0–100 % scale (0 without a pre-renderer).
+    /// The pre-renderer margin on the 0–100 % scale (0 without a pre-renderer):
+    /// 0 at [`MARGIN_COMFORTABLE_S`] or half a phrase, whichever is less.
     #[must_use]
     pub fn margin_pct(&self) -> f32 {
+        let comfortable = if self.phrase_s > 0.0 {
+            MARGIN_COMFORTABLE_S.min(0.5 * self.phrase_s)
+        } else {
+            MARGIN_COMFORTABLE_S
+        };
         self.prerender_margin_s.map_or(0.0, |m| {
-            100.0 * (1.0 - m.max(0.0) / MARGIN_COMFORTABLE_S).clamp(0.0, 1.0)
+            100.0 * (1.0 - m.max(0.0) / comfortable).clamp(0.0, 1.0)
         })
     }
 
@@ -240,8 +252,9 @@ pub struct DegradeShared {
     /// The pinned level, or [`NO_PIN`].
     pin: AtomicU8,
     /// The last sample's inputs and effective load, as `f32` bits: effective,
-    /// machine, process, audio mean, audio max.
-    report: [AtomicU32; 5],
+    /// machine, process, audio mean, audio max, texture margin (NaN: none),
+    /// texture failure rate.
+    report: [AtomicU32; 7],
     /// Level changes so far.
     changes: AtomicU64,
     /// Load added to every measured block, in ppm of the block duration (a test
@@ -275,6 +288,10 @@ pub struct LoadReport {
     pub audio_mean: f32,
     /// Worst audio block, fraction of its deadline.
     pub audio_max: f32,
+    /// Seconds of texture ready ahead of the playhead (`None`: none expected).
+    pub prerender_margin_s: Option<f32>,
+    /// Recent texture render failures ÷ attempts, 0–1.
+    pub failure_rate: f32,
     /// Level changes since the start.
     pub changes: u64,
 }
@@ -327,6 +344,8 @@ impl DegradeShared {
             process_cpu_pct: r(2),
             audio_mean: r(3),
             audio_max: r(4),
+            prerender_margin_s: Some(r(5)).filter(|m| m.is_finite()),
+            failure_rate: r(6),
             changes: self.changes.load(Ordering::Relaxed),
         }
     }
@@ -338,6 +357,8 @@ impl DegradeShared {
             inputs.process_cpu_pct,
             inputs.audio.mean,
             inputs.audio.max,
+            inputs.prerender_margin_s.unwrap_or(f32::NAN),
+            inputs.failure_rate,
         ];
         for (slot, v) in self.report.iter().zip(values) {
             slot.store(v.to_bits(), Ordering::Relaxed);
@@ -360,6 +381,9 @@ pub struct Monitor {
     next_cpu_sample: Instant,
     /// The last CPU reading: machine and process, percent.
     cpu: (f32, f32),
+    /// The texture layer's margin and the pre-renderer's failure rate, when the
+    /// engine has a texture layer.
+    texture: Option<(Arc<TextureTelemetry>, Arc<PrerenderStats>)>,
 }
 
 impl Monitor {
@@ -381,7 +405,14 @@ impl Monitor {
             next_sample: now + config.interval,
             next_cpu_sample: now + config.cpu_interval,
             cpu: (0.0, 0.0),
+            texture: None,
         }
+    }
+
+    /// Counts the texture layer's margin and the pre-renderer's recent failure
+    /// rate among the inputs.
+    pub fn watch_texture(&mut self, telemetry: Arc<TextureTelemetry>, stats: Arc<PrerenderStats>) {
+        self.texture = Some((telemetry, stats));
     }
 
     /// Samples and steps if a sample is due; returns the change of level, if any.
@@ -402,8 +433,12 @@ impl Monitor {
             machine_cpu_pct,
             process_cpu_pct,
             audio: self.shared.meter.take(),
-            prerender_margin_s: None,
-            failure_rate: 0.0,
+            prerender_margin_s: self.texture.as_ref().and_then(|(t, _)| t.margin_s()),
+            failure_rate: self
+                .texture
+                .as_ref()
+                .map_or(0.0, |(_, stats)| stats.failure_rate()),
+            phrase_s: self.texture.as_ref().map_or(0.0, |(t, _)| t.phrase_s()),
         };
         let load = inputs.effective_load();
         self.shared.publish(&inputs, load);
@@ -427,6 +462,8 @@ impl Monitor {
                 process_cpu_pct = inputs.process_cpu_pct,
                 audio_mean = inputs.audio.mean,
                 audio_max = inputs.audio.max,
+                prerender_margin_s = inputs.prerender_margin_s,
+                prerender_failure_rate = inputs.failure_rate,
                 "degradation level changed"
             );
         }
@@ -489,6 +526,17 @@ mod tests {
         assert!((at(1.0) - 50.0).abs() < 1e-3);
         assert!(at(5.0).abs() < 1e-3);
         assert!(LoadInputs::default().margin_pct().abs() < 1e-3);
+        // One-second phrases: half a second ahead is comfortable.
+        let short = |m: f32| {
+            LoadInputs {
+                prerender_margin_s: Some(m),
+                phrase_s: 1.0,
+                ..LoadInputs::default()
+            }
+            .margin_pct()
+        };
+        assert!(short(0.5).abs() < 1e-3);
+        assert!((short(0.25) - 50.0).abs() < 1e-3);
     }
 
     #[test]

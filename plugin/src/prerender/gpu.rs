@@ -766,7 +766,7 @@ mod tests {
         let mut gpu = GpuRenderer::new(ctx).expect("kernels build");
         let d = desc(1, 16, 30.0, 4_000.0, Quality::FULL);
         let n = d.frames as usize;
-        assert_eq!(n, 512_000);
+        assert_eq!(n, 512_000 + 8_000, "128 s and a 2 s tail");
         let (mut gl, mut gr) = (vec![0.0; n], vec![0.0; n]);
         let (mut cl, mut cr) = (vec![0.0; n], vec![0.0; n]);
         gpu.render(&d, &mut gl, &mut gr).expect("GPU render");

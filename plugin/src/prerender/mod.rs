@@ -67,7 +67,7 @@ pub mod worker;
 pub use pool::{PoolConfig, Texture, TextureFeed};
 pub use recovery::{ConfigError, PrerenderConfig, Prerenderer, TextureKind};
 pub use stats::{Backend, PrerenderStats, StatsSnapshot};
-pub use texture::{phrase_frames, Quality, TextureDesc};
+pub use texture::{phrase_frames, texture_frames, Quality, TextureDesc};
 pub use worker::{PrerenderWorker, TextureRequester, WorkerConfig};
 
 /// Why a texture could not be rendered.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::recovery::TextureKind;
-use super::texture::phrase_frames;
+use super::texture::texture_frames;
 use crate::compose::phrase::{ComposeParams, Phrase};
 
 /// How long a blocking take sleeps between looks at an empty ring.
@@ -26,6 +26,9 @@ const BLOCKING_POLL: Duration = Duration::from_micros(200);
 #[derive(Debug)]
 pub struct Texture {
     phrase_index: u64,
+    /// The parameters the phrase was composed with (a re-composed phrase has
+    /// another texture).
+    params: ComposeParams,
     frames: usize,
     kind: TextureKind,
     left: Vec<f32>,
@@ -38,6 +41,7 @@ impl Texture {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             phrase_index: 0,
+            params: ComposeParams::default(),
             frames: 0,
             kind: TextureKind::Silence,
             left: vec![0.0; capacity],
@@ -51,7 +55,14 @@ impl Texture {
         self.phrase_index
     }
 
-    /// Its length in frames (the renderer's phrase length).
+    /// The parameters of the phrase it was rendered from.
+    #[must_use]
+    pub fn params(&self) -> &ComposeParams {
+        &self.params
+    }
+
+    /// Its length in frames: the phrase and its tail
+    /// ([`super::texture::texture_frames`]).
     #[must_use]
     pub fn frames(&self) -> usize {
         self.frames
@@ -97,9 +108,10 @@ impl Texture {
         (&mut self.left, &mut self.right)
     }
 
-    /// Labels the rendered content.
-    pub(crate) fn set_content(&mut self, phrase_index: u64, frames: usize, kind: TextureKind) {
-        self.phrase_index = phrase_index;
+    /// Labels the rendered content: the texture of `phrase`.
+    pub(crate) fn set_content(&mut self, phrase: &Phrase, frames: usize, kind: TextureKind) {
+        self.phrase_index = phrase.index;
+        self.params = phrase.params;
         self.frames = frames.min(self.capacity());
         self.kind = kind;
     }
@@ -118,8 +130,8 @@ impl PoolConfig {
     /// Textures in a default pool: playing, ready, rendering, spare.
     pub const DEFAULT_TEXTURES: usize = 4;
 
-    /// A pool for phrases of `params` (bars × beats per bar at its tempo) at
-    /// `sample_rate`.
+    /// A pool for the textures of phrases of `params` (bars × beats per bar at its
+    /// tempo, and their tail) at `sample_rate`.
     #[must_use]
     pub fn for_params(params: &ComposeParams, sample_rate: f32) -> Self {
         let probe = Phrase {
@@ -131,7 +143,7 @@ impl PoolConfig {
         };
         Self {
             textures: Self::DEFAULT_TEXTURES,
-            max_frames: phrase_frames(&probe, sample_rate),
+            max_frames: texture_frames(&probe, sample_rate),
         }
     }
 }
@@ -258,6 +270,18 @@ impl TextureFeed {
         }
     }
 
+    /// Whether the texture of phrase `phrase_index` has arrived (it stays for a
+    /// later [`TextureFeed::take`]). Never blocks, allocates or frees.
+    pub fn is_ready(&mut self, phrase_index: u64) -> bool {
+        while let Ok(t) = self.incoming.pop() {
+            self.hold(t);
+        }
+        self.held.iter().any(|s| {
+            s.as_ref()
+                .is_some_and(|(_, t)| t.phrase_index == phrase_index)
+        })
+    }
+
     /// Gives back every texture received and not taken (after a seek).
     pub fn flush(&mut self) {
         while let Ok(t) = self.incoming.pop() {
@@ -307,9 +331,19 @@ mod tests {
     use super::*;
     use crate::prerender::stats::Backend;
 
+    fn phrase(index: u64) -> Phrase {
+        Phrase {
+            index,
+            params: ComposeParams::default(),
+            chords: Vec::new(),
+            melody: Vec::new(),
+            percussion: Vec::new(),
+        }
+    }
+
     fn rendered(side: &mut PoolSide, index: u64) {
         let mut t = side.take_free().expect("a free texture");
-        t.set_content(index, 10, TextureKind::Rendered(Backend::Cpu));
+        t.set_content(&phrase(index), 10, TextureKind::Rendered(Backend::Cpu));
         side.send(t);
     }
 
@@ -345,6 +379,7 @@ mod tests {
             max_frames: 16,
         });
         rendered(&mut side, 5);
+        assert!(feed.is_ready(5) && !feed.is_ready(4));
         assert!(feed.take(4).is_none());
         assert!(feed.take_blocking(4, Duration::from_millis(1)).is_none());
         assert_eq!(feed.take(5).map(|t| t.phrase_index()), Some(5));
@@ -357,7 +392,7 @@ mod tests {
             max_frames: 16,
         });
         let mut t = side.take_free().expect("free");
-        t.set_content(1, 10, TextureKind::Silence);
+        t.set_content(&phrase(1), 10, TextureKind::Silence);
         side.send(t);
         assert!(feed.take(0).is_none());
         rendered(&mut side, 1);
@@ -400,7 +435,7 @@ mod tests {
     fn pool_is_sized_from_params() {
         let params = ComposeParams::default(); // 8 bars of 4 at 60 BPM
         let c = PoolConfig::for_params(&params, 48_000.0);
-        assert_eq!(c.max_frames, 32 * 48_000);
+        assert_eq!(c.max_frames, 34 * 48_000, "32 s and a 2 s tail");
         assert_eq!(c.textures, PoolConfig::DEFAULT_TEXTURES);
     }
 }

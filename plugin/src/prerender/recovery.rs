@@ -299,7 +299,7 @@ impl Prerenderer {
     }
 
     /// Renders the texture of `phrase` into the first frames of `left`/`right`
-    /// (which must hold at least [`super::texture::phrase_frames`] frames), with
+    /// (which must hold at least [`super::texture::texture_frames`] frames), with
     /// the whole recovery chain. Blocks for retry pauses.
     pub fn render_phrase(
         &mut self,
@@ -332,7 +332,7 @@ impl Prerenderer {
                 ),
             }
         }
-        let frames = super::texture::phrase_frames(phrase, self.config.sample_rate);
+        let frames = super::texture::texture_frames(phrase, self.config.sample_rate);
         let (nl, nr) = (frames.min(left.len()), frames.min(right.len()));
         left[..nl].fill(0.0);
         right[..nr].fill(0.0);
@@ -374,7 +374,7 @@ mod tests {
     use super::*;
     use crate::compose::{ComposeParams, Composer};
     use crate::prerender::gpu::test_context;
-    use crate::prerender::texture::phrase_frames;
+    use crate::prerender::texture::texture_frames;
 
     const SR: f32 = 8_000.0;
     const SEED: u64 = 21;
@@ -400,7 +400,7 @@ mod tests {
     }
 
     fn buffers(p: &Phrase) -> (Vec<f32>, Vec<f32>) {
-        let n = phrase_frames(p, SR);
+        let n = texture_frames(p, SR);
         (vec![7.0; n], vec![7.0; n])
     }
 

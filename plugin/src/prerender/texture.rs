@@ -202,8 +202,11 @@ pub struct Grain {
 pub struct TextureDesc {
     /// Which phrase.
     pub phrase_index: u64,
-    /// Output length in frames (exactly the renderer's phrase length).
+    /// Output length in frames: the phrase ([`TextureDesc::phrase_frames`]) and
+    /// the tail its last chord releases into ([`texture_frames`]).
     pub frames: u32,
+    /// The phrase's own length in frames (exactly the renderer's phrase length).
+    pub phrase_frames: u32,
     /// Sample rate in hertz.
     pub sample_rate: f32,
     /// Pad voices, in chord order.
@@ -224,10 +227,20 @@ pub fn phrase_frames(phrase: &Phrase, sample_rate: f32) -> usize {
     (phrase.beats() * samples_per_beat).round() as usize
 }
 
+/// Frames of the texture of `phrase`: the phrase, then the tail its last chord
+/// releases into ([`RELEASE_S`], at most one phrase long), which the renderer
+/// overlaps with the next phrase's start just as chords overlap inside a phrase.
+#[must_use]
+pub fn texture_frames(phrase: &Phrase, sample_rate: f32) -> usize {
+    let frames = phrase_frames(phrase, sample_rate);
+    let tail = secs_to_frames(RELEASE_S, f64::from(sample_rate), 1) as usize;
+    frames + tail.min(frames)
+}
+
 /// Attack of a pad voice, in seconds (at most half its chord).
 const ATTACK_S: f64 = 1.5;
 /// Release tail of a pad voice after its chord ends, in seconds.
-const RELEASE_S: f64 = 2.0;
+pub const RELEASE_S: f64 = 2.0;
 /// Pad level: a chord of `n` notes sums to about `PAD_GAIN / sqrt(n)` per note.
 const PAD_GAIN: f32 = 0.3;
 /// Shortest and longest grain, in seconds.
@@ -252,11 +265,13 @@ impl TextureDesc {
     #[must_use]
     pub fn build(seed: u64, phrase: &Phrase, sample_rate: f32, quality: Quality) -> Self {
         let sr = f64::from(sample_rate);
-        let frames = u32::try_from(phrase_frames(phrase, sample_rate)).unwrap_or(u32::MAX);
+        let frames = u32::try_from(texture_frames(phrase, sample_rate)).unwrap_or(u32::MAX);
+        let phrase_frames = u32::try_from(phrase_frames(phrase, sample_rate)).unwrap_or(u32::MAX);
         let spb = sr * 60.0 / f64::from(phrase.params.bpm);
         let mut desc = Self {
             phrase_index: phrase.index,
             frames,
+            phrase_frames,
             sample_rate,
             ..Self::default()
         };
@@ -271,8 +286,11 @@ impl TextureDesc {
         for event in &phrase.chords {
             let notes = event.chord.notes();
             let note_gain = PAD_GAIN / (notes.len().max(1) as f32).sqrt();
-            let start = ((event.start_beat * spb).round() as u32).min(self.frames);
-            let off = (((event.start_beat + event.beats) * spb).round() as u32).min(self.frames);
+            // Chords sound inside the phrase; the last one's release runs on into
+            // the tail.
+            let phrase_end = self.phrase_frames;
+            let start = ((event.start_beat * spb).round() as u32).min(phrase_end);
+            let off = (((event.start_beat + event.beats) * spb).round() as u32).min(phrase_end);
             let release = secs_to_frames(RELEASE_S, sr, 1);
             let end = off.saturating_add(release).min(self.frames);
             if end <= start + 2 {
@@ -343,19 +361,20 @@ impl TextureDesc {
 
     fn build_grains(&mut self, seed: u64, phrase: &Phrase, sr: f64, spb: f64, quality: Quality) {
         let mut rng = Rng::derive(seed, phrase.index, STREAM_TEXTURE_GRAINS);
-        let seconds = f64::from(self.frames) / sr;
+        let frames = self.phrase_frames;
+        let seconds = f64::from(frames) / sr;
         let count = (seconds * f64::from(quality.grains_per_second.max(0.0))).round() as usize;
         let (min_len, max_len) = (
             secs_to_frames(f64::from(GRAIN_S.0), sr, 2),
             secs_to_frames(f64::from(GRAIN_S.1), sr, 2),
         );
-        if self.frames <= max_len || phrase.chords.is_empty() {
+        if frames <= max_len || phrase.chords.is_empty() {
             return;
         }
         self.grains.reserve(count);
         for _ in 0..count {
             let len = (min_len + rng.below(max_len - min_len + 1)).max(2);
-            let start = rng.below(self.frames - len);
+            let start = rng.below(frames - len);
             let beat = f64::from(start) / spb;
             let Some(chord) = phrase.chord_at(beat) else {
                 continue;
@@ -462,7 +481,15 @@ mod tests {
         let a = TextureDesc::build(9, &p, 8_000.0, Quality::FULL);
         let b = TextureDesc::build(9, &p, 8_000.0, Quality::FULL);
         assert_eq!(a, b);
-        assert_eq!(a.frames as usize, phrase_frames(&p, 8_000.0));
+        assert_eq!(a.phrase_frames as usize, phrase_frames(&p, 8_000.0));
+        assert_eq!(a.frames as usize, texture_frames(&p, 8_000.0));
+        assert_eq!(a.frames, a.phrase_frames + 16_000, "a 2 s tail");
+        let last_end = a.voices.iter().map(|v| v.end).max();
+        assert_eq!(
+            last_end,
+            Some(a.frames),
+            "the last chord releases into the tail"
+        );
         assert!(!a.voices.is_empty());
         assert!(!a.grains.is_empty());
         let c = TextureDesc::build(10, &p, 8_000.0, Quality::FULL);
@@ -471,7 +498,7 @@ mod tests {
             assert!(v.start < v.end && v.end <= a.frames);
         }
         for g in &a.grains {
-            assert!(g.start + g.frames <= a.frames);
+            assert!(g.start + g.frames <= a.phrase_frames);
         }
         assert!(a.grains.windows(2).all(|w| w[0].start <= w[1].start));
     }

@@ -17,7 +17,7 @@ use rtrb::{Consumer, Producer, RingBuffer};
 use super::pool::{texture_channel, PoolConfig, PoolSide, TextureFeed};
 use super::recovery::{PrerenderConfig, Prerenderer};
 use super::stats::PrerenderStats;
-use super::texture::{phrase_frames, Quality};
+use super::texture::{texture_frames, Quality};
 use crate::compose::phrase::Phrase;
 
 /// Requests the composer may queue ahead of the pre-renderer.
@@ -37,23 +37,33 @@ pub struct WorkerConfig {
 /// The composer's end: where it sends phrases to pre-render.
 #[derive(Debug)]
 pub struct TextureRequester {
-    requests: Producer<Phrase>,
+    requests: Producer<(Phrase, Quality)>,
+    quality: Arc<SharedQuality>,
     worker: Thread,
 }
 
 impl TextureRequester {
-    /// Queues `phrase` for rendering and wakes the pre-renderer. Never blocks.
+    /// Queues `phrase` for rendering at the quality set now (so what a phrase
+    /// sounds like never depends on when the pre-renderer gets to it) and wakes
+    /// the pre-renderer. Never blocks.
     ///
     /// # Errors
     /// Gives the phrase back when [`REQUEST_CAPACITY`] requests are already queued.
     pub fn request(&mut self, phrase: Phrase) -> Result<(), Phrase> {
-        match self.requests.push(phrase) {
+        match self.requests.push((phrase, self.quality.get())) {
             Ok(()) => {
                 self.worker.unpark();
                 Ok(())
             }
-            Err(rtrb::PushError::Full(phrase)) => Err(phrase),
+            Err(rtrb::PushError::Full((phrase, _))) => Err(phrase),
         }
+    }
+
+    /// Sets the quality of the phrases requested from now on (the degradation
+    /// machine's "fewer partials"); the same setting as
+    /// [`PrerenderWorker::set_quality`].
+    pub fn set_quality(&self, quality: Quality) {
+        self.quality.set(quality);
     }
 
     /// Requests queued and not yet taken by the pre-renderer.
@@ -115,14 +125,14 @@ impl PrerenderWorker {
         let stats = Arc::new(PrerenderStats::default());
         let quality = Arc::new(SharedQuality::new(config.prerender.quality));
         let thread = {
-            let (stop, stats, quality) =
-                (Arc::clone(&stop), Arc::clone(&stats), Arc::clone(&quality));
+            let (stop, stats) = (Arc::clone(&stop), Arc::clone(&stats));
             std::thread::Builder::new()
                 .name("auralis-prerender".into())
-                .spawn(move || run(config.prerender, side, incoming, &stop, stats, &quality))?
+                .spawn(move || run(config.prerender, side, incoming, &stop, stats))?
         };
         let requester = TextureRequester {
             requests,
+            quality: Arc::clone(&quality),
             worker: thread.thread().clone(),
         };
         Ok((
@@ -143,7 +153,7 @@ impl PrerenderWorker {
         Arc::clone(&self.stats)
     }
 
-    /// Sets the quality of the phrases rendered from now on (the degradation
+    /// Sets the quality of the phrases requested from now on (the degradation
     /// machine's "fewer partials").
     pub fn set_quality(&self, quality: Quality) {
         self.quality.set(quality);
@@ -175,16 +185,15 @@ impl Drop for PrerenderWorker {
 fn run(
     config: PrerenderConfig,
     mut side: PoolSide,
-    mut requests: Consumer<Phrase>,
+    mut requests: Consumer<(Phrase, Quality)>,
     stop: &AtomicBool,
     stats: Arc<PrerenderStats>,
-    quality: &SharedQuality,
 ) {
     let sample_rate = config.sample_rate;
     let mut pre = Prerenderer::with_stats(config, stats);
     while !stop.load(Ordering::Acquire) {
         side.reclaim();
-        let Ok(phrase) = requests.pop() else {
+        let Ok((phrase, quality)) = requests.pop() else {
             if requests.is_abandoned() || side.renderer_gone() {
                 break;
             }
@@ -195,7 +204,7 @@ fn run(
         let Some(mut texture) = wait_for_free(&mut side, stop) else {
             break;
         };
-        let frames = phrase_frames(&phrase, sample_rate);
+        let frames = texture_frames(&phrase, sample_rate);
         if texture.capacity() < frames {
             tracing::debug!(
                 frames,
@@ -204,12 +213,12 @@ fn run(
             );
             texture.ensure_capacity(frames);
         }
-        pre.set_quality(quality.get());
+        pre.set_quality(quality);
         let kind = {
             let (left, right) = texture.buffers_mut();
             pre.render_phrase(&phrase, left, right)
         };
-        texture.set_content(phrase.index, frames, kind);
+        texture.set_content(&phrase, frames, kind);
         side.send(texture);
     }
     tracing::debug!("pre-renderer thread stopped");
@@ -266,7 +275,8 @@ mod tests {
             requester.request(composer.seek(index)).expect("room");
             let t = feed.take_blocking(index, wait).expect("texture arrives");
             assert_eq!(t.phrase_index(), index);
-            assert_eq!(t.frames(), 16_000);
+            assert_eq!(t.frames(), 32_000, "2 s of phrase and 2 s of tail");
+            assert_eq!(t.params(), &params());
             assert_eq!(t.kind(), TextureKind::Rendered(Backend::Cpu));
             assert!(t.left().iter().any(|v| *v != 0.0));
             feed.give_back(t);
@@ -290,7 +300,7 @@ mod tests {
                 .request(Composer::new(4, params).seek(index))
                 .expect("room");
             let t = feed.take_blocking(index, wait).expect("texture arrives");
-            let want = if index == 2 { 32_000 } else { 16_000 };
+            let want = if index == 2 { 48_000 } else { 32_000 };
             assert_eq!(t.frames(), want);
             feed.give_back(t);
         }
@@ -306,7 +316,7 @@ mod tests {
             let t = feed
                 .take_blocking(index, Duration::from_secs(30))
                 .expect("a texture (maybe silent) for every phrase");
-            assert_eq!(t.frames(), 16_000, "no gap");
+            assert_eq!(t.frames(), 32_000, "no gap");
             assert!(t.left().iter().chain(t.right()).all(|v| v.is_finite()));
             feed.give_back(t);
         }
@@ -369,7 +379,7 @@ mod tests {
                 grains_per_second: 0.0,
             },
         );
-        let (mut l, mut r) = (vec![0.0; 16_000], vec![0.0; 16_000]);
+        let (mut l, mut r) = (vec![0.0; 32_000], vec![0.0; 32_000]);
         crate::prerender::cpu::CpuRenderer::new()
             .render(&desc, &mut l, &mut r)
             .expect("fits");

@@ -13,6 +13,7 @@ pub mod mix;
 pub mod pad;
 pub mod percussion;
 pub mod ramp;
+pub mod texture;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use self::mix::MixLevels;
 use self::pad::PadBank;
 use self::percussion::Percussion;
 use self::ramp::{Ramp, CONTROL_FRAMES};
+use self::texture::TextureLayer;
 use crate::compose::phrase::{PercKind, Phrase};
 use crate::degrade::Level;
 use crate::dsp::dc_blocker::{DcBlocker, DEFAULT_CUTOFF_HZ as DC_CUTOFF_HZ};
@@ -263,6 +265,8 @@ pub struct Renderer {
     dc: DcBlocker,
     levels: Levels,
     mix: MixLevels,
+    /// The pre-rendered texture, when the engine has a pre-renderer.
+    texture: Option<TextureLayer>,
 }
 
 impl Renderer {
@@ -315,7 +319,21 @@ impl Renderer {
             dc: DcBlocker::new(sample_rate, DC_CUTOFF_HZ),
             levels: Levels::new(control_rate, &mix),
             mix,
+            texture: None,
         }
+    }
+
+    /// Plays `layer`'s textures in place of the pad from the next phrase on (the
+    /// pad stays the fallback). Call before the first block.
+    pub fn set_texture_layer(&mut self, mut layer: TextureLayer) {
+        layer.set_enabled(self.quality != Level::Critical);
+        self.texture = Some(layer);
+    }
+
+    /// The texture layer, if any.
+    #[must_use]
+    pub const fn texture_layer(&self) -> Option<&TextureLayer> {
+        self.texture.as_ref()
     }
 
     /// The sample rate in use.
@@ -374,6 +392,9 @@ impl Renderer {
         while let Some(stale) = self.feed.take(0) {
             self.feed.give_back(stale);
         }
+        if let Some(layer) = self.texture.as_mut() {
+            layer.seek();
+        }
         if self.note_off_at.take().is_some() {
             self.melody.note_off();
         }
@@ -419,13 +440,26 @@ impl Renderer {
 
     /// Applies a degradation level at the next sample, without a click: from
     /// `critical` on the melody and percussion fade out within 40 ms (their notes
-    /// stop being composed from the next phrase), and at `overload` the phrase that
-    /// is playing loops instead of moving on. Never allocates.
+    /// stop being composed from the next phrase) and the pad turns to its cheap
+    /// voice; at `critical` the texture fades out (the pad carries); at
+    /// `overload` the phrase that is playing loops, with its texture, instead of
+    /// moving on. Never allocates.
     pub fn set_quality(&mut self, level: Level) {
         if level != self.quality {
             self.quality = level;
             self.levels.set(&self.audible(self.mix));
+            self.pads.set_cheap(level >= Level::Critical);
+            if let Some(layer) = self.texture.as_mut() {
+                layer.set_enabled(level != Level::Critical);
+                layer.set_looping(level == Level::Overload);
+            }
         }
+    }
+
+    /// Whether the pad plays its cheap voice (see [`pad`]).
+    #[must_use]
+    pub fn pad_is_cheap(&self) -> bool {
+        self.pads.is_cheap()
     }
 
     /// The degradation level applied.
@@ -474,6 +508,9 @@ impl Renderer {
         if let Some(p) = self.playback.take() {
             self.playback = Some(Playback::new(p.phrase, 0, self.sample_rate));
         }
+        if let Some(layer) = self.texture.as_mut() {
+            layer.reset();
+        }
     }
 
     /// Renders `left.len()` frames (the shorter of the two slices) into the buffers,
@@ -496,6 +533,9 @@ impl Renderer {
             self.position += len as u64;
             done += len;
         }
+        if let Some(layer) = self.texture.as_mut() {
+            layer.publish(self.position as i64);
+        }
     }
 
     fn control_tick(&mut self) {
@@ -505,6 +545,9 @@ impl Renderer {
         self.levels.control_tick();
         if self.playback.is_none() {
             self.start_next_phrase();
+        }
+        if let Some(layer) = self.texture.as_mut() {
+            layer.control_tick(self.position as i64);
         }
     }
 
@@ -552,6 +595,9 @@ impl Renderer {
         if start < position {
             playback.skip_to(position);
         }
+        if let Some(layer) = self.texture.as_mut() {
+            layer.phrase_started(&playback.phrase, start, playback.frames);
+        }
         self.playback = Some(playback);
     }
 
@@ -568,7 +614,11 @@ impl Renderer {
             // Overloaded: replay the phrase in hand (the pad voices carry common
             // tones across the seam, so the loop is seamless) instead of moving on.
             if let Some(old) = self.playback.take() {
-                self.playback = Some(Playback::new(old.phrase, position, self.sample_rate));
+                let replay = Playback::new(old.phrase, position, self.sample_rate);
+                if let Some(layer) = self.texture.as_mut() {
+                    layer.phrase_started(&replay.phrase, position, replay.frames);
+                }
+                self.playback = Some(replay);
             }
         }
         if self.playback.as_ref().is_some_and(|p| p.end() <= position) {
@@ -634,7 +684,19 @@ impl Renderer {
         let n = left.len();
         let (mut pad_l, mut pad_r, mut mel_l, mut mel_r) = (Z, Z, Z, Z);
         let (mut swell_l, mut swell_r, mut kick) = (Z, Z, Z);
-        self.pads.render(&mut pad_l[..n], &mut pad_r[..n]);
+        // The texture replaces the pad (crossfaded): `pad_w` is the pad's share.
+        let (mut tex_l, mut tex_r, mut pad_w) = (Z, Z, [1.0; CONTROL_FRAMES]);
+        if let Some(layer) = self.texture.as_mut() {
+            layer.render(
+                self.position as i64,
+                &mut tex_l[..n],
+                &mut tex_r[..n],
+                &mut pad_w[..n],
+            );
+        }
+        if !self.texture.as_ref().is_some_and(TextureLayer::pad_muted) {
+            self.pads.render(&mut pad_l[..n], &mut pad_r[..n]);
+        }
         self.melody.render(&mut mel_l[..n], &mut mel_r[..n]);
         self.percussion
             .render(&mut kick[..n], &mut swell_l[..n], &mut swell_r[..n]);
@@ -649,7 +711,11 @@ impl Renderer {
                 gain[Levels::MELODY][i],
                 gain[Levels::PERCUSSION][i],
             );
-            let (pl, pr, ml, mr) = (pad_l[i] * pg, pad_r[i] * pg, mel_l[i] * mg, mel_r[i] * mg);
+            let (pl, pr) = (
+                (pad_l[i] * pad_w[i] + tex_l[i]) * pg,
+                (pad_r[i] * pad_w[i] + tex_r[i]) * pg,
+            );
+            let (ml, mr) = (mel_l[i] * mg, mel_r[i] * mg);
             let (k, sl, sr) = (kick[i] * kg, swell_l[i] * kg, swell_r[i] * kg);
             dry_l[i] = pl + ml + k + sl;
             dry_r[i] = pr + mr + k + sr;

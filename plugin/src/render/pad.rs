@@ -6,10 +6,15 @@
 //! lanes (`wide::f32x4`); a group of four whose voices are all silent is skipped.
 //! Chord changes keep common tones sounding (legato), release the others, and start
 //! new notes on idle voices or, when none is idle, on the quietest one (stealing).
+//!
+//! **Cheap mode** (the degradation machine's `critical`): one saw per voice instead
+//! of two, through a one-pole low-pass (Zavalishin's TPT form) instead of the SVF,
+//! about half the work. The switch is a [`CHEAP_RAMP_MS`] crossfade between the
+//! two paths (both run only while it lasts), so it never clicks.
 
 use wide::f32x4;
 
-use super::ramp::CONTROL_FRAMES;
+use super::ramp::{Ramp, CONTROL_FRAMES};
 use crate::compose::phrase::Chord;
 use crate::compose::theory::midi_to_hz;
 use crate::dsp::envelope::{Adsr, AdsrParams};
@@ -25,6 +30,11 @@ const DETUNE_CENTS: f32 = 7.0;
 const VOICE_GAIN: f32 = 0.16;
 /// Filter resonance.
 const FILTER_Q: f32 = 0.8;
+/// How long the switch to or from cheap mode takes, in milliseconds.
+pub const CHEAP_RAMP_MS: f32 = 100.0;
+/// Gain of cheap mode's single saw: the mean of two uncorrelated saws has
+/// `1/sqrt(2)` of one saw's RMS, so the level does not change.
+const CHEAP_SAW_GAIN: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
 /// The envelope every pad voice uses: slow swells and long tails.
 const PAD_ENVELOPE: AdsrParams = AdsrParams {
@@ -71,6 +81,17 @@ pub struct PadBank {
     gain_l: [[f32; 4]; GROUPS],
     gain_r: [[f32; 4]; GROUPS],
     group_active: [bool; GROUPS],
+    /// Cheap mode's one-pole coefficient `g / (1 + g)` and state.
+    lp_coef: [[f32; 4]; GROUPS],
+    lp_state: [f32x4; GROUPS],
+    /// Crossfade from the full path (0) to the cheap path (1), per sample.
+    cheap_mix: Ramp,
+    /// The crossfade's control-rate value, which `cheap_mix` ramps to.
+    cheap_level: f32,
+    /// Where `cheap_mix` is heading: 0 or 1.
+    cheap_target: f32,
+    /// `cheap_mix` change per control tick.
+    cheap_step: f32,
 }
 
 impl PadBank {
@@ -115,6 +136,12 @@ impl PadBank {
             gain_l: lanes,
             gain_r: lanes,
             group_active: [false; GROUPS],
+            lp_coef: lanes,
+            lp_state: zero,
+            cheap_mix: Ramp::new(0.0),
+            cheap_level: 0.0,
+            cheap_target: 0.0,
+            cheap_step: CONTROL_FRAMES as f32 / (CHEAP_RAMP_MS * 1e-3 * sample_rate),
         };
         bank.reset();
         bank
@@ -135,10 +162,25 @@ impl PadBank {
         self.level = zero;
         self.level_step = [[0.0; 4]; GROUPS];
         self.group_active = [false; GROUPS];
+        self.lp_state = zero;
+        self.cheap_level = self.cheap_target;
+        self.cheap_mix.jump(self.cheap_target);
         for lane in 0..PAD_VOICES {
             self.set_note_lanes(lane, 60);
             self.set_filter_lane(lane, 1000.0);
         }
+    }
+
+    /// Switches to the cheap voice (one saw, one-pole filter) or back, over
+    /// [`CHEAP_RAMP_MS`] from the next control tick. Never allocates.
+    pub fn set_cheap(&mut self, cheap: bool) {
+        self.cheap_target = if cheap { 1.0 } else { 0.0 };
+    }
+
+    /// Whether the bank is in (or heading to) cheap mode.
+    #[must_use]
+    pub fn is_cheap(&self) -> bool {
+        self.cheap_target > 0.0
     }
 
     /// Number of voices currently sounding.
@@ -267,6 +309,7 @@ impl PadBank {
         self.a1[gi][l] = a1;
         self.a2[gi][l] = a2;
         self.a3[gi][l] = a3;
+        self.lp_coef[gi][l] = g / (1.0 + g);
     }
 
     /// One control step for `lane`: envelope, LFO, filter, ramps over `frames`.
@@ -286,8 +329,29 @@ impl PadBank {
         self.gain_r[g][l] = gain_r;
     }
 
-    /// The control tick: advances every sounding voice's envelope and filter.
+    /// The control tick: advances every sounding voice's envelope and filter, and
+    /// the crossfade to or from cheap mode.
     pub fn control_tick(&mut self) {
+        let at = self.cheap_level;
+        if at != self.cheap_target {
+            if at == 0.0 {
+                // Entering the cheap path: its filter starts from rest.
+                self.lp_state = [f32x4::ZERO; GROUPS];
+            } else if at == 1.0 {
+                // Back to the full path: its filters start from rest.
+                self.ic1 = [f32x4::ZERO; GROUPS];
+                self.ic2 = [f32x4::ZERO; GROUPS];
+            }
+            self.cheap_level = if self.cheap_target > at {
+                (at + self.cheap_step).min(1.0)
+            } else {
+                (at - self.cheap_step).max(0.0)
+            };
+            self.cheap_mix.set_target(self.cheap_level, CONTROL_FRAMES);
+        } else if self.cheap_mix.step() != 0.0 {
+            // The last ramp has arrived (up to rounding): settle exactly.
+            self.cheap_mix.jump(at);
+        }
         for g in 0..GROUPS {
             let mut any = false;
             for lane in g * 4..g * 4 + 4 {
@@ -313,13 +377,31 @@ impl PadBank {
         let n = left.len().min(right.len()).min(CONTROL_FRAMES);
         let mut acc_l = [f32x4::ZERO; CONTROL_FRAMES];
         let mut acc_r = [f32x4::ZERO; CONTROL_FRAMES];
+        // Per-sample weights of the two paths while a switch is under way.
+        let fading = self.cheap_mix.step() != 0.0;
+        let (mut full_w, mut cheap_w) = ([1.0; CONTROL_FRAMES], [1.0; CONTROL_FRAMES]);
+        if fading {
+            for (f, c) in full_w[..n].iter_mut().zip(&mut cheap_w[..n]) {
+                let m = self.cheap_mix.tick();
+                (*f, *c) = (1.0 - m, m);
+            }
+        }
+        let mix = self.cheap_mix.value();
+        let (run_full, run_cheap) = (fading || mix < 1.0, fading || mix > 0.0);
         let mut any = false;
         for g in 0..GROUPS {
             if !self.group_active[g] {
                 continue;
             }
             any = true;
-            self.render_group(g, &mut acc_l[..n], &mut acc_r[..n]);
+            if run_cheap {
+                let w = fading.then_some(&cheap_w[..n]);
+                self.render_group_cheap(g, &mut acc_l[..n], &mut acc_r[..n], w, !run_full);
+            }
+            if run_full {
+                let w = fading.then_some(&full_w[..n]);
+                self.render_group(g, &mut acc_l[..n], &mut acc_r[..n], w);
+            }
         }
         if any {
             for i in 0..n {
@@ -329,8 +411,16 @@ impl PadBank {
         }
     }
 
+    /// The full voice of group `g` (two saws, SVF), scaled per sample by `weight`
+    /// when given.
     #[inline]
-    fn render_group(&mut self, g: usize, acc_l: &mut [f32x4], acc_r: &mut [f32x4]) {
+    fn render_group(
+        &mut self,
+        g: usize,
+        acc_l: &mut [f32x4],
+        acc_r: &mut [f32x4],
+        weight: Option<&[f32]>,
+    ) {
         let one = f32x4::ONE;
         let two = f32x4::splat(2.0);
         let half = f32x4::HALF;
@@ -341,7 +431,7 @@ impl PadBank {
         let (gl, gr, step) = (v(self.gain_l[g]), v(self.gain_r[g]), v(self.level_step[g]));
         let (mut pa, mut pb) = (self.phase_a[g], self.phase_b[g]);
         let (mut ic1, mut ic2, mut level) = (self.ic1[g], self.ic2[g], self.level[g]);
-        for (l, r) in acc_l.iter_mut().zip(acc_r.iter_mut()) {
+        for (i, (l, r)) in acc_l.iter_mut().zip(acc_r.iter_mut()).enumerate() {
             pa += ia;
             pa -= pa.simd_ge(one).bitselect(one, f32x4::ZERO);
             pb += ib;
@@ -352,7 +442,10 @@ impl PadBank {
             let v2 = ic2 + a2 * ic1 + a3 * v3;
             ic1 = two * v1 - ic1;
             ic2 = two * v2 - ic2;
-            let y = v2 * level;
+            let mut y = v2 * level;
+            if let Some(w) = weight {
+                y *= f32x4::splat(w[i]);
+            }
             level += step;
             *l += y * gl;
             *r += y * gr;
@@ -362,6 +455,49 @@ impl PadBank {
         self.ic1[g] = ic1;
         self.ic2[g] = ic2;
         self.level[g] = level;
+    }
+
+    /// The cheap voice of group `g` (one saw, one-pole low-pass), scaled per
+    /// sample by `weight` when given. While both paths run (a switch) this one
+    /// goes first and leaves the oscillator phase and the envelope level for the
+    /// full path to advance (`commit` false).
+    #[inline]
+    fn render_group_cheap(
+        &mut self,
+        g: usize,
+        acc_l: &mut [f32x4],
+        acc_r: &mut [f32x4],
+        weight: Option<&[f32]>,
+        commit: bool,
+    ) {
+        let one = f32x4::ONE;
+        let v = f32x4::from;
+        let (ia, ria) = (v(self.inc_a[g]), v(self.inv_inc_a[g]));
+        let coef = v(self.lp_coef[g]);
+        let (gl, gr, step) = (v(self.gain_l[g]), v(self.gain_r[g]), v(self.level_step[g]));
+        let saw_gain = f32x4::splat(CHEAP_SAW_GAIN);
+        let (mut pa, mut level) = (self.phase_a[g], self.level[g]);
+        let mut s = self.lp_state[g];
+        for (i, (l, r)) in acc_l.iter_mut().zip(acc_r.iter_mut()).enumerate() {
+            pa += ia;
+            pa -= pa.simd_ge(one).bitselect(one, f32x4::ZERO);
+            let x = blep_saw(pa, ia, ria) * saw_gain;
+            let vv = (x - s) * coef;
+            let lp = vv + s;
+            s = lp + vv;
+            let mut y = lp * level;
+            if let Some(w) = weight {
+                y *= f32x4::splat(w[i]);
+            }
+            level += step;
+            *l += y * gl;
+            *r += y * gr;
+        }
+        self.lp_state[g] = s;
+        if commit {
+            self.phase_a[g] = pa;
+            self.level[g] = level;
+        }
     }
 }
 

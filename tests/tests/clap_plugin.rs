@@ -176,7 +176,7 @@ fn changes() -> [(&'static str, f64); 17] {
         ("Master gain", gain_db(-12.0)),
         ("Quality", 2.0),
         ("Stream", 1.0),
-        ("Stream channel", 16.0),
+        ("Stream channel", 15.0),
         ("Remote control", 1.0),
     ]
 }

@@ -6,9 +6,11 @@
 //! - `bench`: the benchmarks, printed as `name value unit` lines;
 //! - `loadtest`: many WebSocket listeners on one bridge;
 //! - `soak`: the bridge under listeners, control traffic, churn and faults for a
-//!   while, with checks on what it lost and kept.
+//!   while, with checks on what it lost and kept;
+//! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
 
 mod bridge;
+mod fuzz;
 mod listeners;
 mod loadtest;
 mod soak;
@@ -34,7 +36,10 @@ commands:
            and memory
   soak --minutes M --clients N [--release | --bin PATH] [--seed N]
            the bridge under listeners, control messages, disconnects and faults;
-           fails when a healthy listener lost audio or memory or files leaked";
+           fails when a healthy listener lost audio or memory or files leaked
+  fuzz [--seconds S] [--target T]...
+           run each cargo-fuzz target (nightly) for S seconds (default 20); fails
+           on any crash, hang or memory overrun";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +49,7 @@ fn main() {
         Some("bench") => bench(&args[1..]),
         Some("loadtest") => loadtest::loadtest(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") => {
             eprintln!("{USAGE}");
             Ok(())

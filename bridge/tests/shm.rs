@@ -27,18 +27,16 @@ struct Writer(Child);
 
 impl Writer {
     fn spawn(stream: &str, remote_control: bool) -> Self {
+        Self::spawn_at(stream, 16_000, remote_control)
+    }
+
+    fn spawn_at(stream: &str, sample_rate: u32, remote_control: bool) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_auralis-shm-writer"));
-        cmd.args([
-            "--stream",
-            stream,
-            "--sample-rate",
-            "16000",
-            "--block",
-            "256",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        let rate = sample_rate.to_string();
+        cmd.args(["--stream", stream, "--sample-rate", &rate, "--block", "256"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         if remote_control {
             cmd.arg("--remote-control");
         }
@@ -298,6 +296,46 @@ async fn a_foreign_or_corrupt_stream_is_refused_with_the_reason() {
             .is_some_and(|e| e.contains("channels")),
         "{listed}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_at_another_sample_rate_is_refused_until_the_bridge_restarts() {
+    let name = stream_name("rate");
+    let _cleanup = Cleanup(stream_path(&name));
+    let writer = Writer::spawn(&name, false);
+    let bin = bridge(&name);
+    let addr = bin.addr();
+    let mut ws = connect(addr, "").await;
+    next_json(&mut ws, "hello", T).await;
+    read(&mut ws, T, |s| s.audio.len() >= 3).await;
+    writer.kill();
+    let _writer = Writer::spawn_at(&name, 22_050, false);
+    let seen = read(&mut ws, T, |s| {
+        status_with_state(s, "idle").is_some_and(|v| v["reason"].to_string().contains("Hz"))
+    })
+    .await;
+    let status = seen
+        .json
+        .iter()
+        .rev()
+        .find(|v| v["type"] == "status")
+        .expect("a status");
+    assert!(
+        status["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("22050 Hz") && r.contains("restart the bridge")),
+        "{status}"
+    );
+    let tail = read(&mut ws, Duration::from_secs(1), |_| false).await;
+    assert!(tail
+        .audio
+        .iter()
+        .all(|(h, e)| idle(h) && *e == 0.0 && h.sample_rate == 16_000));
+    // A bridge started now adopts the writer's rate.
+    let bin2 = bridge(&name);
+    let mut ws2 = connect(bin2.addr(), "").await;
+    let hello = next_json(&mut ws2, "hello", T).await;
+    assert_eq!(hello["format"]["sample_rate"], 22_050, "{hello}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

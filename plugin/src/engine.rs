@@ -74,6 +74,8 @@ pub struct RendererStatus {
     pub texture_audible: bool,
     /// Whether the degradation level lets the texture be heard.
     pub texture_enabled: bool,
+    /// The quality textures are asked for at now (partials and grains).
+    pub quality: Quality,
 }
 
 /// A snapshot of what the engine is doing, for status pages and meters.
@@ -568,6 +570,7 @@ impl Engine {
                 .renderer
                 .texture_layer()
                 .is_some_and(TextureLayer::enabled),
+            quality: worker.quality(),
         })
     }
 

@@ -159,6 +159,12 @@ impl PrerenderWorker {
         self.quality.set(quality);
     }
 
+    /// The quality phrases are requested at now.
+    #[must_use]
+    pub fn quality(&self) -> Quality {
+        self.quality.get()
+    }
+
     /// Stops the thread after the phrase in progress and waits for it.
     pub fn stop(mut self) {
         self.shutdown();

@@ -1,12 +1,13 @@
 //! Engine benchmarks. `cargo xtask bench` turns the times into ratios:
-//! `render_rtf` (offline real-time factor) and `engine_block_ratio` (time per
-//! 64-frame block ÷ the block's duration at 48 kHz).
+//! `render_rtf` (offline real-time factor, texture layer included, as shipped),
+//! `render_rtf_no_texture` (the same with the real-time pad alone) and
+//! `engine_block_ratio` (time per 64-frame block ÷ the block's duration at 48 kHz).
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use auralis::compose::presets::preset;
-use auralis::engine::{Engine, EngineConfig};
+use auralis::engine::{Engine, EngineConfig, TextureSetting};
 use auralis::offline::{OfflineRenderer, BLOCK_FRAMES};
 use auralis::render::RenderMode;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -22,22 +23,30 @@ fn focus(mode: RenderMode) -> EngineConfig {
     }
 }
 
-/// 60 s of the focus preset rendered offline, composition included.
+/// 60 s of the focus preset rendered offline, composition included, with the
+/// texture layer (rendered on the CPU, as offline renders are) and without.
 fn render_60s(c: &mut Criterion) {
     let mut group = c.benchmark_group("render");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    group.bench_function("render_60s_focus", |b| {
-        b.iter(|| {
-            let mut r = OfflineRenderer::new(focus(RenderMode::Offline)).expect("engine");
-            let mut left = 48_000 * 60;
-            while left > 0 {
-                let n = left.min(BLOCK_FRAMES);
-                black_box(r.next_block(n));
-                left -= n;
-            }
+    for (id, texture) in [
+        ("render_60s_focus", TextureSetting::FromEnv),
+        ("render_60s_focus_no_texture", TextureSetting::Off),
+    ] {
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                let mut r =
+                    OfflineRenderer::with_texture(focus(RenderMode::Offline), texture.clone())
+                        .expect("engine");
+                let mut left = 48_000 * 60;
+                while left > 0 {
+                    let n = left.min(BLOCK_FRAMES);
+                    black_box(r.next_block(n));
+                    left -= n;
+                }
+            });
         });
-    });
+    }
     group.finish();
 }
 

@@ -321,6 +321,7 @@ pub fn streams_json(state: &AppState) -> Vec<Value> {
                     ("channels", json!(h.channels)),
                     ("writer_pid", json!(h.writer_pid)),
                     ("remote_control", json!(h.remote_control)),
+                    ("control_refused", json!(h.control_refused)),
                     ("degradation_level", json!(h.level.name())),
                 ] {
                     m.insert(k.into(), v);

@@ -136,12 +136,6 @@ impl ShmSource {
         }
     }
 
-    /// The reader's counters.
-    #[must_use]
-    pub fn stats(&self) -> Arc<ReaderStats> {
-        Arc::clone(&self.stats)
-    }
-
     /// Opens the stream when none is attached or the file was replaced.
     fn attach(&mut self) {
         if self.reader.as_ref().is_some_and(|r| !r.replaced()) {
@@ -403,6 +397,6 @@ impl Source for ShmSource {
     }
 
     fn reader_stats(&self) -> Option<Arc<ReaderStats>> {
-        Some(self.stats())
+        Some(Arc::clone(&self.stats))
     }
 }

@@ -164,12 +164,6 @@ impl ShmReader {
         &self.header
     }
 
-    /// The file's path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Frames written so far (acquire: the frames before it are visible).
     #[must_use]
     pub fn write_pos(&self) -> u64 {
@@ -215,12 +209,6 @@ impl ShmReader {
         )
         .ok()
         .flatten()
-    }
-
-    /// Control records the plugin refused so far.
-    #[must_use]
-    pub fn control_refused(&self) -> u64 {
-        self.map.header()[word::CONTROL_REFUSED].load(Ordering::Acquire)
     }
 
     /// Whether the file was removed or replaced by a new one since it was opened.

@@ -158,12 +158,6 @@ impl StreamFile {
         &self.name
     }
 
-    /// The file's path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The audio thread's writer.
     #[must_use]
     pub fn writer(self: &Arc<Self>) -> ShmWriter {
@@ -243,12 +237,6 @@ pub struct ShmWriter {
 }
 
 impl ShmWriter {
-    /// The stream this writes.
-    #[must_use]
-    pub fn file(&self) -> &Arc<StreamFile> {
-        &self.file
-    }
-
     /// Copies a block (`left` and `right` of equal length; the shorter one rules)
     /// into the ring, publishes the new write position with release ordering,
     /// bumps the heartbeat and publishes `level` and `compose`. Atomic stores only.

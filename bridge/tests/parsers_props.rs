@@ -325,3 +325,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_mistyped_setting_is_refused_by_name() {
+    let numbers = [
+        "port",
+        "sample_rate",
+        "chunk_ms",
+        "max_clients",
+        "heartbeat_s",
+        "missed_pongs",
+        "send_timeout_ms",
+        "max_lag_s",
+        "client_queue",
+        "control_rate",
+        "send_buffer_kb",
+        "status_interval_s",
+        "seed",
+        "degrade_on_cpu",
+    ];
+    for name in numbers {
+        let e = FileConfig::from_toml(&format!("{name} = \"lots\"")).expect_err(name);
+        assert!(e.contains(name), "{name}: {e}");
+        let flag = format!("--{}", name.replace('_', "-"));
+        let e = cli(&[flag.clone(), "lots".into()]).expect_err(name);
+        assert!(e.to_string().contains(&flag), "{flag}: {e}");
+    }
+    for name in ["host", "source", "preset", "control_token", "log_dir"] {
+        let e = FileConfig::from_toml(&format!("{name} = 8")).expect_err(name);
+        assert!(e.contains(name), "{name}: {e}");
+    }
+    let e = FileConfig::from_toml("colour = \"blue\"").expect_err("unknown setting");
+    assert!(e.contains("colour"), "{e}");
+    for token in ["short", "has a space in it", "tab\tinside-it"] {
+        let file = FileConfig {
+            control_token: Some(token.into()),
+            ..FileConfig::default()
+        };
+        match Config::merge(&Cli::default(), &file) {
+            Err(ConfigError::Invalid { setting, .. }) => assert_eq!(setting, "control_token"),
+            other => panic!("{token:?}: {other:?}"),
+        }
+    }
+}

@@ -3,8 +3,9 @@
 //! `filter_state`) on instances created in process from `auralis::clap_entry`
 //! (the `plugin_state` fuzz target does the same with libFuzzer). Any bytes load
 //! without a panic and leave every parameter finite and in range; a refused state
-//! (corrupt, truncated) changes nothing; a foreign state loads as the defaults; an
-//! Auralis state round-trips, value for value and byte for byte.
+//! (corrupt, truncated) changes nothing; out-of-range or mistyped values stay in
+//! range; a foreign state loads as the defaults; an Auralis state round-trips,
+//! value for value and byte for byte.
 
 use std::sync::OnceLock;
 
@@ -188,6 +189,27 @@ proptest! {
         let json_end = (json.len() as f64 * cut) as usize;
         prop_assert!(!plugin.load(&framed(&json[..json_end])));
         prop_assert_eq!(values(&mut plugin), before);
+    }
+
+    #[test]
+    fn out_of_range_or_mistyped_values_leave_every_parameter_in_range(
+        (json, _) in auralis_state(),
+        id in prop::sample::select(AuralisParams::default_values().into_keys().collect::<Vec<_>>()),
+        value in prop_oneof![
+            any::<f32>().prop_filter("JSON numbers are finite", |v| v.is_finite()).prop_map(|v| json!({"f32": v})),
+            any::<i32>().prop_map(|v| json!({"i32": v})),
+            any::<bool>().prop_map(|v| json!({"bool": v})),
+            "[a-z]{0,8}".prop_map(|v| json!({"string": v})),
+        ],
+    ) {
+        let mut state: Value = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        state["params"][id.as_str()] = value;
+        let mut plugin = Plugin::with_entry(entry());
+        let before = values(&mut plugin);
+        if !plugin.load(&framed(&state.to_string())) {
+            prop_assert_eq!(values(&mut plugin), before);
+        }
+        assert_in_range(&mut plugin)?;
     }
 
     #[test]

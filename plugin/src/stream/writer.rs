@@ -265,3 +265,47 @@ impl ShmWriter {
         h[word::HEARTBEAT].store(self.heartbeat, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+
+    /// Minor page faults of the calling thread so far (`/proc/thread-self/stat`,
+    /// field 10), read into a buffer the caller owns.
+    fn minor_faults(file: &mut std::fs::File, buf: &mut [u8]) -> u64 {
+        use std::io::Seek as _;
+        file.rewind().unwrap();
+        let n = file.read(buf).unwrap();
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        // Fields after the command name, which is in parentheses.
+        let rest = &text[text.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(7).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn writing_never_faults_a_page_in() {
+        let name = format!("unit-faults-{}", std::process::id());
+        let file = StreamFile::create(&name, 8_000.0).unwrap();
+        let mut writer = file.writer();
+        let block = [0.5f32; 256];
+        let compose = ComposeParams::default();
+        let laps = 3 * capacity_for(8_000) as usize / block.len();
+        std::thread::spawn(move || {
+            let mut stat = std::fs::File::open("/proc/thread-self/stat").unwrap();
+            let mut buf = vec![0u8; 4096];
+            minor_faults(&mut stat, &mut buf);
+            let before = minor_faults(&mut stat, &mut buf);
+            for _ in 0..laps {
+                writer.write(&block, &block, Level::Normal, &compose);
+            }
+            let after = minor_faults(&mut stat, &mut buf);
+            assert_eq!(after, before, "page faults while writing three laps");
+        })
+        .join()
+        .unwrap();
+        file.close();
+        assert!(!stream_path(&name).exists());
+    }
+}

@@ -42,6 +42,11 @@ const LISTEN: usize = 20;
 
 /// The real binary on a free port at a light sample rate, logging JSON to `logs`.
 fn bridge(logs: &Path, extra: &[&str]) -> Binary {
+    bridge_with_env(logs, extra, &[])
+}
+
+/// [`bridge`] with `env` in its environment (pre-renderer settings and faults).
+fn bridge_with_env(logs: &Path, extra: &[&str], env: &[(&str, &str)]) -> Binary {
     let mut args = vec![
         "--port",
         "0",
@@ -53,7 +58,7 @@ fn bridge(logs: &Path, extra: &[&str]) -> Binary {
         logs.to_str().expect("a UTF-8 path"),
     ];
     args.extend_from_slice(extra);
-    Binary::spawn(&args, &[])
+    Binary::spawn(&args, env)
 }
 
 /// SIGTERM, a clean exit, and the log files (flushed at exit; the directory is
@@ -850,4 +855,105 @@ async fn a_write_that_times_out_once_is_retried_and_the_client_loses_nothing() {
         .expect("without a panic");
     assert_eq!(state.hub.client_count(), 0);
     state.pump.stop();
+}
+
+/// Row "synthesis error → retry simplified → silence", in the running bridge:
+/// every texture render fails; each phrase is tried four times, each simpler,
+/// then given silence, and the pad carries the music to every listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthesis_errors_in_the_running_bridge_leave_the_pad_playing() {
+    let logs = fresh_dir("recovery-synthesis");
+    let env = [
+        ("AURALIS_RENDERER", "cpu"),
+        ("AURALIS_FAULTS", "render_error"),
+    ];
+    let bin = bridge_with_env(&logs, &[], &env);
+    let addr = bin.addr();
+    let listener = Listener::start(addr, "").await;
+    let recording = listener.finish(LISTEN).await;
+    recording.assert_contiguous();
+    recording.assert_continuous(SETTLE, |_| false);
+    let (code, health) = get_json(addr, "/health");
+    assert_eq!(code, 200, "serving all along: {health}");
+    let logs = stop(bin, &logs);
+    let retries = Logs::with_message(&logs.main, "texture render failed; retrying");
+    let phrase0: Vec<u64> = retries
+        .iter()
+        .filter(|l| l["fields"]["phrase"] == 0)
+        .filter_map(|l| l["fields"]["attempt"].as_u64())
+        .collect();
+    assert_eq!(phrase0, [1, 2, 3, 4], "four attempts at phrase 0");
+    assert!(retries.iter().all(|l| l["level"] == "WARN"
+        && l["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("render_error"))));
+    let silenced = Logs::with_message(&logs.errors, "silence for this phrase");
+    let first = silenced
+        .iter()
+        .find(|l| l["fields"]["phrase"] == 0)
+        .expect("phrase 0 given silence, in the error log");
+    assert_eq!(first["fields"]["attempts"], 4);
+    assert_eq!(first["fields"]["failure_rate"], 1.0);
+}
+
+/// Whether a GPU adapter is there: under `CI=true` a missing one fails the test,
+/// elsewhere the test is skipped with a word.
+fn gpu_available() -> bool {
+    match auralis::prerender::gpu::GpuContext::new() {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but no GPU adapter (install mesa-vulkan-drivers): {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping a GPU test: {e}");
+            false
+        }
+    }
+}
+
+/// Row "GPU OOM → clear → CPU fallback", in the running bridge: the GPU runs out
+/// of memory when it is set up, then the device is lost under the first phrase;
+/// each time the pre-renderer releases it, renders on the CPU and takes the GPU
+/// again after the cool-down. The listeners hear nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_out_of_memory_and_device_loss_in_the_running_bridge_fall_back_to_the_cpu() {
+    if !gpu_available() {
+        return;
+    }
+    let logs = fresh_dir("recovery-gpu");
+    let env = [
+        ("AURALIS_RENDERER", "gpu"),
+        ("AURALIS_FAULTS", "gpu_oom@0s,device_lost@0s"),
+        ("AURALIS_GPU_COOLDOWN_S", "0"),
+    ];
+    let bin = bridge_with_env(&logs, &[], &env);
+    let addr = bin.addr();
+    let listener = Listener::start(addr, "").await;
+    let recording = listener.finish(LISTEN).await;
+    recording.assert_contiguous();
+    recording.assert_continuous(SETTLE, |_| false);
+    let (code, health) = get_json(addr, "/health");
+    assert_eq!(code, 200, "{health}");
+    let logs = stop(bin, &logs);
+    let oom = Logs::with_message(&logs.errors, "GPU texture renderer unavailable");
+    assert_eq!(oom.len(), 1, "one ERROR for the failed set-up: {oom:?}");
+    assert!(
+        oom[0]["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("gpu_oom")),
+        "{}",
+        oom[0]
+    );
+    let lost = Logs::with_message(&logs.errors, "GPU texture render failed");
+    assert_eq!(lost.len(), 1, "one ERROR for the lost device: {lost:?}");
+    assert_eq!(lost[0]["fields"]["phrase"], 0, "{}", lost[0]);
+    assert!(lost[0]["fields"]["adapter"]
+        .as_str()
+        .is_some_and(|a| !a.is_empty()));
+    let acquired = Logs::with_message(&logs.main, "texture pre-renderer on the GPU");
+    assert!(acquired.len() >= 2, "the GPU taken again: {acquired:?}");
+    assert!(
+        Logs::with_message(&logs.errors, "silence for this phrase").is_empty(),
+        "no phrase lost"
+    );
 }

@@ -11,7 +11,7 @@ use auralis::stream::reader::ShmReader;
 use auralis_tests::clap_host::{Ev, Plugin};
 
 const BLOCK: usize = 512;
-/// A channel no other test uses.
+/// A channel no other test uses (nor the next one).
 const CHANNEL: i32 = 11;
 const T: Duration = Duration::from_secs(20);
 
@@ -112,7 +112,8 @@ fn the_stream_carries_exactly_the_plugins_output_without_allocating() {
     plugin.render(BLOCK * 4, BLOCK, &[], None);
     assert_eq!(reader.write_pos(), written, "nothing is written once off");
 
-    // On again, then deactivation closes it.
+    // On again, then another channel while running: the old stream closes, the
+    // new one opens; deactivation closes that one.
     plugin.render(BLOCK, BLOCK, &[Ev::Param(stream, 1.0, 0)], None);
     let mut again = None;
     process_until(&mut plugin, "the stream again", || {
@@ -121,7 +122,24 @@ fn the_stream_carries_exactly_the_plugins_output_without_allocating() {
     });
     let again = again.expect("opened");
     assert_ne!(again.header().session, h.session, "a new file");
+    let other = (CHANNEL + 1).to_string();
+    plugin.render(
+        BLOCK,
+        BLOCK,
+        &[Ev::Param(channel, f64::from(CHANNEL), 0)],
+        None,
+    );
+    let mut moved = None;
+    process_until(&mut plugin, "the other channel", || {
+        moved = ShmReader::open(&other).ok().filter(|r| r.write_pos() > 0);
+        moved.is_some() && again.closed()
+    });
+    let moved = moved.expect("opened");
+    assert!(!path.exists(), "the old channel's file is removed");
     plugin.deactivate();
-    assert!(again.closed(), "deactivation closes the stream");
-    assert!(!path.exists(), "deactivation removes the file");
+    assert!(moved.closed(), "deactivation closes the stream");
+    assert!(
+        !stream_path(&other).exists(),
+        "deactivation removes the file"
+    );
 }

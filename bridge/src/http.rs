@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use auralis::compose::presets::PRESETS;
 use auralis::degrade::Level;
+use auralis::engine::RendererStatus;
+use auralis::prerender::Backend;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -190,7 +192,7 @@ async fn status_handler(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": health.name(),
         "uptime_s": hub.uptime().as_secs_f64(),
-        "renderer": "cpu",
+        "renderer": renderer_json(state.pump.renderer()),
         "source": {
             "name": info.name,
             "kind": info.kind,
@@ -230,6 +232,31 @@ async fn status_handler(State(state): State<AppState>) -> Json<Value> {
             "token_required": state.config.control_token.is_some(),
         },
     }))
+}
+
+/// The texture pre-renderer's state for `/api/status` (`null` for a source
+/// without one).
+fn renderer_json(status: Option<RendererStatus>) -> Value {
+    let Some(r) = status else {
+        return Value::Null;
+    };
+    json!({
+        "backend": match r.backend {
+            Backend::Gpu => "gpu",
+            Backend::Cpu => "cpu",
+        },
+        "adapter": (!r.adapter.is_empty()).then_some(r.adapter),
+        "gpu_fallbacks": r.gpu_fallbacks,
+        "attempts": r.attempts,
+        "failures": r.failures,
+        "failure_rate": r.failure_rate,
+        "silenced": r.silenced,
+        "margin_s": r.margin_s,
+        "texture_audible": r.texture_audible,
+        "texture_enabled": r.texture_enabled,
+        "partials": r.quality.partials,
+        "grains_per_second": r.quality.grains_per_second,
+    })
 }
 
 async fn presets_handler() -> Json<Value> {
@@ -469,6 +496,50 @@ pub fn metrics_text(state: &AppState) -> String {
         "Degradation level: 0 normal, 1 high_load, 2 critical, 3 overload.",
         (s.level() as u8).to_string(),
     );
+    if let Some(r) = state.pump.renderer() {
+        metric(
+            "auralis_bridge_texture_backend_gpu",
+            "gauge",
+            "1 while textures render on the GPU, 0 on the CPU.",
+            u8::from(r.backend == Backend::Gpu).to_string(),
+        );
+        metric(
+            "auralis_bridge_texture_gpu_fallbacks_total",
+            "counter",
+            "GPU failures that sent the texture pre-renderer to the CPU.",
+            r.gpu_fallbacks.to_string(),
+        );
+        metric(
+            "auralis_bridge_texture_attempts_total",
+            "counter",
+            "Texture render attempts (first tries and retries).",
+            r.attempts.to_string(),
+        );
+        metric(
+            "auralis_bridge_texture_failures_total",
+            "counter",
+            "Texture render attempts that failed.",
+            r.failures.to_string(),
+        );
+        metric(
+            "auralis_bridge_texture_failure_rate",
+            "gauge",
+            "Recent texture render failures divided by attempts.",
+            format!("{:.6}", r.failure_rate),
+        );
+        metric(
+            "auralis_bridge_texture_margin_seconds",
+            "gauge",
+            "Seconds of texture ready ahead of the playhead (-1: none expected).",
+            format!("{:.3}", r.margin_s.unwrap_or(-1.0)),
+        );
+        metric(
+            "auralis_bridge_texture_audible",
+            "gauge",
+            "1 while the pre-rendered texture is heard, 0 while the pad carries.",
+            u8::from(r.texture_audible).to_string(),
+        );
+    }
     metric(
         "auralis_bridge_render_rtf",
         "gauge",
@@ -617,6 +688,45 @@ mod tests {
         let (_, streams) = get_json(app(state.clone()), "/api/streams").await;
         assert_eq!(streams[0]["name"], "embedded");
         assert_eq!(streams[0]["url"], "/ws/stream");
+        state.pump.stop();
+    }
+
+    #[tokio::test]
+    async fn status_and_metrics_show_the_texture_renderer() {
+        let state = test_state();
+        // The embedded engine asks for its first texture before the first chunk.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, status) = get_json(app(state.clone()), "/api/status").await;
+            assert_eq!(code, StatusCode::OK);
+            let r = &status["renderer"];
+            assert!(
+                matches!(r["backend"].as_str(), Some("cpu" | "gpu")),
+                "{status}"
+            );
+            // Both follow the degradation level, which the machine's load sets.
+            assert!(r["texture_enabled"].is_boolean(), "{r}");
+            assert!(r["partials"].as_u64() >= Some(1), "{r}");
+            assert!(r["failure_rate"].as_f64().is_some(), "{r}");
+            if r["attempts"].as_u64() > Some(0) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no texture rendered: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let metrics = metrics_text(&state);
+        for name in [
+            "auralis_bridge_texture_backend_gpu",
+            "auralis_bridge_texture_gpu_fallbacks_total",
+            "auralis_bridge_texture_failure_rate",
+            "auralis_bridge_texture_margin_seconds",
+            "auralis_bridge_texture_audible",
+        ] {
+            assert!(metrics.contains(&format!("\n{name} ")), "{name} missing");
+        }
         state.pump.stop();
     }
 

@@ -35,6 +35,7 @@ use crate::compose::Composer;
 use crate::degrade::monitor::{DegradeShared, LoadReport, Monitor, MonitorConfig};
 use crate::degrade::{shape_params, thin_phrase, Level};
 use crate::prerender::gpu::RendererChoice;
+use crate::prerender::worker::SharedQuality;
 use crate::prerender::{
     Backend, ConfigError, PoolConfig, PrerenderConfig, PrerenderStats, PrerenderWorker, Quality,
     TextureRequester, WorkerConfig,
@@ -76,6 +77,37 @@ pub struct RendererStatus {
     pub texture_enabled: bool,
     /// The quality textures are asked for at now (partials and grains).
     pub quality: Quality,
+}
+
+/// A handle on the texture pre-renderer's state that any thread may keep and
+/// read (atomics, and a short lock for the adapter name).
+#[derive(Debug, Clone)]
+pub struct RendererProbe {
+    stats: Arc<PrerenderStats>,
+    telemetry: Arc<TextureTelemetry>,
+    quality: Arc<SharedQuality>,
+    degrade: Arc<DegradeShared>,
+}
+
+impl RendererProbe {
+    /// The pre-renderer's state now.
+    #[must_use]
+    pub fn status(&self) -> RendererStatus {
+        let stats = self.stats.snapshot();
+        RendererStatus {
+            backend: stats.backend,
+            adapter: stats.adapter,
+            gpu_fallbacks: stats.gpu_failures,
+            attempts: stats.attempts,
+            failures: stats.failures,
+            failure_rate: stats.failure_rate,
+            silenced: stats.silenced,
+            margin_s: self.telemetry.margin_s(),
+            texture_audible: self.telemetry.audible(),
+            texture_enabled: self.degrade.level() != Level::Critical,
+            quality: self.quality.get(),
+        }
+    }
 }
 
 /// A snapshot of what the engine is doing, for status pages and meters.
@@ -277,8 +309,8 @@ pub struct Engine {
     /// Where the first block starts, in beats (the last jump made before it).
     start_beat: f64,
     composer: Option<JoinHandle<()>>,
-    /// The texture pre-renderer and what the texture layer publishes.
-    prerender: Option<(PrerenderWorker, Arc<TextureTelemetry>)>,
+    /// The texture pre-renderer and a reader of its state.
+    prerender: Option<(PrerenderWorker, RendererProbe)>,
 }
 
 impl Engine {
@@ -350,7 +382,13 @@ impl Engine {
         }
         let (prerender, requester, layer) = match textures {
             Some((worker, requester, layer, telemetry)) => {
-                (Some((worker, telemetry)), Some(requester), Some(layer))
+                let probe = RendererProbe {
+                    stats: worker.stats(),
+                    telemetry,
+                    quality: worker.quality_cell(),
+                    degrade: Arc::clone(&shared.degrade),
+                };
+                (Some((worker, probe)), Some(requester), Some(layer))
             }
             None => (None, None, None),
         };
@@ -554,30 +592,14 @@ impl Engine {
     /// The texture pre-renderer's state (`None` with the texture off).
     #[must_use]
     pub fn renderer_status(&self) -> Option<RendererStatus> {
-        let (worker, telemetry) = self.prerender.as_ref()?;
-        let stats = worker.stats().snapshot();
-        Some(RendererStatus {
-            backend: stats.backend,
-            adapter: stats.adapter,
-            gpu_fallbacks: stats.gpu_failures,
-            attempts: stats.attempts,
-            failures: stats.failures,
-            failure_rate: stats.failure_rate,
-            silenced: stats.silenced,
-            margin_s: telemetry.margin_s(),
-            texture_audible: telemetry.audible(),
-            texture_enabled: self
-                .renderer
-                .texture_layer()
-                .is_some_and(TextureLayer::enabled),
-            quality: worker.quality(),
-        })
+        self.prerender.as_ref().map(|(_, probe)| probe.status())
     }
 
-    /// The pre-renderer's live counters (`None` with the texture off).
+    /// A reader of the pre-renderer's state for other threads (`None` with the
+    /// texture off).
     #[must_use]
-    pub fn prerender_stats(&self) -> Option<Arc<PrerenderStats>> {
-        self.prerender.as_ref().map(|(worker, _)| worker.stats())
+    pub fn renderer_probe(&self) -> Option<RendererProbe> {
+        self.prerender.as_ref().map(|(_, probe)| probe.clone())
     }
 
     /// Whether the pad plays its cheap voice (at `critical` and above).

@@ -3,7 +3,7 @@
 
 use auralis::compose::presets::Preset;
 use auralis::degrade::monitor::MonitorConfig;
-use auralis::engine::{Engine, EngineConfig, EngineError};
+use auralis::engine::{Engine, EngineConfig, EngineError, RendererProbe};
 use auralis::render::RenderMode;
 
 use super::{param_error, FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
@@ -116,5 +116,9 @@ impl Source for EmbeddedSource {
             levels: *self.engine.levels(),
             preset: self.preset,
         }
+    }
+
+    fn renderer(&self) -> Option<RendererProbe> {
+        self.engine.renderer_probe()
     }
 }

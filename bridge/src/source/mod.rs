@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use auralis::compose::phrase::{ComposeParams, ParamError};
 use auralis::compose::presets::Preset;
 use auralis::degrade::Level;
+use auralis::engine::{RendererProbe, RendererStatus};
 use auralis::render::mix::MixLevels;
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
@@ -114,6 +115,10 @@ pub trait Source: Send + 'static {
     fn reader_stats(&self) -> Option<Arc<ReaderStats>> {
         None
     }
+    /// A reader of the texture pre-renderer's state, for a source that has one.
+    fn renderer(&self) -> Option<RendererProbe> {
+        None
+    }
 }
 
 /// The protocol error for a parameter out of range.
@@ -142,6 +147,7 @@ pub struct Pump {
     params: Arc<std::sync::Mutex<ParamsSnapshot>>,
     alive: Arc<watch::Sender<bool>>,
     reader_stats: Option<Arc<ReaderStats>>,
+    renderer: Option<RendererProbe>,
 }
 
 /// Marks the source dead when the pump thread ends, however it ends (a panic too).
@@ -192,6 +198,7 @@ impl Pump {
         let stop = Arc::new(AtomicBool::new(false));
         let info = source.info();
         let reader_stats = source.reader_stats();
+        let renderer = source.renderer();
         let params = Arc::new(std::sync::Mutex::new(source.params()));
         let alive = Arc::new(watch::Sender::new(true));
         let thread = {
@@ -226,7 +233,14 @@ impl Pump {
             params,
             alive,
             reader_stats,
+            renderer,
         })
+    }
+
+    /// The texture pre-renderer's state (embedded sources with the texture on).
+    #[must_use]
+    pub fn renderer(&self) -> Option<RendererStatus> {
+        self.renderer.as_ref().map(RendererProbe::status)
     }
 
     /// The shared-memory reader's counters (`shm` sources only).

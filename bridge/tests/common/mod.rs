@@ -219,11 +219,14 @@ fn forward(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String
 }
 
 impl Binary {
-    /// Starts `auralis-bridge` with `args` and `env`.
+    /// Starts `auralis-bridge` with `args` and `env`. Its texture pre-renderer
+    /// runs on the CPU unless `env` sets `AURALIS_RENDERER` (starting a software
+    /// GPU in every bridge would only slow the tests; the GPU path has its own).
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_auralis-bridge"));
         cmd.args(args)
             .env("RUST_LOG", "info")
+            .env("AURALIS_RENDERER", "cpu")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {

@@ -75,7 +75,7 @@ impl TextureRequester {
 
 /// The quality the next phrases are rendered at, shared lock-free.
 #[derive(Debug)]
-struct SharedQuality {
+pub(crate) struct SharedQuality {
     partials: AtomicU32,
     grains_bits: AtomicU32,
 }
@@ -88,7 +88,7 @@ impl SharedQuality {
         }
     }
 
-    fn get(&self) -> Quality {
+    pub(crate) fn get(&self) -> Quality {
         Quality {
             partials: self.partials.load(Ordering::Relaxed),
             grains_per_second: f32::from_bits(self.grains_bits.load(Ordering::Relaxed)),
@@ -163,6 +163,11 @@ impl PrerenderWorker {
     #[must_use]
     pub fn quality(&self) -> Quality {
         self.quality.get()
+    }
+
+    /// The shared quality setting, for status readers on other threads.
+    pub(crate) fn quality_cell(&self) -> Arc<SharedQuality> {
+        Arc::clone(&self.quality)
     }
 
     /// Stops the thread after the phrase in progress and waits for it.

@@ -330,12 +330,6 @@ impl Renderer {
         self.texture = Some(layer);
     }
 
-    /// The texture layer, if any.
-    #[must_use]
-    pub const fn texture_layer(&self) -> Option<&TextureLayer> {
-        self.texture.as_ref()
-    }
-
     /// The sample rate in use.
     #[must_use]
     pub const fn sample_rate(&self) -> f32 {

@@ -194,12 +194,6 @@ impl TextureLayer {
         self.looping = looping;
     }
 
-    /// Whether the texture may be heard.
-    #[must_use]
-    pub const fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// Phrase `phrase` starts at absolute frame `start` and lasts `frames`: the
     /// previous texture becomes the tail and this phrase's is taken (offline:
     /// waited for) — or, when the phrase replays (the overload loop), its own

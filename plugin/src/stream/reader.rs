@@ -220,19 +220,25 @@ impl ShmReader {
     /// Copies the frames starting at frame `from` into `out` (interleaved, a whole
     /// number of frames).
     ///
+    /// The writer fills a block into the ring before it publishes the new write
+    /// position, so frames it is about to overwrite are still inside the last
+    /// `capacity` frames: only the newest `capacity − capacity/4` frames are taken
+    /// as safe (a quarter of the ring, half a second, is more than any block).
+    ///
     /// # Errors
     /// [`ReadError::NotYet`] when they are not all written yet,
-    /// [`ReadError::Lapped`] when the writer overwrote any of them before or during
-    /// the copy (`out` is then garbage).
+    /// [`ReadError::Lapped`] when the writer overwrote, or may be overwriting, any
+    /// of them before or during the copy (`out` is then garbage).
     pub fn read(&self, from: u64, out: &mut [f32]) -> Result<(), ReadError> {
         let channels = usize::from(self.header.channels);
         let capacity = u64::from(self.header.capacity_frames);
+        let safe = capacity - capacity / 4;
         let frames = (out.len() / channels) as u64;
         let written = self.write_pos();
         if from.saturating_add(frames) > written {
             return Err(ReadError::NotYet);
         }
-        if written - from > capacity {
+        if written - from > safe {
             return Err(ReadError::Lapped);
         }
         let ring = self.map.ring();
@@ -249,10 +255,10 @@ impl ShmReader {
                 index = 0;
             }
         }
-        // The copy is good if the writer did not reach the first frame copied while
-        // it ran.
+        // The copy is good if the writer did not come near the first frame copied
+        // while it ran.
         fence(Ordering::Acquire);
-        if self.write_pos() - from > capacity {
+        if self.write_pos() - from > safe {
             return Err(ReadError::Lapped);
         }
         Ok(())
@@ -313,4 +319,47 @@ pub fn list() -> io::Result<Vec<Listing>> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::writer::StreamFile;
+
+    #[test]
+    fn reads_tell_good_frames_from_unwritten_and_lapped_ones() {
+        let name = format!("unit-read-{}", std::process::id());
+        let file = StreamFile::create(&name, 8_000.0).unwrap();
+        let mut writer = file.writer();
+        let reader = ShmReader::open(&name).unwrap();
+        let capacity = u64::from(reader.header().capacity_frames);
+        let compose = ComposeParams::default();
+        let mut out = [0.0f32; 2 * 100];
+        assert_eq!(reader.read(0, &mut out), Err(ReadError::NotYet));
+        // Frame n holds n (left) and -n (right).
+        let mut n = 0u64;
+        while n < 3 * capacity {
+            let left: Vec<f32> = (n..n + 64).map(|i| i as f32).collect();
+            let right: Vec<f32> = left.iter().map(|x| -x).collect();
+            writer.write(&left, &right, Level::Normal, &compose);
+            n += 64;
+        }
+        assert_eq!(reader.write_pos(), n);
+        reader.read(n - 100, &mut out).unwrap();
+        assert!(out
+            .chunks(2)
+            .zip(n - 100..)
+            .all(|(f, i)| f[0] == i as f32 && f[1] == -(i as f32)));
+        assert_eq!(reader.read(n - 50, &mut out), Err(ReadError::NotYet));
+        assert_eq!(reader.read(n - capacity, &mut out), Err(ReadError::Lapped));
+        assert_eq!(reader.read(0, &mut out), Err(ReadError::Lapped));
+        let listed = list().unwrap();
+        let me = listed.iter().find(|l| l.name == name).expect("listed");
+        assert_eq!(me.header.as_ref().map(|h| h.write_pos).ok(), Some(n));
+        // The last reference closes the stream.
+        drop(file);
+        assert!(!reader.closed());
+        drop(writer);
+        assert!(reader.closed() && reader.replaced());
+    }
 }

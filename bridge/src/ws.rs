@@ -37,6 +37,12 @@ use crate::AppState;
 /// Largest frame the WebSocket layer accepts; frames between the protocol limit
 /// (64 KiB) and this get an `error` message, larger ones close the connection (1009).
 const TRANSPORT_MAX_MESSAGE: usize = 1024 * 1024;
+/// Read buffer of each connection. The WebSocket layer zero-fills the whole buffer
+/// before every read attempt, and a client's task attempts one each time it wakes
+/// for a chunk: the default 128 KiB cost a 128 KiB memset per client per chunk.
+/// Clients send only small control messages, which a few KiB hold (larger ones are
+/// read in several pieces).
+const READ_BUFFER: usize = 4 * 1024;
 /// Attempts for a control reply whose write timed out.
 const REPLY_ATTEMPTS: u32 = 3;
 /// Close code: going away (server shutdown).
@@ -115,7 +121,8 @@ pub async fn ws_handler(
         Ok(o) => o,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
-    ws.max_message_size(TRANSPORT_MAX_MESSAGE)
+    ws.read_buffer_size(READ_BUFFER)
+        .max_message_size(TRANSPORT_MAX_MESSAGE)
         .max_frame_size(TRANSPORT_MAX_MESSAGE)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();

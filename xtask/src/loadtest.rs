@@ -17,6 +17,8 @@ use crate::listeners::{self, ClientReport, Summary, Target};
 const LATENCY_HISTOGRAM: &str = "auralis_bridge_send_latency_seconds";
 /// Time between the last listener connecting and the start of the measurement.
 const WARMUP: Duration = Duration::from_secs(2);
+/// Unhealthy listeners listed one by one in a report.
+const MAX_LISTED: usize = 10;
 /// Listener counts the benchmark tries, in order, until one fails (the figure is
 /// the last when all pass).
 const BENCH_STEPS: [usize; 8] = [100, 250, 500, 750, 1000, 1500, 2000, 3000];
@@ -50,11 +52,13 @@ pub struct LoadResult {
 impl LoadResult {
     fn print(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         writeln!(out, "{}", self.summary)?;
+        let unhealthy = self.summary.clients - self.summary.healthy;
         for (i, r) in self
             .reports
             .iter()
             .enumerate()
             .filter(|(_, r)| !r.healthy())
+            .take(MAX_LISTED)
         {
             writeln!(
                 out,
@@ -67,6 +71,9 @@ impl LoadResult {
                 r.close,
                 r.failure
             )?;
+        }
+        if unhealthy > MAX_LISTED {
+            writeln!(out, "  ... and {} more", unhealthy - MAX_LISTED)?;
         }
         let fmt = |v: Option<f64>, scale: f64, unit: &str| {
             v.map_or_else(
@@ -238,10 +245,8 @@ fn trial(binary: &std::path::Path, clients: usize, duration: Duration) -> Result
         let bridge = start_bridge(binary, clients, "bench-bridge")?;
         let r = measure(&Target::local(bridge.addr), clients, duration)?;
         bridge.stop()?;
-        eprintln!(
-            "xtask: bridge bench, {clients} listeners, attempt {attempt}: {}",
-            r.summary
-        );
+        eprintln!("xtask: bridge bench, {clients} listeners, attempt {attempt}:");
+        r.print(&mut std::io::stderr().lock())?;
         let healthy = r.summary.all_healthy();
         result = Some(r);
         if healthy {

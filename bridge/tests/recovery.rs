@@ -859,7 +859,9 @@ async fn a_write_that_times_out_once_is_retried_and_the_client_loses_nothing() {
 
 /// Row "synthesis error → retry simplified → silence", in the running bridge:
 /// every texture render fails; each phrase is tried four times, each simpler,
-/// then given silence, and the pad carries the music to every listener.
+/// then given silence, and the pad carries the music to every listener. The
+/// failure rate drives the degradation level, which `/health` and `/metrics`
+/// show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthesis_errors_in_the_running_bridge_leave_the_pad_playing() {
     let logs = fresh_dir("recovery-synthesis");
@@ -873,9 +875,27 @@ async fn synthesis_errors_in_the_running_bridge_leave_the_pad_playing() {
     let recording = listener.finish(LISTEN).await;
     recording.assert_contiguous();
     recording.assert_continuous(SETTLE, |_| false);
-    let (code, health) = get_json(addr, "/health");
-    assert_eq!(code, 200, "serving all along: {health}");
+    // The failures count towards the degradation level, and the bridge says so.
+    let mut health = Value::Null;
+    assert!(
+        eventually(T, || {
+            let (code, h) = get_json(addr, "/health");
+            health = h;
+            code == 200 && health["checks"]["degradation_level"] == "overload"
+        })
+        .await,
+        "{health}"
+    );
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(get_metric(addr, "auralis_bridge_degradation_level"), 3.0);
     let logs = stop(bin, &logs);
+    let changes = Logs::with_message(&logs.main, "degradation level changed");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["fields"]["cause"] == "prerender_failures"),
+        "{changes:?}"
+    );
     let retries = Logs::with_message(&logs.main, "texture render failed; retrying");
     let phrase0: Vec<u64> = retries
         .iter()

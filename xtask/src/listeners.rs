@@ -20,7 +20,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-/// The longest wait between two chunks that still counts as an unbroken stream.
+/// The longest wait between two chunks that still counts as an unbroken stream
+/// (the benchmark's criterion and the load test's default).
 pub const MAX_HEALTHY_GAP: Duration = Duration::from_millis(250);
 /// Connections opened at once while a crowd connects.
 const CONNECT_CONCURRENCY: usize = 32;
@@ -115,13 +116,13 @@ impl ClientReport {
         }
     }
 
-    /// Whether the listener got every chunk of the window on time and stayed
-    /// connected to the end.
+    /// Whether the listener got every chunk of the window, never waited
+    /// `gap_limit` or more for one, and stayed connected to the end.
     #[must_use]
-    pub fn healthy(&self) -> bool {
+    pub fn healthy(&self, gap_limit: Duration) -> bool {
         self.chunks > 0
             && self.missing == 0
-            && self.max_gap < MAX_HEALTHY_GAP
+            && self.max_gap < gap_limit
             && self.bad_frames == 0
             && self.close.is_none()
             && self.failure.is_none()
@@ -357,6 +358,8 @@ pub async fn run_all(
 pub struct Summary {
     /// Listeners.
     pub clients: usize,
+    /// The wait between chunks that makes a listener unhealthy.
+    pub gap_limit: Duration,
     /// Listeners that got every chunk on time ([`ClientReport::healthy`]).
     pub healthy: usize,
     /// Slowest, median and fastest chunk rate, in chunks per second.
@@ -374,15 +377,17 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarises `reports`.
+    /// Summarises `reports`, counting as healthy the listeners that never waited
+    /// `gap_limit` for a chunk.
     #[must_use]
-    pub fn of(reports: &[ClientReport]) -> Self {
+    pub fn of(reports: &[ClientReport], gap_limit: Duration) -> Self {
         let mut rates: Vec<f64> = reports.iter().map(ClientReport::rate).collect();
         rates.sort_by(f64::total_cmp);
         let at = |i: usize| rates.get(i).copied().unwrap_or(0.0);
         Self {
             clients: reports.len(),
-            healthy: reports.iter().filter(|r| r.healthy()).count(),
+            gap_limit,
+            healthy: reports.iter().filter(|r| r.healthy(gap_limit)).count(),
             rate: (
                 at(0),
                 at(rates.len() / 2),
@@ -445,15 +450,24 @@ mod tests {
 
     #[test]
     fn health_needs_every_chunk_on_time() {
-        assert!(report(101, 0, 120, 10.0).healthy());
-        assert!(!report(101, 1, 120, 10.0).healthy(), "a sequence gap");
-        assert!(!report(101, 0, 250, 10.0).healthy(), "a long wait");
-        assert!(!report(0, 0, 0, 0.0).healthy(), "no audio at all");
+        assert!(report(101, 0, 120, 10.0).healthy(MAX_HEALTHY_GAP));
+        assert!(
+            !report(101, 1, 120, 10.0).healthy(MAX_HEALTHY_GAP),
+            "a sequence gap"
+        );
+        assert!(
+            !report(101, 0, 250, 10.0).healthy(MAX_HEALTHY_GAP),
+            "a long wait"
+        );
+        assert!(
+            !report(0, 0, 0, 0.0).healthy(MAX_HEALTHY_GAP),
+            "no audio at all"
+        );
         let closed = ClientReport {
             close: Some((1008, "too slow".into())),
             ..report(101, 0, 120, 10.0)
         };
-        assert!(!closed.healthy());
+        assert!(!closed.healthy(MAX_HEALTHY_GAP));
     }
 
     #[test]
@@ -463,7 +477,11 @@ mod tests {
             report(51, 3, 400, 10.0),
             report(91, 0, 130, 9.0),
         ];
-        let s = Summary::of(&reports);
+        assert!(
+            !reports[1].healthy(Duration::from_secs(1)),
+            "still a sequence gap"
+        );
+        let s = Summary::of(&reports, MAX_HEALTHY_GAP);
         assert_eq!(s.clients, 3);
         assert_eq!(s.healthy, 2);
         assert_eq!(s.missing, 3);

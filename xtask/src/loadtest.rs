@@ -25,13 +25,16 @@ const BENCH_STEPS: [usize; 8] = [100, 250, 500, 750, 1000, 1500, 2000, 3000];
 /// The benchmark bisects between a passing and a failing count down to this step.
 const BENCH_RESOLUTION: usize = 25;
 
-const USAGE: &str = "usage: cargo xtask loadtest --clients N --seconds S [--url ws://HOST:PORT/ws/stream] [--bin PATH]
+const USAGE: &str = "usage: cargo xtask loadtest --clients N --seconds S [--url ws://HOST:PORT/ws/stream] [--bin PATH] [--max-gap-ms MS]
 
   --clients N   concurrent listeners (1-20000)
   --seconds S   measured time after they all connected (1-86400)
   --url URL     an already running bridge's stream; default: build and start the
                 release bridge on a free loopback port
-  --bin PATH    start this bridge binary instead of building the release one";
+  --bin PATH    start this bridge binary instead of building the release one
+  --max-gap-ms MS
+                the wait between two chunks that fails a listener (50-60000,
+                default 250)";
 
 /// What a load run measured.
 #[derive(Debug, Clone)]
@@ -57,7 +60,7 @@ impl LoadResult {
             .reports
             .iter()
             .enumerate()
-            .filter(|(_, r)| !r.healthy())
+            .filter(|(_, r)| !r.healthy(self.summary.gap_limit))
             .take(MAX_LISTED)
         {
             writeln!(
@@ -96,7 +99,12 @@ impl LoadResult {
 ///
 /// # Errors
 /// When listeners cannot connect or `/metrics` cannot be read.
-pub fn measure(target: &Target, clients: usize, measure: Duration) -> Result<LoadResult> {
+pub fn measure(
+    target: &Target,
+    clients: usize,
+    measure: Duration,
+    gap_limit: Duration,
+) -> Result<LoadResult> {
     bridge::check_file_limit(clients)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -126,7 +134,7 @@ pub fn measure(target: &Target, clients: usize, measure: Duration) -> Result<Loa
         _ => None,
     };
     Ok(LoadResult {
-        summary: Summary::of(&reports),
+        summary: Summary::of(&reports, gap_limit),
         reports,
         cpu_cores,
         rss_bytes: after.get("process_resident_memory_bytes"),
@@ -152,6 +160,7 @@ pub fn start_bridge(binary: &std::path::Path, clients: usize, name: &str) -> Res
 struct Args {
     clients: usize,
     seconds: f64,
+    gap_limit: Duration,
     url: Option<String>,
     bin: Option<PathBuf>,
 }
@@ -159,6 +168,7 @@ struct Args {
 fn parse_args(args: &[String]) -> Result<Args> {
     let mut clients = None;
     let mut seconds = None;
+    let mut gap_limit = listeners::MAX_HEALTHY_GAP;
     let mut url = None;
     let mut bin = None;
     let mut it = args.iter();
@@ -170,6 +180,10 @@ fn parse_args(args: &[String]) -> Result<Args> {
         match flag.as_str() {
             "--clients" => clients = Some(parse_in(flag, value()?, 1.0, 20_000.0)? as usize),
             "--seconds" => seconds = Some(parse_in(flag, value()?, 1.0, 86_400.0)?),
+            "--max-gap-ms" => {
+                gap_limit =
+                    Duration::from_secs_f64(parse_in(flag, value()?, 50.0, 60_000.0)? / 1e3);
+            }
             "--url" => url = Some(value()?.clone()),
             "--bin" => bin = Some(PathBuf::from(value()?)),
             "-h" | "--help" => bail!("{USAGE}"),
@@ -182,6 +196,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
     Ok(Args {
         clients: clients.with_context(|| format!("--clients is required\n\n{USAGE}"))?,
         seconds: seconds.with_context(|| format!("--seconds is required\n\n{USAGE}"))?,
+        gap_limit,
         url,
         bin,
     })
@@ -207,7 +222,11 @@ pub fn loadtest(args: &[String]) -> Result<()> {
     let args = parse_args(args)?;
     let duration = Duration::from_secs_f64(args.seconds);
     let (result, bridge) = if let Some(url) = &args.url {
-        (measure(&Target::parse(url)?, args.clients, duration)?, None)
+        let target = Target::parse(url)?;
+        (
+            measure(&target, args.clients, duration, args.gap_limit)?,
+            None,
+        )
     } else {
         let binary = match args.bin {
             Some(path) => path,
@@ -218,7 +237,8 @@ pub fn loadtest(args: &[String]) -> Result<()> {
             "xtask: {} listeners on the bridge at {} for {} s",
             args.clients, bridge.addr, args.seconds
         );
-        let result = measure(&Target::local(bridge.addr), args.clients, duration);
+        let target = Target::local(bridge.addr);
+        let result = measure(&target, args.clients, duration, args.gap_limit);
         (result?, Some(bridge))
     };
     result.print(&mut std::io::stderr().lock())?;
@@ -230,7 +250,7 @@ pub fn loadtest(args: &[String]) -> Result<()> {
             "{} of {} listeners missed chunks, waited {} ms or more, or were disconnected",
             result.summary.clients - result.summary.healthy,
             result.summary.clients,
-            listeners::MAX_HEALTHY_GAP.as_millis()
+            args.gap_limit.as_millis()
         );
     }
     Ok(())
@@ -243,7 +263,12 @@ fn trial(binary: &std::path::Path, clients: usize, duration: Duration) -> Result
     let mut result = None;
     for attempt in 1..=2 {
         let bridge = start_bridge(binary, clients, "bench-bridge")?;
-        let r = measure(&Target::local(bridge.addr), clients, duration)?;
+        let r = measure(
+            &Target::local(bridge.addr),
+            clients,
+            duration,
+            listeners::MAX_HEALTHY_GAP,
+        )?;
         bridge.stop()?;
         eprintln!("xtask: bridge bench, {clients} listeners, attempt {attempt}:");
         r.print(&mut std::io::stderr().lock())?;
@@ -340,7 +365,12 @@ mod tests {
             "b"
         ])
         .contains("exclude"));
+        assert!(
+            err(&["--clients", "5", "--seconds", "1", "--max-gap-ms", "10"])
+                .contains("--max-gap-ms: expected a number from 50")
+        );
         let ok = args(&["--clients", "20", "--seconds", "5"]).expect("valid");
+        assert_eq!(ok.gap_limit, listeners::MAX_HEALTHY_GAP);
         assert_eq!((ok.clients, ok.seconds), (20, 5.0));
     }
 }

@@ -775,20 +775,31 @@ fn report_and_check(
             .map(|(t, a, b)| format!("{t:.0}s {a}->{b}"))
             .collect::<Vec<_>>()
     );
+    // Counters as what happened during the run, gauges as they ended.
     let recovered: Vec<String> = end
         .0
         .iter()
         .filter(|(k, _)| {
-            k.contains("disconnects_total")
-                || k.contains("bad_chunks")
-                || k.contains("schedule_resets")
-                || k.contains("control_errors")
-                || k.contains("fallback")
-                || k.contains("recover")
-                || k.contains("fault")
-                || k.contains("prerender")
+            [
+                "disconnects_total",
+                "bad_chunks",
+                "schedule_resets",
+                "control_errors",
+                "texture",
+                "fallback",
+                "recover",
+                "fault",
+            ]
+            .iter()
+            .any(|part| k.contains(part))
         })
-        .map(|(k, v)| format!("{k} {}", v - start.value(k)))
+        .map(|(k, v)| {
+            if k.contains("_total") {
+                format!("{k} +{}", v - start.value(k))
+            } else {
+                format!("{k} {v}")
+            }
+        })
         .collect();
     eprintln!(
         "failures handled (from /metrics):\n  {}",

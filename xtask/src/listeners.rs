@@ -499,6 +499,10 @@ mod tests {
         let e = Target::parse("http://127.0.0.1:8000/").expect_err("not ws");
         assert!(e.to_string().contains("ws://"), "{e}");
         assert!(Target::parse("ws://127.0.0.1:8000/ws/stream?token=x").is_err());
-        assert!(Target::parse("ws://nowhere.invalid:1/ws/stream").is_err());
+        assert!(Target::parse("ws://127.0.0.1:port/ws/stream").is_err());
+        assert!(
+            Target::parse("ws://127.0.0.1/ws/stream").is_err(),
+            "no port"
+        );
     }
 }

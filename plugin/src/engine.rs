@@ -169,6 +169,9 @@ impl TextureSetting {
                 let mut c = PrerenderConfig::from_env(seed, sample_rate)?;
                 if config.mode == RenderMode::Offline && c.renderer == RendererChoice::Auto {
                     // Offline bytes must not depend on the machine's GPU.
+                    tracing::info!(
+                        "offline render: textures on the CPU (AURALIS_RENDERER=gpu for the GPU)"
+                    );
                     c.renderer = RendererChoice::Cpu;
                 }
                 Some(c)

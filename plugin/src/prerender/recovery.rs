@@ -147,7 +147,7 @@ impl Prerenderer {
         if this.config.renderer != RendererChoice::Cpu {
             this.acquire_gpu(true);
         } else {
-            tracing::info!("texture pre-renderer on the CPU (AURALIS_RENDERER=cpu)");
+            tracing::info!("texture pre-renderer on the CPU (renderer set to cpu)");
         }
         this
     }
@@ -378,6 +378,8 @@ mod tests {
 
     const SR: f32 = 8_000.0;
     const SEED: u64 = 21;
+    /// Long enough that a loaded machine renders a phrase or two inside it.
+    const COOLDOWN: Duration = Duration::from_secs(1);
 
     fn phrase(index: u64) -> Phrase {
         let params = ComposeParams {
@@ -392,7 +394,7 @@ mod tests {
     fn config(renderer: RendererChoice, faults: &str) -> PrerenderConfig {
         PrerenderConfig {
             renderer,
-            gpu_cooldown: Duration::from_millis(50),
+            gpu_cooldown: COOLDOWN,
             retry_pause: Duration::from_millis(1),
             faults: faults.parse().expect("valid fault spec"),
             ..PrerenderConfig::new(SEED, SR)
@@ -520,7 +522,7 @@ mod tests {
         };
         assert_eq!(pre.backend(), Backend::Cpu);
         render_expect(&mut pre, &phrase(0), Backend::Cpu);
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(COOLDOWN + Duration::from_millis(100));
         render_expect(&mut pre, &phrase(1), Backend::Gpu);
         let s = pre.stats().snapshot();
         assert_eq!((s.gpu_acquisitions, s.failures), (1, 0));
@@ -545,7 +547,7 @@ mod tests {
         assert_eq!(s.backend, Backend::Cpu);
         // Still cooling down: the CPU renders.
         render_expect(&mut pre, &phrase(4), Backend::Cpu);
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(COOLDOWN + Duration::from_millis(100));
         render_expect(&mut pre, &phrase(5), Backend::Gpu);
         assert_eq!(pre.stats().snapshot().gpu_acquisitions, 2);
     }
@@ -571,7 +573,7 @@ mod tests {
             "the broken kernel was rejected"
         );
         render_expect(&mut pre, &phrase(6), Backend::Cpu);
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(COOLDOWN + Duration::from_millis(100));
         render_expect(&mut pre, &phrase(7), Backend::Gpu);
     }
 }

@@ -630,6 +630,39 @@ mod tests {
     }
 
     #[test]
+    fn cheap_mode_ramps_in_and_out_at_the_same_level() {
+        let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+        let jump = |x: &[f32]| {
+            x.windows(2)
+                .map(|w| (w[1] - w[0]).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let mut bank = PadBank::new(48_000.0, 4);
+        bank.set_chord(&chord(&[45, 57, 60, 64]), 1.0, CONTROL_FRAMES);
+        let (full, _) = run(&mut bank, 48_000 * 4);
+        let steady = &full[48_000 * 3..];
+        bank.set_cheap(true);
+        assert!(bank.is_cheap());
+        let (switch, _) = run(&mut bank, 48_000);
+        let (cheap, _) = run(&mut bank, 48_000);
+        assert_eq!(bank.cheap_mix.value(), 1.0, "only the cheap voice runs");
+        bank.set_cheap(false);
+        let (back, _) = run(&mut bank, 48_000);
+        let all: Vec<f32> = [steady, &switch[..], &cheap[..], &back[..]].concat();
+        assert!(all.iter().all(|x| x.is_finite()));
+        // No step beyond what the steady sound makes itself.
+        assert!(
+            jump(&all) <= jump(steady) * 1.5,
+            "{} vs {}",
+            jump(&all),
+            jump(steady)
+        );
+        let db = 20.0 * (rms(&cheap) / rms(steady)).log10();
+        assert!(db.abs() < 3.0, "cheap voice {db:.1} dB from the full one");
+        assert_eq!(bank.cheap_mix.value(), 0.0, "back on the full voice");
+    }
+
+    #[test]
     fn reset_reproduces() {
         let mut bank = PadBank::new(44_100.0, 9);
         let play = |b: &mut PadBank| {

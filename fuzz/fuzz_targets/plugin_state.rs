@@ -1,34 +1,24 @@
 //! The plugin's saved state, loaded the way a host loads it: through the plugin's
 //! own CLAP state extension (nice-plug's wrapper, then `filter_state`), on an
-//! instance created in process from `auralis::clap_entry`. Nothing panics, every
-//! parameter stays finite and within its range, and a refused state changes
-//! nothing.
+//! instance created in process from `auralis::clap_entry`
+//! (`clap_host::linked_entry`). Nothing panics, every parameter stays finite and
+//! within its range, and a refused state changes nothing.
 #![no_main]
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
-use auralis_tests::clap_host::Plugin;
-use clack_host::prelude::PluginEntry;
+use auralis_tests::clap_host::{linked_entry, Plugin};
 use libfuzzer_sys::fuzz_target;
 
-fn entry() -> &'static PluginEntry {
-    static ENTRY: OnceLock<PluginEntry> = OnceLock::new();
-    ENTRY.get_or_init(|| {
+thread_local! {
+    static PLUGIN: RefCell<Plugin> = RefCell::new({
         // The plugin logs a warning for every foreign state; keep the fuzzer's
         // output readable. Set before the entry's `init` starts the logger.
         if std::env::var_os("NICE_LOG").is_none() {
             std::env::set_var("NICE_LOG", "/dev/null");
         }
-        // SAFETY: the descriptor is the plugin's own `clap_entry`, linked into this
-        // binary, valid for the whole process.
-        unsafe { PluginEntry::load_from_raw(&auralis::clap_entry, c"auralis-fuzz") }
-            .expect("the plugin's CLAP entry initialises")
-    })
-}
-
-thread_local! {
-    static PLUGIN: RefCell<Plugin> = RefCell::new(Plugin::with_entry(entry()));
+        Plugin::with_entry(linked_entry())
+    });
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -109,6 +109,19 @@ pub fn entry() -> &'static PluginEntry {
     ENTRY.get_or_init(|| load_entry(&private_copy("Auralis.clap")))
 }
 
+/// The plugin's CLAP entry linked into this process (once per process): no bundle
+/// to build or load, for tests and fuzz targets that need only the plugin's own
+/// code path (state loading, parameters), not its bundled form.
+pub fn linked_entry() -> &'static PluginEntry {
+    static ENTRY: OnceLock<PluginEntry> = OnceLock::new();
+    ENTRY.get_or_init(|| {
+        // SAFETY: the descriptor is the plugin's own `clap_entry`, linked into this
+        // binary and valid for the whole process.
+        unsafe { PluginEntry::load_from_raw(&auralis::clap_entry, c"auralis-linked") }
+            .expect("the plugin's CLAP entry initialises")
+    })
+}
+
 /// Loads the CLAP entry of the library at `path`, then deletes that file (pass a
 /// private copy).
 pub fn load_entry(path: &Path) -> PluginEntry {

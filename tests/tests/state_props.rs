@@ -7,23 +7,10 @@
 //! range; a foreign state loads as the defaults; an Auralis state round-trips,
 //! value for value and byte for byte.
 
-use std::sync::OnceLock;
-
 use auralis::params::AuralisParams;
-use auralis_tests::clap_host::Plugin;
-use clack_host::prelude::PluginEntry;
+use auralis_tests::clap_host::{linked_entry, Plugin};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-
-fn entry() -> &'static PluginEntry {
-    static ENTRY: OnceLock<PluginEntry> = OnceLock::new();
-    ENTRY.get_or_init(|| {
-        // SAFETY: the descriptor is the plugin's own `clap_entry`, linked into this
-        // test binary and valid for the whole process.
-        unsafe { PluginEntry::load_from_raw(&auralis::clap_entry, c"auralis-state-props") }
-            .expect("the plugin's CLAP entry initialises")
-    })
-}
 
 /// A saved state as nice-plug frames it: its length, little-endian, then JSON.
 fn framed(json: &str) -> Vec<u8> {
@@ -132,7 +119,7 @@ fn auralis_state() -> impl Strategy<Value = (String, Vec<(&'static str, f64)>)> 
 
 /// The framed state of a fresh instance whose parameters were loaded from `json`.
 fn saved_after_loading(json: &str) -> Result<(Vec<u8>, Vec<f64>), TestCaseError> {
-    let mut plugin = Plugin::with_entry(entry());
+    let mut plugin = Plugin::with_entry(linked_entry());
     prop_assert!(plugin.load(&framed(json)), "refused: {json}");
     Ok((plugin.save(), values(&mut plugin)))
 }
@@ -145,7 +132,7 @@ proptest! {
         bytes in prop::collection::vec(any::<u8>(), 0..256),
         frame_them in any::<bool>(),
     ) {
-        let mut plugin = Plugin::with_entry(entry());
+        let mut plugin = Plugin::with_entry(linked_entry());
         let before = values(&mut plugin);
         let input = if frame_them { framed(&String::from_utf8_lossy(&bytes)) } else { bytes };
         if !plugin.load(&input) {
@@ -157,7 +144,7 @@ proptest! {
     #[test]
     fn an_auralis_state_loads_exactly_and_round_trips((json, expected) in auralis_state()) {
         let (saved, loaded) = saved_after_loading(&json)?;
-        let mut plugin = Plugin::with_entry(entry());
+        let mut plugin = Plugin::with_entry(linked_entry());
         let names: Vec<String> = plugin.params().into_iter().map(|p| p.name).collect();
         for (name, want) in expected {
             let i = names.iter().position(|n| n == name).ok_or_else(|| TestCaseError::fail(format!("no parameter {name}")))?;
@@ -165,7 +152,7 @@ proptest! {
             prop_assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{}: {} != {}", name, got, want);
         }
         // Saved, then loaded into a fresh instance: the same values, the same bytes.
-        let mut again = Plugin::with_entry(entry());
+        let mut again = Plugin::with_entry(linked_entry());
         prop_assert!(again.load(&saved));
         prop_assert_eq!(values(&mut again), loaded);
         prop_assert_eq!(again.save(), saved);
@@ -177,7 +164,7 @@ proptest! {
         (other, _) in auralis_state(),
         cut in 0.0f64..1.0,
     ) {
-        let mut plugin = Plugin::with_entry(entry());
+        let mut plugin = Plugin::with_entry(linked_entry());
         prop_assert!(plugin.load(&framed(&other)));
         let before = values(&mut plugin);
         let whole = framed(&json);
@@ -204,7 +191,7 @@ proptest! {
     ) {
         let mut state: Value = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
         state["params"][id.as_str()] = value;
-        let mut plugin = Plugin::with_entry(entry());
+        let mut plugin = Plugin::with_entry(linked_entry());
         let before = values(&mut plugin);
         if !plugin.load(&framed(&state.to_string())) {
             prop_assert_eq!(values(&mut plugin), before);
@@ -227,7 +214,7 @@ proptest! {
             // Our parameter ids without the marker: another plugin's state.
             state["fields"] = json!({});
         }
-        let mut plugin = Plugin::with_entry(entry());
+        let mut plugin = Plugin::with_entry(linked_entry());
         let (changed, _) = saved_after_loading(&json)?;
         prop_assert!(plugin.load(&changed));
         prop_assert!(plugin.load(&framed(&state.to_string())));

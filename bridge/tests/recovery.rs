@@ -902,6 +902,19 @@ async fn synthesis_errors_in_the_running_bridge_leave_the_pad_playing() {
     );
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(get_metric(addr, "auralis_bridge_degradation_level"), 3.0);
+    // The pre-renderer's own counters: every attempt failed, phrases silenced.
+    let attempts = get_metric(addr, "auralis_bridge_texture_attempts_total");
+    assert!(attempts >= 4.0, "{attempts} attempts");
+    assert_eq!(
+        get_metric(addr, "auralis_bridge_texture_failures_total"),
+        attempts
+    );
+    assert_eq!(get_metric(addr, "auralis_bridge_texture_failure_rate"), 1.0);
+    let renderer = &get_json(addr, "/api/status").1["renderer"];
+    assert!(
+        renderer["silenced"].as_u64().unwrap_or(0) >= 1,
+        "{renderer}"
+    );
     let logs = stop(bin, &logs);
     let changes = Logs::with_message(&logs.main, "degradation level changed");
     assert!(
@@ -968,6 +981,21 @@ async fn gpu_out_of_memory_and_device_loss_in_the_running_bridge_fall_back_to_th
     recording.assert_continuous(SETTLE, |_| false);
     let (code, health) = get_json(addr, "/health");
     assert_eq!(code, 200, "{health}");
+    // The lost device is counted; the GPU renders again; no attempt failed.
+    assert_eq!(
+        get_metric(addr, "auralis_bridge_texture_gpu_fallbacks_total"),
+        1.0
+    );
+    assert!(
+        eventually(T, || get_metric(addr, "auralis_bridge_texture_backend_gpu")
+            == 1.0)
+        .await,
+        "the GPU was not taken again"
+    );
+    assert_eq!(
+        get_metric(addr, "auralis_bridge_texture_failures_total"),
+        0.0
+    );
     let logs = stop(bin, &logs);
     let oom = Logs::with_message(&logs.errors, "GPU texture renderer unavailable");
     assert_eq!(oom.len(), 1, "one ERROR for the failed set-up: {oom:?}");

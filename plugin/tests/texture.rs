@@ -259,3 +259,34 @@ fn critical_turns_the_texture_off_and_high_load_lowers_its_quality() {
     play(&mut e, 40, &mut out);
     assert_continuous(&out, reference, "levels");
 }
+
+/// A parameter change before the first block (a plugin's host tempo, a bounce's
+/// first automation point) renders as if the engine had been built with it: the
+/// texture starts with the first sample either way.
+#[test]
+fn a_change_before_the_first_block_renders_as_if_built_with_it() {
+    let render = |initial_bpm: f32| {
+        let mut c = config(RenderMode::Offline);
+        c.compose.bpm = initial_bpm;
+        let mut e = Engine::build(c, MonitorConfig::default(), cpu("")).expect("engine");
+        let mut p = *e.compose_params();
+        p.bpm = 120.0;
+        e.set_compose_params(p).expect("in range");
+        let (mut l, mut r) = (vec![0.0; 512], vec![0.0; 512]);
+        let mut out = Vec::new();
+        for _ in 0..200 {
+            e.process(&mut l, &mut r);
+            out.extend_from_slice(&l);
+        }
+        out
+    };
+    let built_with_it = render(120.0);
+    for initial in [60.0, 300.0] {
+        let changed = render(initial);
+        let first = built_with_it.iter().zip(&changed).position(|(x, y)| x != y);
+        assert!(
+            first.is_none(),
+            "from {initial} BPM: differs from frame {first:?}"
+        );
+    }
+}

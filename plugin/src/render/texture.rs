@@ -221,11 +221,14 @@ impl TextureLayer {
     }
 
     /// A jump of the song position: whatever plays fades out (the pad carries),
-    /// and textures that arrived for the old position are given back.
+    /// and textures that arrived for the old position are given back. Before
+    /// anything has sounded there is nothing to fade: the layer stays fresh, so
+    /// a jump (or a parameter change) before the first block changes nothing
+    /// but the phrase.
     pub fn seek(&mut self) {
         self.want = None;
         self.feed.flush();
-        self.draining = true;
+        self.draining = !self.fresh;
         self.primed = false;
     }
 

@@ -286,8 +286,7 @@ fn trial(binary: &std::path::Path, clients: usize, duration: Duration) -> Result
 /// listener at that load, and the send latency's 99th percentile there.
 ///
 /// # Errors
-/// When the bridge cannot be built or started, or not even the fewest listeners
-/// are served.
+/// When the bridge cannot be built or started.
 pub fn bench(duration: Duration) -> Result<()> {
     let binary = bridge::build(Profile::Release)?;
     let mut best: Option<(usize, LoadResult)> = None;
@@ -314,10 +313,20 @@ pub fn bench(duration: Duration) -> Result<()> {
             }
         }
     }
-    let Some((n, result)) = best else {
-        bail!("the bridge could not serve even {BENCH_RESOLUTION} listeners without a gap");
-    };
     let mut out = std::io::stdout().lock();
+    let Some((n, result)) = best else {
+        // A figure like any other (the trials above say why), not a failed run: the
+        // per-listener figures need a passing load, so they are left out.
+        eprintln!(
+            "xtask: the bridge did not serve even {BENCH_RESOLUTION} listeners without a gap"
+        );
+        writeln!(
+            out,
+            "bridge_listeners_ok 0 listeners_{}s",
+            duration.as_secs()
+        )?;
+        return Ok(());
+    };
     writeln!(
         out,
         "bridge_listeners_ok {n} listeners_{}s",

@@ -67,10 +67,12 @@ impl From<wgpu::Error> for GpuError {
 /// Which device to use, from `AURALIS_RENDERER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RendererChoice {
-    /// The GPU when an adapter exists, else the CPU (the default).
+    /// The GPU when a hardware adapter exists, else the CPU (the default). A
+    /// software adapter (lavapipe) is slower than the CPU path, so `auto` skips it.
     #[default]
     Auto,
-    /// The GPU; a missing adapter is logged as an error and the CPU is used.
+    /// The GPU, software adapters included; a missing adapter is logged as an
+    /// error and the CPU is used.
     Gpu,
     /// Always the CPU.
     Cpu,
@@ -120,6 +122,8 @@ pub struct GpuContext {
     queue: wgpu::Queue,
     /// The adapter's name and backend, for logs and status.
     pub adapter_name: String,
+    /// Whether the adapter is a software driver rendering on the CPU (lavapipe).
+    pub software: bool,
     lost: Arc<AtomicBool>,
     lost_reason: Arc<Mutex<String>>,
     uncaptured: Arc<Mutex<Option<GpuError>>>,
@@ -132,6 +136,18 @@ impl GpuContext {
     /// # Errors
     /// [`GpuError::NoAdapter`] or [`GpuError::RequestDevice`].
     pub fn new() -> Result<Self, GpuError> {
+        Self::open(true)
+    }
+
+    /// Like [`GpuContext::new`], but with `accept_software` false a software
+    /// adapter (a driver rendering on the CPU, such as lavapipe) counts as none:
+    /// it renders textures several times slower than the CPU path while taking
+    /// every core, so `auto` only wants real GPUs.
+    ///
+    /// # Errors
+    /// [`GpuError::NoAdapter`] (also for a refused software adapter) or
+    /// [`GpuError::RequestDevice`].
+    pub fn open(accept_software: bool) -> Result<Self, GpuError> {
         let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor::from_env_or_default());
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
@@ -141,6 +157,12 @@ impl GpuContext {
         .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let adapter_name = format!("{} ({:?})", info.name, info.backend);
+        let software = info.device_type == wgpu::DeviceType::Cpu;
+        if software && !accept_software {
+            return Err(GpuError::NoAdapter(format!(
+                "only a software adapter, {adapter_name}, which is slower than the CPU path"
+            )));
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("auralis texture device"),
             required_features: wgpu::Features::empty(),
@@ -168,6 +190,7 @@ impl GpuContext {
             device,
             queue,
             adapter_name,
+            software,
             lost,
             lost_reason,
             uncaptured,
@@ -709,6 +732,22 @@ pub(crate) fn test_context() -> Option<GpuContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_refuses_software_adapters_and_gpu_takes_them() {
+        let Some(any) = test_context() else { return };
+        match GpuContext::open(false) {
+            Ok(hardware) => {
+                assert!(!any.software, "a hardware GPU is preferred over software");
+                assert!(!hardware.software);
+            }
+            Err(GpuError::NoAdapter(why)) => {
+                assert!(any.software, "a hardware adapter was refused: {why}");
+                assert!(why.contains("software adapter"), "{why}");
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
     use crate::compose::{ComposeParams, Composer};
     use crate::prerender::cpu::CpuRenderer;
     use crate::prerender::texture::Quality;

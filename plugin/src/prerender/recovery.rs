@@ -188,7 +188,8 @@ impl Prerenderer {
             ))
         } else {
             let broken = faults.fire(FaultKind::ShaderError);
-            GpuContext::new().and_then(|ctx| GpuRenderer::build(ctx, broken))
+            GpuContext::open(self.config.renderer == RendererChoice::Gpu)
+                .and_then(|ctx| GpuRenderer::build(ctx, broken))
         };
         match result {
             Ok(gpu) => {

@@ -193,6 +193,40 @@ impl Drop for PrerenderWorker {
 }
 
 /// The thread's body.
+/// How much lower than the threads that started it the pre-renderer runs
+/// (a nice value: Linux sets it per thread).
+#[cfg(target_os = "linux")]
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Texture rendering is bulk work with a phrase of slack: it must never take a core
+/// from the audio thread, the composer or a bridge's streaming thread on a busy
+/// machine. On Linux this thread (and the threads a software GPU driver starts from
+/// it, which inherit its nice value) runs [`BACKGROUND_NICE`] steps lower. Failing to
+/// lower it only costs that protection, so it is logged, not fatal.
+#[cfg(target_os = "linux")]
+fn yield_to_time_critical_threads() {
+    // SAFETY: `gettid` has no preconditions; `setpriority` on this thread's own id
+    // changes nothing but this thread's scheduling priority.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::id_t::try_from(tid).unwrap_or_default(),
+            libc::getpriority(libc::PRIO_PROCESS, 0) + BACKGROUND_NICE,
+        )
+    };
+    if rc != 0 {
+        tracing::warn!(
+            error = %io::Error::last_os_error(),
+            "could not lower the pre-renderer's priority"
+        );
+    }
+}
+
+/// Elsewhere the pre-renderer keeps the priority it was started with.
+#[cfg(not(target_os = "linux"))]
+fn yield_to_time_critical_threads() {}
+
 fn run(
     config: PrerenderConfig,
     mut side: PoolSide,
@@ -200,6 +234,7 @@ fn run(
     stop: &AtomicBool,
     stats: Arc<PrerenderStats>,
 ) {
+    yield_to_time_critical_threads();
     let sample_rate = config.sample_rate;
     let mut pre = Prerenderer::with_stats(config, stats);
     while !stop.load(Ordering::Acquire) {

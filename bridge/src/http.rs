@@ -109,9 +109,9 @@ impl Health {
 }
 
 /// Evaluates the health checks (seed §7): synthesis (the source thread runs and
-/// produced a chunk recently, and under 10 % of the last 100 chunks failed the
-/// check every chunk gets: that check is the periodic self-test, no render happens
-/// per request), composition (a phrase is playing), buffer (the source keeps up
+/// produced a chunk recently, under 10 % of the last 100 chunks failed the check
+/// every chunk gets — that check is the periodic self-test, no render happens per
+/// request — and under 10 % of recent texture renders failed), composition (a phrase is playing), buffer (the source keeps up
 /// with real time), the degradation level, and the client load. Unhealthy when no
 /// audio is produced; degraded when any other check fails.
 #[must_use]
@@ -127,7 +127,14 @@ pub fn health(state: &AppState) -> (Health, Value) {
         // Still starting up.
         None => hub.uptime() <= Duration::from_secs(2),
     };
-    let error_rate = stats.recent_error_rate();
+    let chunk_error_rate = stats.recent_error_rate();
+    // Texture renders that failed validation are synthesis errors too, though the
+    // pad covers them and no bad chunk ever reaches the check above.
+    let texture_failure_rate = state
+        .pump
+        .renderer()
+        .map_or(0.0, |r| f64::from(r.failure_rate));
+    let error_rate = chunk_error_rate.max(texture_failure_rate);
     let level = stats.level();
     let idle = stats.idle.load(Ordering::Relaxed) == 1;
     let clients = hub.client_count();
@@ -160,6 +167,8 @@ pub fn health(state: &AppState) -> (Health, Value) {
         "error_rate": error_rate,
         "checks": {
             "source_thread_alive": alive,
+            "chunk_error_rate": chunk_error_rate,
+            "texture_failure_rate": texture_failure_rate,
             "source_producing": producing,
             "last_chunk_age_ms": age.map(|a| a.as_millis() as u64),
             "source_idle": idle,

@@ -284,14 +284,12 @@ impl Pump {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether the thread is still running.
+    /// Whether the thread is still running: false from the moment the source gives
+    /// up (the same flag that closes clients with 1011), not only once the thread
+    /// has finished unwinding.
     #[must_use]
     pub fn is_alive(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|t| !t.is_finished())
+        *self.alive.borrow()
     }
 
     /// Asks the source to apply `command` and waits (up to `timeout`) for its answer.

@@ -4,6 +4,7 @@
 //! stream (the file writers run on their own thread and drop lines they cannot
 //! write).
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing::Level;
@@ -41,8 +42,11 @@ fn appender(dir: &Path, prefix: &str, keep: usize) -> Result<RollingFileAppender
 pub fn init(log_dir: Option<&Path>) -> LogGuards {
     let console_filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: a console redirected to a file or a pipe gets
+    // plain text.
     let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_filter(console_filter);
     let mut guards = Vec::new();
     let mut problem = None;

@@ -217,6 +217,10 @@ async fn logs_go_to_json_files_and_an_unwritable_log_dir_does_not_stop_the_strea
     }
     let stderr = bin.stderr_lines().join("\n");
     assert!(stderr.contains("cannot write logs"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "a console piped to a file must carry no colour codes: {stderr:?}"
+    );
     bin.signal("TERM");
     assert!(bin
         .wait(Duration::from_secs(10))

@@ -316,16 +316,15 @@ where
             ),
             Dialect::Compat => compat_welcome(self.guard.id(), &format, &params),
         };
-        if self.send_text(first, REPLY_ATTEMPTS).await.is_err() {
-            return DisconnectReason::Closed;
+        if let Err(e) = self.send_text(first, REPLY_ATTEMPTS).await {
+            return failure_reason(&e);
         }
         if let Some(w) = warning {
-            if self
+            if let Err(e) = self
                 .send_text(error_message(&w, true), REPLY_ATTEMPTS)
                 .await
-                .is_err()
             {
-                return DisconnectReason::Closed;
+                return failure_reason(&e);
             }
         }
         let start = tokio::time::Instant::now();

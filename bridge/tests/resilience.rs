@@ -93,8 +93,10 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_their_rate() {
         let (count, max_gap) = r.await.expect("reader");
         let rate = f64::from(count) / 8.0;
         assert!((8.0..=12.0).contains(&rate), "reader rate {rate}/s");
+        // A reader held up by the stalled client would wait out its 1.5 s send
+        // timeout; scheduling noise on a loaded machine stays well under 1 s.
         assert!(
-            max_gap < Duration::from_millis(500),
+            max_gap < Duration::from_millis(1000),
             "reader gap {max_gap:?}"
         );
     }

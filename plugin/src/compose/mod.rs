@@ -35,6 +35,20 @@ const STREAM_MELODY: u64 = 3;
 /// Stream of the percussion.
 const STREAM_PERCUSSION: u64 = 4;
 
+/// Phrases per section: the chord chain starts again on the tonic every this many
+/// phrases (about half an hour of music at the default tempo), which bounds the work
+/// of seeking to any position — a host playhead can jump billions of beats ahead.
+pub const SECTION_PHRASES: u64 = 64;
+
+/// The previous degree phrase `index` continues from: none at a section start.
+const fn section_prev(index: u64, prev_degree: Option<u8>) -> Option<u8> {
+    if index % SECTION_PHRASES == 0 {
+        None
+    } else {
+        prev_degree
+    }
+}
+
 /// Composes the phrases of one piece: a seed and the current parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Composer {
@@ -68,9 +82,11 @@ impl Composer {
 
     /// Composes phrase `index`. `prev_degree` is the degree of the last chord of
     /// phrase `index - 1` ([`Phrase::last_degree`]); `None` starts the piece on the
-    /// tonic. Pure: equal arguments give equal phrases.
+    /// tonic, and so does every [`SECTION_PHRASES`]-th phrase, whatever
+    /// `prev_degree` says. Pure: equal arguments give equal phrases.
     #[must_use]
     pub fn compose(&self, index: u64, prev_degree: Option<u8>) -> Phrase {
+        let prev_degree = section_prev(index, prev_degree);
         let params = &self.params;
         let scale = params.scale();
         let bar_beats = f64::from(params.beats_per_bar);
@@ -120,18 +136,21 @@ impl Composer {
             self.params.mode,
             self.params.bars,
             self.params.intensity,
-            prev_degree,
+            section_prev(index, prev_degree),
             &mut Rng::derive(self.seed, index, STREAM_CHORDS),
             |_, _, _| {},
         )
     }
 
     /// The degree phrase `index` continues from when the piece is generated
-    /// sequentially from phrase 0 with the current parameters (`None` for 0).
+    /// sequentially from phrase 0 with the current parameters (`None` at the start
+    /// of a section). Walks the chord chain from the start of `index`'s section
+    /// only, so any position, however far, costs fewer than [`SECTION_PHRASES`]
+    /// walks.
     #[must_use]
     pub fn prev_degree_at(&self, index: u64) -> Option<u8> {
         let mut prev = None;
-        for i in 0..index {
+        for i in index - index % SECTION_PHRASES..index {
             prev = Some(self.last_degree(i, prev));
         }
         prev
@@ -139,7 +158,7 @@ impl Composer {
 
     /// Phrase `index` exactly as sequential generation from phrase 0 with the
     /// current parameters produces it. Costs one chord-chain walk per earlier
-    /// phrase.
+    /// phrase of its section.
     #[must_use]
     pub fn seek(&self, index: u64) -> Phrase {
         self.compose(index, self.prev_degree_at(index))
@@ -391,6 +410,29 @@ mod tests {
             for k in (0..120).step_by(7).chain([1, 2, 119]) {
                 assert_eq!(composer.seek(k), phrases[k as usize], "phrase {k}");
             }
+        }
+    }
+
+    #[test]
+    fn sections_start_on_the_tonic_so_any_position_seeks_at_once() {
+        let composer = Composer::new(9, params(4, Mode::Dorian, 0.5));
+        for start in [SECTION_PHRASES, 5 * SECTION_PHRASES] {
+            assert_eq!(composer.prev_degree_at(start), None);
+            for prev in 0..7 {
+                assert_eq!(
+                    composer.compose(start, Some(prev)),
+                    composer.compose(start, None)
+                );
+            }
+        }
+        // A playhead billions of beats ahead: one section's walk, the same phrase
+        // as generating that section sequentially.
+        let far = (u64::MAX / 3) - (u64::MAX / 3) % SECTION_PHRASES;
+        let mut prev = None;
+        for k in far..far + 5 {
+            let phrase = composer.compose(k, prev);
+            assert_eq!(composer.seek(k), phrase, "phrase {k}");
+            prev = Some(phrase.last_degree());
         }
     }
 

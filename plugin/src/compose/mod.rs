@@ -42,7 +42,7 @@ pub const SECTION_PHRASES: u64 = 64;
 
 /// The previous degree phrase `index` continues from: none at a section start.
 const fn section_prev(index: u64, prev_degree: Option<u8>) -> Option<u8> {
-    if index % SECTION_PHRASES == 0 {
+    if index.is_multiple_of(SECTION_PHRASES) {
         None
     } else {
         prev_degree

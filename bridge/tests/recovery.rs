@@ -948,28 +948,13 @@ async fn synthesis_errors_in_the_running_bridge_leave_the_pad_playing() {
     assert_eq!(first["fields"]["failure_rate"], 1.0);
 }
 
-/// Whether a GPU adapter is there: under `CI=true` a missing one fails the test,
-/// elsewhere the test is skipped with a word.
-fn gpu_available() -> bool {
-    match auralis::prerender::gpu::GpuContext::new() {
-        Ok(_) => true,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but no GPU adapter (install mesa-vulkan-drivers): {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping a GPU test: {e}");
-            false
-        }
-    }
-}
-
 /// Row "GPU OOM → clear → CPU fallback", in the running bridge: the GPU runs out
 /// of memory when it is set up, then the device is lost under the first phrase;
 /// each time the pre-renderer releases it, renders on the CPU and takes the GPU
 /// again after the cool-down. The listeners hear nothing of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpu_out_of_memory_and_device_loss_in_the_running_bridge_fall_back_to_the_cpu() {
-    if !gpu_available() {
+    if auralis::prerender::gpu::test_context().is_none() {
         return;
     }
     let logs = fresh_dir("recovery-gpu");

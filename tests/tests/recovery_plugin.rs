@@ -220,21 +220,6 @@ fn invalid_textures_are_rejected_and_never_heard() {
     assert_music_goes_on(&out, music_step(&clean_cpu_render()));
 }
 
-/// Whether a GPU adapter is there: under `CI=true` a missing one fails the test,
-/// elsewhere the test is skipped with a word.
-fn gpu_available() -> bool {
-    match auralis::prerender::gpu::GpuContext::new() {
-        Ok(_) => true,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but no GPU adapter (install mesa-vulkan-drivers): {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping a GPU test: {e}");
-            false
-        }
-    }
-}
-
 /// Row "GPU OOM → clear → CPU fallback": the GPU runs out of memory on every
 /// use; the pre-renderer releases it and renders on the CPU, and not a phrase is
 /// lost: the bounce is the CPU's, sample for sample.
@@ -243,7 +228,7 @@ fn gpu_out_of_memory_falls_back_to_the_cpu_and_loses_no_phrase() {
     if render_in_child(true, NONE) {
         return;
     }
-    if !gpu_available() {
+    if auralis::prerender::gpu::test_context().is_none() {
         return;
     }
     let env = [("AURALIS_RENDERER", "gpu"), ("AURALIS_FAULTS", "gpu_oom")];
@@ -273,7 +258,7 @@ fn a_lost_gpu_device_costs_no_phrase() {
     if render_in_child(true, NONE) {
         return;
     }
-    if !gpu_available() {
+    if auralis::prerender::gpu::test_context().is_none() {
         return;
     }
     let env = [

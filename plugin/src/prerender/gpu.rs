@@ -710,13 +710,14 @@ fn byte_len<T>(n: usize) -> u64 {
     (n * size_of::<T>()) as u64
 }
 
-/// The GPU context for a test: under `CI=true` a missing adapter fails the test;
+/// The GPU context for a test, in this crate's tests and any test suite that
+/// drives the GPU path: under `CI=true` a missing adapter fails the test;
 /// elsewhere the test is skipped with a printed reason.
 ///
 /// # Panics
 /// Under `CI=true` when no adapter is found.
-#[cfg(test)]
-pub(crate) fn test_context() -> Option<GpuContext> {
+#[must_use]
+pub fn test_context() -> Option<GpuContext> {
     match GpuContext::new() {
         Ok(ctx) => Some(ctx),
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {

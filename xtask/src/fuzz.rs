@@ -12,7 +12,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::loadtest::parse_in;
+use crate::flags::Flags;
 
 const USAGE: &str = "usage: cargo xtask fuzz [--seconds S] [--target T]...
 
@@ -79,16 +79,12 @@ struct Args {
 fn parse_args(args: &[String]) -> Result<Args> {
     let mut seconds = 20;
     let mut targets = Vec::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--seconds" => seconds = parse_in(flag, value()?, 1.0, 86_400.0)? as u32,
+    let mut flags = Flags::new(args, USAGE);
+    while let Some(flag) = flags.next_flag()? {
+        match flag {
+            "--seconds" => seconds = flags.number(flag, 1.0, 86_400.0)? as u32,
             "--target" => {
-                let name = value()?;
+                let name = flags.value(flag)?;
                 let target = TARGETS.iter().find(|t| t.name == name).with_context(|| {
                     let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
                     format!(
@@ -98,8 +94,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
                 })?;
                 targets.push(*target);
             }
-            "-h" | "--help" => bail!("{USAGE}"),
-            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            other => return Err(flags.unknown(other)),
         }
     }
     if targets.is_empty() {

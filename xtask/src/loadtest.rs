@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _, Result};
 use tokio::time::Instant;
 
 use crate::bridge::{self, Bridge, Metrics, Profile};
+use crate::flags::Flags;
 use crate::listeners::{self, ClientReport, Summary, Target};
 
 /// The latency histogram the bridge exposes in `/metrics`.
@@ -171,46 +172,29 @@ fn parse_args(args: &[String]) -> Result<Args> {
     let mut gap_limit = listeners::MAX_HEALTHY_GAP;
     let mut url = None;
     let mut bin = None;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--clients" => clients = Some(parse_in(flag, value()?, 1.0, 20_000.0)? as usize),
-            "--seconds" => seconds = Some(parse_in(flag, value()?, 1.0, 86_400.0)?),
+    let mut flags = Flags::new(args, USAGE);
+    while let Some(flag) = flags.next_flag()? {
+        match flag {
+            "--clients" => clients = Some(flags.number(flag, 1.0, 20_000.0)? as usize),
+            "--seconds" => seconds = Some(flags.number(flag, 1.0, 86_400.0)?),
             "--max-gap-ms" => {
-                gap_limit =
-                    Duration::from_secs_f64(parse_in(flag, value()?, 50.0, 60_000.0)? / 1e3);
+                gap_limit = Duration::from_secs_f64(flags.number(flag, 50.0, 60_000.0)? / 1e3);
             }
-            "--url" => url = Some(value()?.clone()),
-            "--bin" => bin = Some(PathBuf::from(value()?)),
-            "-h" | "--help" => bail!("{USAGE}"),
-            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            "--url" => url = Some(flags.value(flag)?.to_owned()),
+            "--bin" => bin = Some(PathBuf::from(flags.value(flag)?)),
+            other => return Err(flags.unknown(other)),
         }
     }
     if url.is_some() && bin.is_some() {
         bail!("--url and --bin exclude each other: --url uses a running bridge");
     }
     Ok(Args {
-        clients: clients.with_context(|| format!("--clients is required\n\n{USAGE}"))?,
-        seconds: seconds.with_context(|| format!("--seconds is required\n\n{USAGE}"))?,
+        clients: flags.required(clients, "--clients")?,
+        seconds: flags.required(seconds, "--seconds")?,
         gap_limit,
         url,
         bin,
     })
-}
-
-/// Parses `value` of `flag` as a number within `[min, max]`.
-///
-/// # Errors
-/// A message naming the flag and the range.
-pub fn parse_in(flag: &str, value: &str, min: f64, max: f64) -> Result<f64> {
-    match value.parse::<f64>() {
-        Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(v),
-        _ => bail!("{flag}: expected a number from {min} to {max}, got {value:?}"),
-    }
 }
 
 /// `cargo xtask loadtest`.

@@ -10,6 +10,7 @@
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
 
 mod bridge;
+mod flags;
 mod fuzz;
 mod listeners;
 mod loadtest;
@@ -239,7 +240,7 @@ fn bridge_bench_options(args: &[String]) -> Result<(bool, std::time::Duration, V
             "--bridge-only" => only = true,
             "--bridge-seconds" => {
                 let v = it.next().context("--bridge-seconds needs a value")?;
-                seconds = loadtest::parse_in(a, v, 1.0, 3600.0)?;
+                seconds = flags::parse_in(a, v, 1.0, 3600.0)?;
             }
             _ => rest.push(a.clone()),
         }

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::bridge::{self, Bridge, Metrics, Profile};
+use crate::flags::Flags;
 use crate::listeners::{self, ClientReport, Leave, Target};
-use crate::loadtest::parse_in;
 
 const USAGE: &str =
     "usage: cargo xtask soak --minutes M --clients N [--release | --bin PATH] [--seed N]
@@ -81,34 +81,29 @@ fn parse_args(args: &[String]) -> Result<Args> {
     let mut profile = Profile::Debug;
     let mut bin = None;
     let mut seed = None;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--minutes" => minutes = Some(parse_in(flag, value()?, 0.5, 1440.0)?),
-            "--clients" => clients = Some(parse_in(flag, value()?, 5.0, 5000.0)? as usize),
+    let mut flags = Flags::new(args, USAGE);
+    while let Some(flag) = flags.next_flag()? {
+        match flag {
+            "--minutes" => minutes = Some(flags.number(flag, 0.5, 1440.0)?),
+            "--clients" => clients = Some(flags.number(flag, 5.0, 5000.0)? as usize),
             "--release" => profile = Profile::Release,
-            "--bin" => bin = Some(PathBuf::from(value()?)),
+            "--bin" => bin = Some(PathBuf::from(flags.value(flag)?)),
             "--seed" => {
-                let v = value()?;
+                let v = flags.value(flag)?;
                 seed = Some(v.parse().with_context(|| {
                     format!("--seed: expected a non-negative integer, got {v:?}")
                 })?);
             }
-            "-h" | "--help" => bail!("{USAGE}"),
-            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            other => return Err(flags.unknown(other)),
         }
     }
     if bin.is_some() && profile == Profile::Release {
         bail!("--release and --bin exclude each other");
     }
-    let minutes = minutes.with_context(|| format!("--minutes is required\n\n{USAGE}"))?;
+    let minutes = flags.required(minutes, "--minutes")?;
     Ok(Args {
         duration: Duration::from_secs_f64(minutes * 60.0),
-        clients: clients.with_context(|| format!("--clients is required\n\n{USAGE}"))?,
+        clients: flags.required(clients, "--clients")?,
         profile,
         bin,
         seed: seed.unwrap_or_else(|| {

@@ -19,8 +19,9 @@ const USAGE: &str = "usage: cargo xtask fuzz [--seconds S] [--target T]...
   --seconds S   time per target (1-86400, default 20)
   --target T    run only this target (repeatable); default: all of them
 
-Needs the nightly toolchain and cargo-fuzz (`rustup toolchain install nightly
---profile minimal`, `cargo install --locked cargo-fuzz`).";
+Needs the nightly toolchain and cargo-fuzz, and installs them when missing
+(`rustup toolchain install nightly --profile minimal`,
+`cargo install --locked cargo-fuzz`).";
 
 /// A fuzz target and how libFuzzer runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +117,32 @@ fn cargo_fuzz(root: &Path) -> Command {
     cmd
 }
 
+/// Installs what fuzzing needs when it is missing: the nightly toolchain (through
+/// rustup) and cargo-fuzz (from crates.io), so a fresh CI machine fuzzes too.
+fn ensure_tools(root: &Path) -> Result<()> {
+    let works = |mut cmd: Command| cmd.output().is_ok_and(|o| o.status.success());
+    let mut version = cargo_fuzz(root);
+    version.arg("--version");
+    if works(version) {
+        return Ok(());
+    }
+    let mut nightly = Command::new("rustup");
+    nightly.args(["run", "nightly", "rustc", "--version"]);
+    if !works(nightly) {
+        let mut install = Command::new("rustup");
+        install.args(["toolchain", "install", "nightly", "--profile", "minimal"]);
+        crate::run(install).context(
+            "the nightly toolchain is needed for cargo-fuzz: rustup toolchain install \
+             nightly --profile minimal",
+        )?;
+    }
+    let mut install = Command::new("cargo");
+    install
+        .args(["install", "--locked", "cargo-fuzz"])
+        .env_remove("RUSTUP_TOOLCHAIN");
+    crate::run(install).context("cargo-fuzz is needed: cargo install --locked cargo-fuzz")
+}
+
 /// `cargo xtask fuzz`.
 ///
 /// # Errors
@@ -124,16 +151,7 @@ fn cargo_fuzz(root: &Path) -> Command {
 pub fn fuzz(args: &[String]) -> Result<()> {
     let args = parse_args(args)?;
     let root = crate::root();
-    let found = cargo_fuzz(&root)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        bail!(
-            "cargo-fuzz on the nightly toolchain is needed: rustup toolchain install \
-             nightly --profile minimal && cargo install --locked cargo-fuzz"
-        );
-    }
+    ensure_tools(&root)?;
     let mut build = cargo_fuzz(&root);
     build.arg("build");
     crate::run(build)?;

@@ -2,7 +2,8 @@
 //!
 //! - `bundle`: the plugin bundles (`target/bundled/Auralis.clap`, `Auralis.vst3`),
 //!   through nice-plug-xtask;
-//! - `test`: formatting, lints and every test of the workspace (what CI runs);
+//! - `test`: formatting, lints, every test of the workspace, a load test and a
+//!   short soak of the bridge, and every fuzz target for 20 s (what CI runs);
 //! - `bench`: the benchmarks, printed as `name value unit` lines;
 //! - `loadtest`: many WebSocket listeners on one bridge;
 //! - `soak`: the bridge under listeners, control traffic, churn and faults for a
@@ -27,7 +28,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   bundle auralis [--release] [cargo build options]
            build the plugin and write target/bundled/Auralis.clap and Auralis.vst3
-  test     check formatting, run clippy (-D warnings) and every test (what CI runs)
+  test     check formatting, run clippy (-D warnings), every test, a load test, a
+           two-minute soak and 20 s of each fuzz target (what CI runs)
   bench [--bridge-only] [--bridge-seconds S] [criterion options]
            run the benchmarks (the plugin's through a CLAP host, in release; the
            bridge's with listeners for S seconds per trial, default 60) and print
@@ -127,7 +129,35 @@ fn test(extra: &[String]) -> Result<()> {
         tests.args(["test", "--workspace", "--no-fail-fast"]);
     }
     tests.args(extra);
-    run(tests)
+    run(tests)?;
+    // The bridge under load and over time, on the debug binary the tests just built
+    // (fault injection is compiled into it): 20 listeners must get every chunk, with
+    // no sequence gap or disconnection (timing is the benchmark's business, so only
+    // a stalled stream fails the wait bound here), and a two-minute soak must lose
+    // nothing and leak nothing.
+    let bridge = target_dir().join("debug/auralis-bridge");
+    let bridge = bridge.to_string_lossy();
+    let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    loadtest::loadtest(&owned(&[
+        "--clients",
+        "20",
+        "--seconds",
+        "5",
+        "--max-gap-ms",
+        "2000",
+        "--bin",
+        &bridge,
+    ]))?;
+    soak::soak(&owned(&[
+        "--minutes",
+        "2",
+        "--clients",
+        "50",
+        "--bin",
+        &bridge,
+    ]))?;
+    // Every fuzz target for 20 s: any crash, hang or memory overrun fails.
+    fuzz::fuzz(&owned(&["--seconds", "20"]))
 }
 
 /// Debian packages the tests need: a software Vulkan device (lavapipe) so the GPU

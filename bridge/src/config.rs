@@ -16,17 +16,21 @@ pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
 /// Shortest and longest chunk, in milliseconds.
 pub const CHUNK_MS_RANGE: (u32, u32) = (20, 200);
 
-/// Command-line flags (each also read from its `AURALIS_*` environment variable).
-/// Every flag is optional: unset ones come from the config file, then the defaults.
-#[derive(Debug, Default, Clone, Parser)]
+/// Every setting, each optional, from whichever place gives it: command-line flags
+/// (each also read from its `AURALIS_*` environment variable) and the TOML file
+/// (snake_case keys; unknown keys are refused). Unset ones come from the next
+/// layer down, and finally from [`Config::default`], the one table of defaults.
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
 #[command(
     name = "auralis-bridge",
     version,
     about = "Streams the Auralis engine live to WebSocket listeners"
 )]
-pub struct Cli {
+#[serde(deny_unknown_fields)]
+pub struct Settings {
     /// TOML file with any of the settings below (snake_case names).
     #[arg(long, env = "AURALIS_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1].
     #[arg(long, env = "AURALIS_HOST")]
@@ -92,49 +96,10 @@ pub struct Cli {
     pub degrade_on_cpu: Option<bool>,
 }
 
-/// The settings a TOML file may hold (all optional; unknown keys are refused).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// As `--host`.
-    pub host: Option<String>,
-    /// As `--port`.
-    pub port: Option<u16>,
-    /// As `--source`.
-    pub source: Option<String>,
-    /// As `--sample-rate`.
-    pub sample_rate: Option<u32>,
-    /// As `--chunk-ms`.
-    pub chunk_ms: Option<u32>,
-    /// As `--max-clients`.
-    pub max_clients: Option<usize>,
-    /// As `--control-token`.
-    pub control_token: Option<String>,
-    /// As `--heartbeat-s`.
-    pub heartbeat_s: Option<f64>,
-    /// As `--missed-pongs`.
-    pub missed_pongs: Option<u32>,
-    /// As `--send-timeout-ms`.
-    pub send_timeout_ms: Option<u64>,
-    /// As `--max-lag-s`.
-    pub max_lag_s: Option<f64>,
-    /// As `--client-queue`.
-    pub client_queue: Option<usize>,
-    /// As `--control-rate`.
-    pub control_rate: Option<f64>,
-    /// As `--send-buffer-kb`.
-    pub send_buffer_kb: Option<u32>,
-    /// As `--status-interval-s`.
-    pub status_interval_s: Option<f64>,
-    /// As `--log-dir`.
-    pub log_dir: Option<PathBuf>,
-    /// As `--seed`.
-    pub seed: Option<u64>,
-    /// As `--preset`.
-    pub preset: Option<String>,
-    /// As `--degrade-on-cpu`.
-    pub degrade_on_cpu: Option<bool>,
-}
+/// The settings as flags and environment variables.
+pub type Cli = Settings;
+/// The settings as a TOML file (its `config` is always `None`).
+pub type FileConfig = Settings;
 
 /// Where the audio comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,22 +226,27 @@ impl Default for Config {
     }
 }
 
-fn seconds(setting: &'static str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
-    if v.is_finite() && (min..=max).contains(&v) {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(invalid(
+/// A duration given in seconds, when it is given, else `default`.
+fn seconds(
+    setting: &'static str,
+    v: Option<f64>,
+    default: Duration,
+    (min, max): (f64, f64),
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) if v.is_finite() && (min..=max).contains(&v) => Ok(Duration::from_secs_f64(v)),
+        Some(v) => Err(invalid(
             setting,
             format!("must be between {min} and {max} seconds, got {v}"),
-        ))
+        )),
     }
 }
 
 fn within<T: PartialOrd + std::fmt::Display + Copy>(
     setting: &'static str,
     v: T,
-    min: T,
-    max: T,
+    (min, max): (T, T),
 ) -> Result<T, ConfigError> {
     if v >= min && v <= max {
         Ok(v)
@@ -284,6 +254,27 @@ fn within<T: PartialOrd + std::fmt::Display + Copy>(
         Err(invalid(
             setting,
             format!("must be between {min} and {max}, got {v}"),
+        ))
+    }
+}
+
+fn check_token(token: String) -> Result<String, ConfigError> {
+    if token.len() < 8 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "control_token",
+            "must be at least 8 characters, without spaces",
+        ));
+    }
+    Ok(token)
+}
+
+fn check_control_rate(rate: f64) -> Result<f64, ConfigError> {
+    if rate.is_finite() && (0.01..=10_000.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(invalid(
+            "control_rate",
+            format!("must be between 0.01 and 10000 per second, got {rate}"),
         ))
     }
 }
@@ -323,6 +314,10 @@ pub fn parse_source(s: &str) -> Result<SourceSpec, ConfigError> {
         .map_err(|e| invalid("source", format!("{s:?}: {e}")))
 }
 
+fn parse_preset(name: &str) -> Result<&'static Preset, ConfigError> {
+    preset(name).map_err(|e| invalid("preset", e.to_string()))
+}
+
 /// Reads and parses a TOML config file.
 ///
 /// # Errors
@@ -338,7 +333,7 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-impl FileConfig {
+impl Settings {
     /// Parses the text of a TOML config file: [`read_file`] once the file is read,
     /// and the fuzz target, which gives it any text.
     ///
@@ -346,6 +341,33 @@ impl FileConfig {
     /// The parser's message, naming the unknown or mistyped setting.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// These settings, with each one unset here taken from `lower`.
+    #[must_use]
+    pub fn or(self, lower: Self) -> Self {
+        Self {
+            config: self.config.or(lower.config),
+            host: self.host.or(lower.host),
+            port: self.port.or(lower.port),
+            source: self.source.or(lower.source),
+            sample_rate: self.sample_rate.or(lower.sample_rate),
+            chunk_ms: self.chunk_ms.or(lower.chunk_ms),
+            max_clients: self.max_clients.or(lower.max_clients),
+            control_token: self.control_token.or(lower.control_token),
+            heartbeat_s: self.heartbeat_s.or(lower.heartbeat_s),
+            missed_pongs: self.missed_pongs.or(lower.missed_pongs),
+            send_timeout_ms: self.send_timeout_ms.or(lower.send_timeout_ms),
+            max_lag_s: self.max_lag_s.or(lower.max_lag_s),
+            client_queue: self.client_queue.or(lower.client_queue),
+            control_rate: self.control_rate.or(lower.control_rate),
+            send_buffer_kb: self.send_buffer_kb.or(lower.send_buffer_kb),
+            status_interval_s: self.status_interval_s.or(lower.status_interval_s),
+            log_dir: self.log_dir.or(lower.log_dir),
+            seed: self.seed.or(lower.seed),
+            preset: self.preset.or(lower.preset),
+            degrade_on_cpu: self.degrade_on_cpu.or(lower.degrade_on_cpu),
+        }
     }
 }
 
@@ -368,128 +390,66 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the first setting that is wrong.
     pub fn merge(cli: &Cli, file: &FileConfig) -> Result<Self, ConfigError> {
+        Self::from_settings(cli.clone().or(file.clone()))
+    }
+
+    /// Validates `s`, taking every setting it leaves unset from the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first setting that is wrong.
+    pub fn from_settings(s: Settings) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let host = match cli.host.as_ref().or(file.host.as_ref()) {
-            Some(h) => parse_host(h)?,
-            None => d.host,
-        };
-        let source = match cli.source.as_ref().or(file.source.as_ref()) {
-            Some(s) => parse_source(s)?,
-            None => d.source,
-        };
-        let preset = match cli.preset.as_ref().or(file.preset.as_ref()) {
-            Some(name) => preset(name).map_err(|e| invalid("preset", e.to_string()))?,
-            None => d.preset,
-        };
-        let sample_rate = within(
-            "sample_rate",
-            cli.sample_rate
-                .or(file.sample_rate)
-                .unwrap_or(d.sample_rate),
-            SAMPLE_RATE_RANGE.0,
-            SAMPLE_RATE_RANGE.1,
-        )?;
-        let chunk_ms = within(
-            "chunk_ms",
-            cli.chunk_ms.or(file.chunk_ms).unwrap_or(d.chunk_ms),
-            CHUNK_MS_RANGE.0,
-            CHUNK_MS_RANGE.1,
-        )?;
-        let max_clients = within(
-            "max_clients",
-            cli.max_clients
-                .or(file.max_clients)
-                .unwrap_or(d.max_clients),
-            1,
-            100_000,
-        )?;
-        let control_token = cli
-            .control_token
-            .clone()
-            .or_else(|| file.control_token.clone());
-        if let Some(t) = &control_token {
-            if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(invalid(
-                    "control_token",
-                    "must be at least 8 characters, without spaces",
-                ));
-            }
-        }
-        let heartbeat = match cli.heartbeat_s.or(file.heartbeat_s) {
-            Some(s) => seconds("heartbeat_s", s, 0.1, 3600.0)?,
-            None => d.heartbeat,
-        };
-        let missed_pongs = within(
-            "missed_pongs",
-            cli.missed_pongs
-                .or(file.missed_pongs)
-                .unwrap_or(d.missed_pongs),
-            1,
-            100,
-        )?;
-        let send_timeout = Duration::from_millis(within(
-            "send_timeout_ms",
-            cli.send_timeout_ms.or(file.send_timeout_ms).unwrap_or(5000),
-            10,
-            600_000,
-        )?);
-        let max_lag = match cli.max_lag_s.or(file.max_lag_s) {
-            Some(s) => seconds("max_lag_s", s, 0.1, 3600.0)?,
-            None => d.max_lag,
-        };
-        let client_queue = within(
-            "client_queue",
-            cli.client_queue
-                .or(file.client_queue)
-                .unwrap_or(d.client_queue),
-            2,
-            4096,
-        )?;
-        let control_rate_per_s = cli
-            .control_rate
-            .or(file.control_rate)
-            .unwrap_or(d.control_rate_per_s);
-        if !(control_rate_per_s.is_finite() && (0.01..=10_000.0).contains(&control_rate_per_s)) {
-            return Err(invalid(
-                "control_rate",
-                format!("must be between 0.01 and 10000 per second, got {control_rate_per_s}"),
-            ));
-        }
-        let send_buffer_kb = within(
-            "send_buffer_kb",
-            cli.send_buffer_kb
-                .or(file.send_buffer_kb)
-                .unwrap_or(d.send_buffer_kb),
-            8,
-            65_536,
-        )?;
-        let status_interval = match cli.status_interval_s.or(file.status_interval_s) {
-            Some(s) => seconds("status_interval_s", s, 0.1, 3600.0)?,
-            None => d.status_interval,
-        };
+        let send_timeout_ms = u64::try_from(d.send_timeout.as_millis()).unwrap_or(u64::MAX);
+        // Checked in this order: the first bad setting is the one reported.
         Ok(Self {
-            host,
-            port: cli.port.or(file.port).unwrap_or(d.port),
-            source,
-            sample_rate,
-            chunk_ms,
-            max_clients,
-            control_token,
-            heartbeat,
-            missed_pongs,
-            send_timeout,
-            max_lag,
-            client_queue,
-            control_rate_per_s,
-            send_buffer_kb,
-            status_interval,
-            log_dir: cli.log_dir.clone().or_else(|| file.log_dir.clone()),
-            seed: cli.seed.or(file.seed).unwrap_or(d.seed),
-            preset,
-            degrade_on_cpu: cli
-                .degrade_on_cpu
-                .or(file.degrade_on_cpu)
-                .unwrap_or(d.degrade_on_cpu),
+            host: s.host.as_deref().map_or(Ok(d.host), parse_host)?,
+            source: s.source.as_deref().map_or(Ok(d.source), parse_source)?,
+            preset: s.preset.as_deref().map_or(Ok(d.preset), parse_preset)?,
+            sample_rate: within(
+                "sample_rate",
+                s.sample_rate.unwrap_or(d.sample_rate),
+                SAMPLE_RATE_RANGE,
+            )?,
+            chunk_ms: within("chunk_ms", s.chunk_ms.unwrap_or(d.chunk_ms), CHUNK_MS_RANGE)?,
+            max_clients: within(
+                "max_clients",
+                s.max_clients.unwrap_or(d.max_clients),
+                (1, 100_000),
+            )?,
+            control_token: s.control_token.map(check_token).transpose()?,
+            heartbeat: seconds("heartbeat_s", s.heartbeat_s, d.heartbeat, (0.1, 3600.0))?,
+            missed_pongs: within(
+                "missed_pongs",
+                s.missed_pongs.unwrap_or(d.missed_pongs),
+                (1, 100),
+            )?,
+            send_timeout: Duration::from_millis(within(
+                "send_timeout_ms",
+                s.send_timeout_ms.unwrap_or(send_timeout_ms),
+                (10, 600_000),
+            )?),
+            max_lag: seconds("max_lag_s", s.max_lag_s, d.max_lag, (0.1, 3600.0))?,
+            client_queue: within(
+                "client_queue",
+                s.client_queue.unwrap_or(d.client_queue),
+                (2, 4096),
+            )?,
+            control_rate_per_s: check_control_rate(s.control_rate.unwrap_or(d.control_rate_per_s))?,
+            send_buffer_kb: within(
+                "send_buffer_kb",
+                s.send_buffer_kb.unwrap_or(d.send_buffer_kb),
+                (8, 65_536),
+            )?,
+            status_interval: seconds(
+                "status_interval_s",
+                s.status_interval_s,
+                d.status_interval,
+                (0.1, 3600.0),
+            )?,
+            port: s.port.unwrap_or(d.port),
+            log_dir: s.log_dir.or(d.log_dir),
+            seed: s.seed.unwrap_or(d.seed),
+            degrade_on_cpu: s.degrade_on_cpu.unwrap_or(d.degrade_on_cpu),
         })
     }
 

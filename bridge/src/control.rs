@@ -1,14 +1,16 @@
 //! Control rules shared by the WebSocket and `POST /api/control`: who may control
 //! (the controller role: a token, or a loopback-only bridge with no token), how often
 //! (a token bucket per client), and applying a validated change, which is then
-//! announced to every client with a `params` message.
+//! announced to every client with a `params` message. A source's refusal
+//! ([`SourceError`]) becomes the protocol's error here, where the client is answered.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use auralis::compose::phrase::ParamError;
 
 use crate::hub::Role;
 use crate::protocol::{params_message, ClientMessage, ErrorCode, ProtocolError};
-use crate::source::{ParamsSnapshot, SourceCommand};
+use crate::source::{ParamsSnapshot, SourceCommand, SourceError};
 use crate::AppState;
 
 /// How long a control change may wait for the source thread.
@@ -109,17 +111,15 @@ pub async fn apply(
     message: &ClientMessage,
 ) -> Result<ParamsSnapshot, ProtocolError> {
     let result = apply_inner(state, role, limiter, message).await;
-    let stats = &state.hub.stats;
+    let metrics = &state.hub.metrics;
     match &result {
         Ok(params) => {
-            stats.control_applied.fetch_add(1, Ordering::Relaxed);
+            metrics.count_control_applied();
             state
                 .hub
                 .announce(params_message(&params.to_json(), "next_phrase"));
         }
-        Err(_) => {
-            stats.control_errors.fetch_add(1, Ordering::Relaxed);
-        }
+        Err(_) => metrics.count_control_error(),
     }
     result
 }
@@ -153,7 +153,24 @@ async fn apply_inner(
             ),
         ));
     }
-    state.pump.apply(command, APPLY_TIMEOUT).await
+    state
+        .pump
+        .apply(command, APPLY_TIMEOUT)
+        .await
+        .map_err(|e| refused(&e))
+}
+
+/// The error a client gets when the source refuses its change.
+fn refused(e: &SourceError) -> ProtocolError {
+    match e {
+        SourceError::Param(ParamError::OutOfRange { name, .. }) => {
+            ProtocolError::field(ErrorCode::OutOfRange, name, e.to_string())
+        }
+        SourceError::Unavailable(why) => ProtocolError::new(ErrorCode::Unavailable, why.clone()),
+        SourceError::RemoteControlOff => {
+            ProtocolError::field(ErrorCode::Forbidden, "remote_control", e.to_string())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,23 +1,24 @@
 //! HTTP routes: the page, health (seed §7), status, presets, streams, control and
 //! Prometheus metrics, plus the WebSocket endpoint. [`app`] builds the router.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use auralis::compose::presets::PRESETS;
 use auralis::degrade::Level;
 use auralis::engine::RendererStatus;
 use auralis::prerender::Backend;
+use auralis::stream::reader::Listing;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::control::{self, token_matches};
-use crate::hub::{DisconnectReason, Role, LATENCY_BUCKETS_S};
+use crate::hub::Role;
+use crate::metrics::{prometheus_text, Sample};
 use crate::protocol::{
     error_message, params_message, parse_client_bytes, Dialect, ErrorCode, ProtocolError,
 };
@@ -116,69 +117,107 @@ impl Health {
 /// audio is produced; degraded when any other check fails.
 #[must_use]
 pub fn health(state: &AppState) -> (Health, Value) {
-    let hub = &state.hub;
-    let stats = &hub.stats;
-    let alive = state.pump.is_alive();
-    let chunk = state.pump.chunk_duration();
-    let stale_after = (chunk * 5).max(Duration::from_secs(1));
-    let age = hub.last_chunk_age();
-    let producing = match age {
-        Some(a) => a <= stale_after,
-        // Still starting up.
-        None => hub.uptime() <= Duration::from_secs(2),
-    };
-    let chunk_error_rate = stats.recent_error_rate();
-    // Texture renders that failed validation are synthesis errors too, though the
-    // pad covers them and no bad chunk ever reaches the check above.
-    let texture_failure_rate = state
-        .pump
-        .renderer()
-        .map_or(0.0, |r| f64::from(r.failure_rate));
-    let error_rate = chunk_error_rate.max(texture_failure_rate);
-    let level = stats.level();
-    let idle = stats.idle.load(Ordering::Relaxed) == 1;
-    let clients = hub.client_count();
-    let at_capacity = clients >= hub.max_clients();
-    let starting = hub.uptime() <= Duration::from_secs(2);
-    let synthesis_ok = producing && error_rate < MAX_HEALTHY_ERROR_RATE;
-    let composition_ok = stats.phrase_index.load(Ordering::Relaxed) != u64::MAX || starting;
-    // The source renders a chunk ahead: the newest chunk is never more than about
-    // one chunk old unless the source is falling behind real time.
-    let buffer_ok = age.map_or(starting, |a| a <= chunk * 3 + Duration::from_millis(50));
-    let status = if !alive || !producing {
-        Health::Unhealthy
-    } else if !synthesis_ok
-        || !composition_ok
-        || !buffer_ok
-        || level >= Level::Critical
-        || at_capacity
-        || idle
-    {
-        Health::Degraded
-    } else {
-        Health::Healthy
-    };
-    // The first five fields are the original server's health model.
-    let body = json!({
-        "status": status.name(),
-        "synthesis_functional": synthesis_ok,
-        "composition_functional": composition_ok,
-        "buffer_healthy": buffer_ok,
-        "error_rate": error_rate,
-        "checks": {
-            "source_thread_alive": alive,
-            "chunk_error_rate": chunk_error_rate,
-            "texture_failure_rate": texture_failure_rate,
-            "source_producing": producing,
-            "last_chunk_age_ms": age.map(|a| a.as_millis() as u64),
-            "source_idle": idle,
-            "degradation_level": level.name(),
-            "clients": clients,
-            "max_clients": hub.max_clients(),
-            "at_capacity": at_capacity,
-        },
-    });
-    (status, body)
+    let checks = HealthChecks::of(state);
+    let status = checks.status();
+    (status, checks.to_json(status))
+}
+
+/// What the health checks found.
+struct HealthChecks {
+    alive: bool,
+    producing: bool,
+    age: Option<Duration>,
+    chunk_error_rate: f64,
+    texture_failure_rate: f64,
+    error_rate: f64,
+    level: Level,
+    idle: bool,
+    clients: usize,
+    max_clients: usize,
+    synthesis_ok: bool,
+    composition_ok: bool,
+    buffer_ok: bool,
+}
+
+impl HealthChecks {
+    fn of(state: &AppState) -> Self {
+        let hub = &state.hub;
+        let stats = hub.metrics.snapshot();
+        let chunk = state.pump.chunk_duration();
+        let stale_after = (chunk * 5).max(Duration::from_secs(1));
+        let age = hub.last_chunk_age();
+        let starting = hub.uptime() <= Duration::from_secs(2);
+        // Without a chunk yet: still starting up.
+        let producing = age.map_or(starting, |a| a <= stale_after);
+        let chunk_error_rate = stats.recent_error_rate();
+        // Texture renders that failed validation are synthesis errors too, though the
+        // pad covers them and no bad chunk ever reaches the check above.
+        let texture_failure_rate = state
+            .pump
+            .renderer()
+            .map_or(0.0, |r| f64::from(r.failure_rate));
+        let error_rate = chunk_error_rate.max(texture_failure_rate);
+        Self {
+            alive: state.pump.is_alive(),
+            producing,
+            age,
+            chunk_error_rate,
+            texture_failure_rate,
+            error_rate,
+            level: stats.level,
+            idle: stats.idle(),
+            clients: hub.client_count(),
+            max_clients: hub.max_clients(),
+            synthesis_ok: producing && error_rate < MAX_HEALTHY_ERROR_RATE,
+            composition_ok: stats.phrase_index.is_some() || starting,
+            // The source renders a chunk ahead: the newest chunk is never more than
+            // about one chunk old unless the source is falling behind real time.
+            buffer_ok: age.map_or(starting, |a| a <= chunk * 3 + Duration::from_millis(50)),
+        }
+    }
+
+    const fn at_capacity(&self) -> bool {
+        self.clients >= self.max_clients
+    }
+
+    fn status(&self) -> Health {
+        if !self.alive || !self.producing {
+            Health::Unhealthy
+        } else if !self.synthesis_ok
+            || !self.composition_ok
+            || !self.buffer_ok
+            || self.level >= Level::Critical
+            || self.at_capacity()
+            || self.idle
+        {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        }
+    }
+
+    fn to_json(&self, status: Health) -> Value {
+        // The first five fields are the original server's health model.
+        json!({
+            "status": status.name(),
+            "synthesis_functional": self.synthesis_ok,
+            "composition_functional": self.composition_ok,
+            "buffer_healthy": self.buffer_ok,
+            "error_rate": self.error_rate,
+            "checks": {
+                "source_thread_alive": self.alive,
+                "chunk_error_rate": self.chunk_error_rate,
+                "texture_failure_rate": self.texture_failure_rate,
+                "source_producing": self.producing,
+                "last_chunk_age_ms": self.age.map(|a| a.as_millis() as u64),
+                "source_idle": self.idle,
+                "degradation_level": self.level.name(),
+                "clients": self.clients,
+                "max_clients": self.max_clients,
+                "at_capacity": self.at_capacity(),
+            },
+        })
+    }
 }
 
 async fn health_handler(State(state): State<AppState>) -> Response {
@@ -192,12 +231,10 @@ async fn health_handler(State(state): State<AppState>) -> Response {
 
 async fn status_handler(State(state): State<AppState>) -> Json<Value> {
     let hub = &state.hub;
-    let s = &hub.stats;
+    let s = hub.metrics.snapshot();
     let info = state.pump.info();
     let (health, _) = health(&state);
-    let level = s.level();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let phrase = load(&s.phrase_index);
+    let level = s.level;
     Json(json!({
         "status": health.name(),
         "uptime_s": hub.uptime().as_secs_f64(),
@@ -205,16 +242,16 @@ async fn status_handler(State(state): State<AppState>) -> Json<Value> {
         "source": {
             "name": info.name,
             "kind": info.kind,
-            "state": if load(&s.idle) == 1 { "idle" } else { "streaming" },
+            "state": s.source.name(),
             "alive": state.pump.is_alive(),
             "sample_rate": info.sample_rate,
             "channels": info.channels,
             "frames_per_chunk": state.pump.frames_per_chunk(),
             "chunk_ms": state.pump.chunk_duration().as_secs_f64() * 1000.0,
-            "seq": load(&s.last_seq),
-            "phrase_index": (phrase != u64::MAX).then_some(phrase),
+            "seq": s.last_seq,
+            "phrase_index": s.phrase_index,
             "render_rtf": s.render_rtf(),
-            "schedule_resets": load(&s.schedule_resets),
+            "schedule_resets": s.schedule_resets,
         },
         "degradation": {"level": level.name(), "value": level as u8},
         "params": state.pump.params().to_json(),
@@ -224,19 +261,19 @@ async fn status_handler(State(state): State<AppState>) -> Json<Value> {
             "list": hub.clients(),
         },
         "chunks": {
-            "produced": load(&s.chunks_produced),
-            "sent": load(&s.chunks_sent),
-            "dropped": load(&s.chunks_dropped),
-            "bad_replaced": load(&s.bad_chunks),
+            "produced": s.chunks_produced,
+            "sent": s.chunks_sent,
+            "dropped": s.chunks_dropped,
+            "bad_replaced": s.bad_chunks,
         },
-        "bytes_out": load(&s.bytes_out),
+        "bytes_out": s.bytes_out,
         "process": {
             "cpu_seconds": crate::procstat::cpu_seconds(),
             "resident_bytes": crate::procstat::resident_bytes(),
         },
         "control": {
-            "applied": load(&s.control_applied),
-            "errors": load(&s.control_errors),
+            "applied": s.control_applied,
+            "errors": s.control_errors,
             "open_without_token": state.config.control_open(),
             "token_required": state.config.control_token.is_some(),
         },
@@ -295,29 +332,28 @@ async fn streams_handler(State(state): State<AppState>) -> Json<Value> {
 #[must_use]
 pub fn streams_json(state: &AppState) -> Vec<Value> {
     let info = state.pump.info();
-    let idle = state.hub.stats.idle.load(Ordering::Relaxed) == 1;
+    let stream_state = state.hub.metrics.snapshot().source.name();
     let mut active = json!({
         "name": info.name,
         "kind": info.kind,
         "source": if info.kind == "shm" { format!("shm:{}", info.name) } else { info.name.clone() },
         "active": true,
-        "state": if idle { "idle" } else { "streaming" },
+        "state": stream_state,
         "sample_rate": info.sample_rate,
         "channels": info.channels,
         "url": "/ws/stream",
     });
     if let (Some(reader), Value::Object(m)) = (state.pump.reader_stats(), &mut active) {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let pid = load(&reader.writer_pid);
-        m.insert("reason".into(), reader.idle_reason().into());
-        m.insert("writer_pid".into(), (pid != 0).then_some(pid).into());
+        let r = reader.snapshot();
+        m.insert("reason".into(), r.idle_reason.into());
+        m.insert("writer_pid".into(), r.writer_pid.into());
         m.insert(
             "reader".into(),
             json!({
-                "laps": load(&reader.laps),
-                "underruns": load(&reader.underruns),
-                "resyncs": load(&reader.resyncs),
-                "attaches": load(&reader.attaches),
+                "laps": r.laps,
+                "underruns": r.underruns,
+                "resyncs": r.resyncs,
+                "attaches": r.attaches,
             }),
         );
     }
@@ -333,45 +369,50 @@ pub fn streams_json(state: &AppState) -> Vec<Value> {
         if info.kind == "shm" && stream.name == info.name {
             continue;
         }
-        let mut entry = json!({
-            "name": stream.name,
-            "kind": "shm",
-            "source": format!("shm:{}", stream.name),
-            "active": false,
-        });
-        let Value::Object(m) = &mut entry else {
-            continue;
-        };
-        match stream.header {
-            Ok(h) => {
-                let alive = std::path::Path::new(&format!("/proc/{}", h.writer_pid)).exists();
-                let state = match (h.closed, alive) {
-                    (true, _) => "closed",
-                    (false, true) => "live",
-                    (false, false) => "idle",
-                };
-                for (k, v) in [
-                    ("valid", json!(true)),
-                    ("state", json!(state)),
-                    ("sample_rate", json!(h.sample_rate)),
-                    ("channels", json!(h.channels)),
-                    ("writer_pid", json!(h.writer_pid)),
-                    ("remote_control", json!(h.remote_control)),
-                    ("control_refused", json!(h.control_refused)),
-                    ("degradation_level", json!(h.level.name())),
-                ] {
-                    m.insert(k.into(), v);
-                }
-            }
-            Err(e) => {
-                m.insert("valid".into(), json!(false));
-                m.insert("state".into(), json!("invalid"));
-                m.insert("error".into(), json!(e.to_string()));
-            }
-        }
-        out.push(entry);
+        out.push(other_stream_json(stream));
     }
     out
+}
+
+/// The `/api/streams` entry of a stream the bridge does not play.
+fn other_stream_json(stream: Listing) -> Value {
+    let mut m = Map::new();
+    for (k, v) in [
+        ("name", json!(stream.name)),
+        ("kind", json!("shm")),
+        ("source", json!(format!("shm:{}", stream.name))),
+        ("active", json!(false)),
+    ] {
+        m.insert(k.into(), v);
+    }
+    match stream.header {
+        Ok(h) => {
+            let alive = std::path::Path::new(&format!("/proc/{}", h.writer_pid)).exists();
+            let state = match (h.closed, alive) {
+                (true, _) => "closed",
+                (false, true) => "live",
+                (false, false) => "idle",
+            };
+            for (k, v) in [
+                ("valid", json!(true)),
+                ("state", json!(state)),
+                ("sample_rate", json!(h.sample_rate)),
+                ("channels", json!(h.channels)),
+                ("writer_pid", json!(h.writer_pid)),
+                ("remote_control", json!(h.remote_control)),
+                ("control_refused", json!(h.control_refused)),
+                ("degradation_level", json!(h.level.name())),
+            ] {
+                m.insert(k.into(), v);
+            }
+        }
+        Err(e) => {
+            m.insert("valid".into(), json!(false));
+            m.insert("state".into(), json!("invalid"));
+            m.insert("error".into(), json!(e.to_string()));
+        }
+    }
+    Value::Object(m)
 }
 
 fn error_response(err: &ProtocolError, unauthenticated: bool) -> Response {
@@ -411,11 +452,7 @@ async fn control_handler(
     let message = match parse_client_bytes(&body, Dialect::Native) {
         Ok(m) => m,
         Err(e) => {
-            state
-                .hub
-                .stats
-                .control_errors
-                .fetch_add(1, Ordering::Relaxed);
+            state.hub.metrics.count_control_error();
             return error_response(&e, false);
         }
     };
@@ -437,211 +474,14 @@ async fn control_handler(
 /// The Prometheus text exposition of the counters.
 #[must_use]
 pub fn metrics_text(state: &AppState) -> String {
-    let s = &state.hub.stats;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let mut out = String::with_capacity(4096);
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    metric(
-        "auralis_bridge_chunks_produced_total",
-        "counter",
-        "Chunks produced by the source.",
-        load(&s.chunks_produced).to_string(),
-    );
-    metric(
-        "auralis_bridge_chunks_sent_total",
-        "counter",
-        "Chunks written to client sockets (one per client per chunk).",
-        load(&s.chunks_sent).to_string(),
-    );
-    metric(
-        "auralis_bridge_chunks_dropped_total",
-        "counter",
-        "Chunks clients lost by falling behind.",
-        load(&s.chunks_dropped).to_string(),
-    );
-    metric(
-        "auralis_bridge_bad_chunks_replaced_total",
-        "counter",
-        "Chunks that were not finite or out of range, replaced by silence.",
-        load(&s.bad_chunks).to_string(),
-    );
-    metric(
-        "auralis_bridge_clients",
-        "gauge",
-        "WebSocket clients connected.",
-        state.hub.client_count().to_string(),
-    );
-    metric(
-        "auralis_bridge_clients_rejected_total",
-        "counter",
-        "Connections refused at the client limit.",
-        load(&s.clients_rejected).to_string(),
-    );
-    metric(
-        "auralis_bridge_bytes_out_total",
-        "counter",
-        "WebSocket payload bytes written.",
-        load(&s.bytes_out).to_string(),
-    );
-    metric(
-        "auralis_bridge_control_errors_total",
-        "counter",
-        "Client messages rejected.",
-        load(&s.control_errors).to_string(),
-    );
-    metric(
-        "auralis_bridge_control_applied_total",
-        "counter",
-        "Control changes applied.",
-        load(&s.control_applied).to_string(),
-    );
-    metric(
-        "auralis_bridge_degradation_level",
-        "gauge",
-        "Degradation level: 0 normal, 1 high_load, 2 critical, 3 overload.",
-        (s.level() as u8).to_string(),
-    );
-    if let Some(r) = state.pump.renderer() {
-        metric(
-            "auralis_bridge_texture_backend_gpu",
-            "gauge",
-            "1 while textures render on the GPU, 0 on the CPU.",
-            u8::from(r.backend == Backend::Gpu).to_string(),
-        );
-        metric(
-            "auralis_bridge_texture_gpu_fallbacks_total",
-            "counter",
-            "GPU failures that sent the texture pre-renderer to the CPU.",
-            r.gpu_fallbacks.to_string(),
-        );
-        metric(
-            "auralis_bridge_texture_attempts_total",
-            "counter",
-            "Texture render attempts (first tries and retries).",
-            r.attempts.to_string(),
-        );
-        metric(
-            "auralis_bridge_texture_failures_total",
-            "counter",
-            "Texture render attempts that failed.",
-            r.failures.to_string(),
-        );
-        metric(
-            "auralis_bridge_texture_failure_rate",
-            "gauge",
-            "Recent texture render failures divided by attempts.",
-            format!("{:.6}", r.failure_rate),
-        );
-        metric(
-            "auralis_bridge_texture_margin_seconds",
-            "gauge",
-            "Seconds of texture ready ahead of the playhead (-1: none expected).",
-            format!("{:.3}", r.margin_s.unwrap_or(-1.0)),
-        );
-        metric(
-            "auralis_bridge_texture_audible",
-            "gauge",
-            "1 while the pre-rendered texture is heard, 0 while the pad carries.",
-            u8::from(r.texture_audible).to_string(),
-        );
-    }
-    metric(
-        "auralis_bridge_render_rtf",
-        "gauge",
-        "Source render time divided by audio time (below 1: faster than real time).",
-        format!("{:.6}", s.render_rtf()),
-    );
-    metric(
-        "auralis_bridge_render_last_seconds",
-        "gauge",
-        "Time the source took to render the last chunk.",
-        format!("{:.6}", load(&s.render_ns_last) as f64 * 1e-9),
-    );
-    let phrase = load(&s.phrase_index);
-    metric(
-        "auralis_bridge_phrase_index",
-        "gauge",
-        "Phrase playing (-1 before the first).",
-        if phrase == u64::MAX {
-            "-1".to_owned()
-        } else {
-            phrase.to_string()
-        },
-    );
-    metric(
-        "auralis_bridge_send_latency_max_seconds",
-        "gauge",
-        "Longest time from a chunk's production to its write to a socket.",
-        format!("{:.6}", load(&s.send_latency_us_max) as f64 * 1e-6),
-    );
-    metric(
-        "auralis_bridge_source_schedule_resets_total",
-        "counter",
-        "Times the source fell more than a second behind real time.",
-        load(&s.schedule_resets).to_string(),
-    );
-    metric(
-        "auralis_bridge_source_up",
-        "gauge",
-        "1 while the source thread runs.",
-        u8::from(state.pump.is_alive()).to_string(),
-    );
-    if let Some(cpu) = crate::procstat::cpu_seconds() {
-        metric(
-            "process_cpu_seconds_total",
-            "counter",
-            "User and system CPU time of the bridge process.",
-            format!("{cpu:.2}"),
-        );
-    }
-    if let Some(rss) = crate::procstat::resident_bytes() {
-        metric(
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory of the bridge process.",
-            rss.to_string(),
-        );
-    }
-    out.push_str(
-        "# HELP auralis_bridge_send_latency_seconds Time from a chunk leaving the source \
-         to its write to a client socket, one observation per client and chunk.\n\
-         # TYPE auralis_bridge_send_latency_seconds histogram",
-    );
-    out.push('\n');
-    let mut cumulative = 0;
-    for (bound, count) in LATENCY_BUCKETS_S.iter().zip(&s.send_latency_buckets) {
-        cumulative += load(count);
-        out.push_str(&format!(
-            "auralis_bridge_send_latency_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-        ));
-        out.push('\n');
-    }
-    let sent = load(&s.chunks_sent);
-    out.push_str(&format!(
-        "auralis_bridge_send_latency_seconds_bucket{{le=\"+Inf\"}} {sent}\n\
-         auralis_bridge_send_latency_seconds_sum {:.6}\n\
-         auralis_bridge_send_latency_seconds_count {sent}",
-        load(&s.send_latency_us_total) as f64 * 1e-6
-    ));
-    out.push('\n');
-    out.push_str(
-        "# HELP auralis_bridge_disconnects_total Client disconnections by reason.\n\
-         # TYPE auralis_bridge_disconnects_total counter",
-    );
-    out.push('\n');
-    for (reason, count) in DisconnectReason::ALL.iter().zip(&s.disconnects) {
-        out.push_str(&format!(
-            "auralis_bridge_disconnects_total{{reason=\"{}\"}} {}",
-            reason.name(),
-            load(count)
-        ));
-        out.push('\n');
-    }
-    out
+    prometheus_text(&Sample {
+        metrics: state.hub.metrics.snapshot(),
+        clients: state.hub.client_count(),
+        renderer: state.pump.renderer(),
+        source_up: state.pump.is_alive(),
+        cpu_seconds: crate::procstat::cpu_seconds(),
+        resident_bytes: crate::procstat::resident_bytes(),
+    })
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {
@@ -656,6 +496,7 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::metrics::LATENCY_BUCKETS_S;
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt as _;
@@ -772,7 +613,7 @@ mod tests {
     async fn the_latency_histogram_is_cumulative_and_complete() {
         let state = test_state();
         for us in [300, 4_000, 4_500, 60_000, 5_000_000] {
-            state.hub.stats.record_send(us);
+            state.hub.metrics.record_send(us);
         }
         let text = metrics_text(&state);
         let buckets: Vec<(String, u64)> = text

@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use auralis::degrade::Level;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::metrics::Metrics;
+pub use crate::metrics::{DisconnectReason, LATENCY_BUCKETS_S};
 use crate::protocol::{compat_audio_chunk, encode_frame, Codec, FrameHeader, FLAG_IDLE};
 
 /// One chunk of interleaved audio and its lazily made, shared encodings.
@@ -78,164 +79,6 @@ impl Chunk {
     #[must_use]
     pub const fn idle(&self) -> bool {
         self.header.flags & FLAG_IDLE != 0
-    }
-}
-
-/// Why a client was disconnected, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// The client closed the connection or it dropped.
-    Closed,
-    /// No answer to the heartbeat.
-    Heartbeat,
-    /// A write took longer than the send timeout.
-    SendTimeout,
-    /// The client stayed behind the stream for too long.
-    Lag,
-    /// The server is shutting down.
-    Shutdown,
-    /// A protocol or server error.
-    Error,
-}
-
-impl DisconnectReason {
-    /// Every reason, for metrics.
-    pub const ALL: [Self; 6] = [
-        Self::Closed,
-        Self::Heartbeat,
-        Self::SendTimeout,
-        Self::Lag,
-        Self::Shutdown,
-        Self::Error,
-    ];
-
-    /// The metric label.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Closed => "closed",
-            Self::Heartbeat => "heartbeat",
-            Self::SendTimeout => "send_timeout",
-            Self::Lag => "lag",
-            Self::Shutdown => "shutdown",
-            Self::Error => "error",
-        }
-    }
-}
-
-/// Upper bounds of the send-latency histogram buckets, in seconds: fine enough
-/// around the few milliseconds a write takes and the tens a crowd of listeners
-/// adds for quantiles to be read from `/metrics` to within a few percent.
-pub const LATENCY_BUCKETS_S: [f64; 20] = [
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1,
-    0.15, 0.2, 0.3, 0.5, 1.0, 2.5,
-];
-
-/// Counters shared by the source thread, the clients and the HTTP handlers.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Chunks the source produced.
-    pub chunks_produced: AtomicU64,
-    /// Chunk deliveries written to client sockets (one per client per chunk).
-    pub chunks_sent: AtomicU64,
-    /// Chunks clients lost by falling behind.
-    pub chunks_dropped: AtomicU64,
-    /// Chunks that failed the check (non-finite or out of range) and were replaced
-    /// by silence.
-    pub bad_chunks: AtomicU64,
-    /// Bad chunks among the last `recent_total` chunks.
-    pub recent_bad: AtomicU64,
-    /// Chunks in the recent window (up to 100).
-    pub recent_total: AtomicU64,
-    /// Bytes of WebSocket payload written to clients.
-    pub bytes_out: AtomicU64,
-    /// Control messages rejected.
-    pub control_errors: AtomicU64,
-    /// Control messages applied.
-    pub control_applied: AtomicU64,
-    /// Connections refused at the client limit.
-    pub clients_rejected: AtomicU64,
-    /// Disconnections, by [`DisconnectReason`] (same order as `ALL`).
-    pub disconnects: [AtomicU64; 6],
-    /// Time the source spent rendering the last chunk, in nanoseconds.
-    pub render_ns_last: AtomicU64,
-    /// Total render time, in nanoseconds.
-    pub render_ns_total: AtomicU64,
-    /// Audio rendered, in nanoseconds of stream time.
-    pub audio_ns_total: AtomicU64,
-    /// Times the source fell so far behind that its schedule was reset.
-    pub schedule_resets: AtomicU64,
-    /// Microseconds from a chunk's production to its write, summed over sends.
-    pub send_latency_us_total: AtomicU64,
-    /// The largest such latency seen, in microseconds.
-    pub send_latency_us_max: AtomicU64,
-    /// Sends whose latency was at most each of [`LATENCY_BUCKETS_S`] (not cumulative:
-    /// each send counts in its own bucket only).
-    pub send_latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
-    /// Newest chunk's sequence number.
-    pub last_seq: AtomicU64,
-    /// Milliseconds since the hub started when the newest chunk was published
-    /// (`u64::MAX` before the first).
-    pub last_chunk_ms: AtomicU64,
-    /// Degradation level of the newest chunk (0–3).
-    pub level: AtomicU64,
-    /// Phrase playing (`u64::MAX` when unknown).
-    pub phrase_index: AtomicU64,
-    /// 1 when the newest chunk was idle.
-    pub idle: AtomicU64,
-}
-
-impl Stats {
-    /// Counts one disconnection.
-    pub fn count_disconnect(&self, reason: DisconnectReason) {
-        if let Some(i) = DisconnectReason::ALL.iter().position(|r| *r == reason) {
-            self.disconnects[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Records one chunk written to a client `latency_us` after it was produced.
-    pub fn record_send(&self, latency_us: u64) {
-        self.chunks_sent.fetch_add(1, Ordering::Relaxed);
-        self.send_latency_us_total
-            .fetch_add(latency_us, Ordering::Relaxed);
-        self.send_latency_us_max
-            .fetch_max(latency_us, Ordering::Relaxed);
-        let s = latency_us as f64 * 1e-6;
-        // Beyond the last bound a send counts only in the total (the `+Inf` bucket).
-        if let Some(bucket) = self
-            .send_latency_buckets
-            .get(LATENCY_BUCKETS_S.partition_point(|b| *b < s))
-        {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Render time ÷ audio time over the whole run (below 1: faster than real time).
-    #[must_use]
-    pub fn render_rtf(&self) -> f64 {
-        let audio = self.audio_ns_total.load(Ordering::Relaxed);
-        if audio == 0 {
-            0.0
-        } else {
-            self.render_ns_total.load(Ordering::Relaxed) as f64 / audio as f64
-        }
-    }
-
-    /// Fraction of bad chunks over the recent window.
-    #[must_use]
-    pub fn recent_error_rate(&self) -> f64 {
-        let total = self.recent_total.load(Ordering::Relaxed);
-        if total == 0 {
-            0.0
-        } else {
-            self.recent_bad.load(Ordering::Relaxed) as f64 / total as f64
-        }
-    }
-
-    /// The degradation level of the newest chunk.
-    #[must_use]
-    pub fn level(&self) -> Level {
-        Level::from_u8(self.level.load(Ordering::Relaxed) as u8).unwrap_or(Level::Overload)
     }
 }
 
@@ -300,7 +143,7 @@ pub struct Hub {
     max_clients: usize,
     started: Instant,
     /// Shared counters.
-    pub stats: Stats,
+    pub metrics: Metrics,
 }
 
 impl Hub {
@@ -309,11 +152,6 @@ impl Hub {
     pub fn new(queue: usize, max_clients: usize) -> Self {
         let (audio, _) = broadcast::channel(queue.max(1));
         let (events, _) = broadcast::channel(64);
-        let stats = Stats {
-            last_chunk_ms: AtomicU64::new(u64::MAX),
-            phrase_index: AtomicU64::new(u64::MAX),
-            ..Stats::default()
-        };
         Self {
             audio,
             events,
@@ -322,20 +160,18 @@ impl Hub {
             next_id: AtomicU64::new(1),
             max_clients,
             started: Instant::now(),
-            stats,
+            metrics: Metrics::default(),
         }
     }
 
     /// Publishes a chunk to every client. Never waits.
     pub fn publish(&self, chunk: Arc<Chunk>) {
-        let s = &self.stats;
-        s.chunks_produced.fetch_add(1, Ordering::Relaxed);
-        s.last_seq.store(chunk.header.seq, Ordering::Relaxed);
-        s.level
-            .store(u64::from(chunk.header.level), Ordering::Relaxed);
-        s.idle.store(u64::from(chunk.idle()), Ordering::Relaxed);
-        s.last_chunk_ms
-            .store(self.uptime().as_millis() as u64, Ordering::Relaxed);
+        self.metrics.record_chunk(
+            chunk.header.seq,
+            chunk.header.level,
+            chunk.idle(),
+            self.uptime(),
+        );
         // An error only means that no client is connected right now.
         let _ = self.audio.send(chunk);
     }
@@ -367,11 +203,8 @@ impl Hub {
     /// Age of the newest chunk, if any was published.
     #[must_use]
     pub fn last_chunk_age(&self) -> Option<std::time::Duration> {
-        let at = self.stats.last_chunk_ms.load(Ordering::Relaxed);
-        (at != u64::MAX).then(|| {
-            self.uptime()
-                .saturating_sub(std::time::Duration::from_millis(at))
-        })
+        let at = self.metrics.snapshot().last_chunk_at?;
+        Some(self.uptime().saturating_sub(at))
     }
 
     /// Clients connected.
@@ -406,7 +239,7 @@ impl Hub {
     ) -> Result<ClientGuard, ClientLimit> {
         let mut clients = self.registry();
         if clients.len() >= self.max_clients {
-            self.stats.clients_rejected.fetch_add(1, Ordering::Relaxed);
+            self.metrics.count_client_rejected();
             return Err(ClientLimit {
                 max: self.max_clients,
             });
@@ -467,10 +300,7 @@ impl ClientGuard {
 
     /// Counts chunks this client lost.
     pub fn add_dropped(&self, n: u64) {
-        self.hub
-            .stats
-            .chunks_dropped
-            .fetch_add(n, Ordering::Relaxed);
+        self.hub.metrics.add_dropped(n);
         self.hub.update(self.id, |c| c.dropped += n);
     }
 
@@ -534,32 +364,6 @@ mod tests {
         }
         let next = rx.try_recv().expect("the newest chunks remain");
         assert_eq!(next.header.seq, 6);
-    }
-
-    #[test]
-    fn sends_land_in_their_latency_bucket() {
-        let stats = Stats::default();
-        for us in [400, 500, 501, 12_000, 3_000_000] {
-            stats.record_send(us);
-        }
-        let count = |bound: f64| {
-            let i = LATENCY_BUCKETS_S
-                .iter()
-                .position(|b| *b == bound)
-                .expect("a bucket bound");
-            stats.send_latency_buckets[i].load(Ordering::Relaxed)
-        };
-        assert_eq!(count(0.0005), 2, "a bound is inclusive");
-        assert_eq!(count(0.001), 1);
-        assert_eq!(count(0.015), 1);
-        let bucketed: u64 = stats
-            .send_latency_buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .sum();
-        assert_eq!(bucketed, 4, "over the last bound: only in the total");
-        assert_eq!(stats.chunks_sent.load(Ordering::Relaxed), 5);
-        assert_eq!(stats.send_latency_us_max.load(Ordering::Relaxed), 3_000_000);
     }
 
     #[test]

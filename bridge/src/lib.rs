@@ -15,6 +15,7 @@ pub mod control;
 pub mod http;
 pub mod hub;
 pub mod logging;
+pub mod metrics;
 pub mod procstat;
 pub mod protocol;
 pub mod source;

@@ -13,22 +13,25 @@
 //! The session is generic over the socket's `Sink`/`Stream` halves so it can be
 //! driven without a network.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 use tracing::Instrument;
 
+use crate::config::Config;
 use crate::control::{self, role_for, RateLimiter};
-use crate::hub::{ClientGuard, DisconnectReason, Role};
+use crate::hub::{Chunk, ClientGuard, DisconnectReason, Role};
 use crate::protocol::{
-    compat_pong, compat_welcome, error_message, hello_message, parse_client_bytes,
+    compat_ping, compat_pong, compat_welcome, error_message, hello_message, parse_client_bytes,
     parse_client_text, ping_message, status_message, ClientMessage, Codec, Dialect, ProtocolError,
     StatusInfo, StreamFormat, HEADER_LEN,
 };
@@ -169,17 +172,19 @@ where
         sink,
         stream,
         limiter: None,
+        heard_since_ping: true,
+        missed: 0,
+        behind_since: None,
+        dropped: 0,
     };
     session.run(warning).instrument(span).await;
 }
 
-/// Why a write failed.
-#[derive(Debug)]
-enum SendFailure {
-    Timeout,
-    Closed,
-}
+/// What a step of the session decided: `Ok` to go on serving, `Err` to leave for
+/// that reason.
+type Step = Result<(), DisconnectReason>;
 
+/// One client's connection and what the loop tracks about it.
 struct Session<S, R> {
     state: AppState,
     options: ClientOptions,
@@ -188,6 +193,14 @@ struct Session<S, R> {
     sink: S,
     stream: R,
     limiter: Option<RateLimiter>,
+    /// Whether the client sent anything since the last heartbeat.
+    heard_since_ping: bool,
+    /// Heartbeats in a row without an answer.
+    missed: u32,
+    /// Since when the client has been more than half a queue behind.
+    behind_since: Option<Instant>,
+    /// Chunks this client lost.
+    dropped: u64,
 }
 
 /// What to do after a client's message.
@@ -203,41 +216,36 @@ where
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     /// Writes one message within the send timeout; a timed-out write is flushed
-    /// again up to `attempts - 1` more times (the message stays buffered).
-    async fn send(&mut self, message: Message, attempts: u32) -> Result<(), SendFailure> {
+    /// again up to `attempts - 1` more times (the message stays buffered). Fails
+    /// with [`DisconnectReason::SendTimeout`] or [`DisconnectReason::Closed`].
+    async fn send(&mut self, message: Message, attempts: u32) -> Step {
         let timeout = self.state.config.send_timeout;
         let len = message_len(&message);
         match tokio::time::timeout(timeout, self.sink.send(message)).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(SendFailure::Closed),
-            Err(_) => {
-                let mut flushed = false;
-                for attempt in 1..attempts {
-                    tracing::warn!(attempt, "write timed out; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    match tokio::time::timeout(timeout, self.sink.flush()).await {
-                        Ok(Ok(())) => {
-                            flushed = true;
-                            break;
-                        }
-                        Ok(Err(_)) => return Err(SendFailure::Closed),
-                        Err(_) => {}
-                    }
-                }
-                if !flushed {
-                    return Err(SendFailure::Timeout);
-                }
-            }
+            Ok(Err(_)) => return Err(DisconnectReason::Closed),
+            Err(_) => self.retry_flush(attempts).await?,
         }
-        self.state
-            .hub
-            .stats
-            .bytes_out
-            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+        self.state.hub.metrics.add_bytes_out(len as u64);
         Ok(())
     }
 
-    async fn send_text(&mut self, text: String, attempts: u32) -> Result<(), SendFailure> {
+    /// Flushes a write that timed out, up to `attempts - 1` more times.
+    async fn retry_flush(&mut self, attempts: u32) -> Step {
+        let timeout = self.state.config.send_timeout;
+        for attempt in 1..attempts {
+            tracing::warn!(attempt, "write timed out; retrying");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match tokio::time::timeout(timeout, self.sink.flush()).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(_)) => return Err(DisconnectReason::Closed),
+                Err(_) => {}
+            }
+        }
+        Err(DisconnectReason::SendTimeout)
+    }
+
+    async fn send_text(&mut self, text: String, attempts: u32) -> Step {
         self.send(Message::Text(Utf8Bytes::from(text)), attempts)
             .await
     }
@@ -270,13 +278,12 @@ where
             // automatic reply); it may already be gone, which is fine.
             let _ = tokio::time::timeout(wait, self.sink.close()).await;
         }
-        self.state.hub.stats.count_disconnect(reason);
+        self.state.hub.metrics.count_disconnect(reason);
         tracing::info!(reason = reason.name(), "client disconnected");
     }
 
     async fn serve(&mut self, warning: Option<ProtocolError>) -> DisconnectReason {
         let state = self.state.clone();
-        let config = &state.config;
         let mut shutdown = state.shutdown.clone();
         if *shutdown.borrow_and_update() {
             return DisconnectReason::Shutdown;
@@ -293,178 +300,184 @@ where
             clients = state.hub.client_count(),
             "client connected"
         );
+        if let Err(reason) = self.greet(warning).await {
+            return reason;
+        }
+        let (mut heartbeat, mut status) = timers(&state.config);
+        let native = self.options.dialect == Dialect::Native;
+        loop {
+            let step = tokio::select! {
+                _ = shutdown.changed() => Err(DisconnectReason::Shutdown),
+                Ok(()) = source_alive.changed() => on_source_change(*source_alive.borrow_and_update()),
+                inbound = self.stream.next() => self.on_inbound(inbound).await,
+                chunk = audio.recv() => self.on_chunk(chunk, audio.len()).await,
+                event = events.recv() => self.on_event(event).await,
+                _ = heartbeat.tick() => self.on_heartbeat().await,
+                _ = status.tick(), if native => self.on_status(audio.len()).await,
+            };
+            if let Err(reason) = step {
+                return reason;
+            }
+        }
+    }
+
+    /// Sends `hello` (or the compatibility `welcome`), then the warning about a
+    /// wrong token, if there is one.
+    async fn greet(&mut self, warning: Option<ProtocolError>) -> Step {
+        let pump = &self.state.pump;
         let format = StreamFormat {
             codec: if self.options.dialect == Dialect::Compat {
                 Codec::S16
             } else {
                 self.options.codec
             },
-            sample_rate: state.pump.info().sample_rate,
-            channels: state.pump.info().channels,
-            frames_per_chunk: state.pump.frames_per_chunk(),
-            chunk_ms: state.pump.chunk_duration().as_secs_f64() * 1000.0,
+            sample_rate: pump.info().sample_rate,
+            channels: pump.info().channels,
+            frames_per_chunk: pump.frames_per_chunk(),
+            chunk_ms: pump.chunk_duration().as_secs_f64() * 1000.0,
             header_bytes: HEADER_LEN,
         };
-        let params = state.pump.params().to_json();
+        let params = pump.params().to_json();
         let first = match self.options.dialect {
             Dialect::Native => hello_message(
                 self.guard.id(),
-                &state.pump.info().name,
+                &pump.info().name,
                 &format,
                 &params,
                 self.role.name(),
             ),
             Dialect::Compat => compat_welcome(self.guard.id(), &format, &params),
         };
-        if let Err(e) = self.send_text(first, REPLY_ATTEMPTS).await {
-            return failure_reason(&e);
-        }
+        self.send_text(first, REPLY_ATTEMPTS).await?;
         if let Some(w) = warning {
-            if let Err(e) = self
-                .send_text(error_message(&w, true), REPLY_ATTEMPTS)
-                .await
-            {
-                return failure_reason(&e);
-            }
+            self.send_text(error_message(&w, true), REPLY_ATTEMPTS)
+                .await?;
         }
-        let start = tokio::time::Instant::now();
-        let mut heartbeat = tokio::time::interval_at(start + config.heartbeat, config.heartbeat);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut status =
-            tokio::time::interval_at(start + config.status_interval, config.status_interval);
-        status.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let queue = config.client_queue;
-        let mut heard_since_ping = true;
-        let mut missed = 0u32;
-        let mut behind_since: Option<Instant> = None;
-        let mut dropped = 0u64;
+        Ok(())
+    }
 
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return DisconnectReason::Shutdown,
-                Ok(()) = source_alive.changed() => {
-                    if !*source_alive.borrow_and_update() {
-                        tracing::error!("the audio source has stopped");
-                        return DisconnectReason::Error;
-                    }
-                }
-                inbound = self.stream.next() => {
-                    heard_since_ping = true;
-                    missed = 0;
-                    let action = match inbound {
-                        None => Inbound::Leave(DisconnectReason::Closed),
-                        Some(Err(e)) => {
-                            tracing::debug!(error = %e, "read failed");
-                            Inbound::Leave(DisconnectReason::Closed)
-                        }
-                        Some(Ok(message)) => self.on_message(message).await,
-                    };
-                    match action {
-                        Inbound::Continue => {}
-                        Inbound::Reply(text) => {
-                            if let Err(e) = self.send_text(text, REPLY_ATTEMPTS).await {
-                                return failure_reason(&e);
-                            }
-                        }
-                        Inbound::Leave(reason) => return reason,
-                    }
-                }
-                chunk = audio.recv() => {
-                    let chunk = match chunk {
-                        Ok(c) => c,
-                        Err(RecvError::Lagged(n)) => {
-                            dropped += n;
-                            self.guard.add_dropped(n);
-                            behind_since.get_or_insert_with(Instant::now);
-                            tracing::debug!(lost = n, "client fell behind; dropped its oldest chunks");
-                            continue;
-                        }
-                        Err(RecvError::Closed) => {
-                            tracing::error!("the source has stopped");
-                            return DisconnectReason::Error;
-                        }
-                    };
-                    // Still more than half a queue behind: the client is not keeping up.
-                    if audio.len() * 2 >= queue {
-                        let since = *behind_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() > config.max_lag {
-                            tracing::warn!(dropped, "client too slow; dropping it");
-                            return DisconnectReason::Lag;
-                        }
-                    } else {
-                        behind_since = None;
-                    }
-                    let message = match self.options.dialect {
-                        Dialect::Native => Message::Binary(chunk.frame(self.options.codec)),
-                        Dialect::Compat => Message::Text(chunk.compat_text()),
-                    };
-                    if let Err(e) = self.send(message, 1).await {
-                        if matches!(e, SendFailure::Timeout) {
-                            tracing::warn!("audio write timed out; dropping the client");
-                        }
-                        return failure_reason(&e);
-                    }
-                    let latency_us = chunk.produced_at.elapsed().as_micros() as u64;
-                    state.hub.stats.record_send(latency_us);
-                }
-                event = events.recv() => {
-                    match event {
-                        Ok(text) => {
-                            if let Err(e) = self.send(Message::Text(text), REPLY_ATTEMPTS).await {
-                                return failure_reason(&e);
-                            }
-                        }
-                        Err(RecvError::Lagged(n)) => {
-                            tracing::debug!(lost = n, "client missed announcements");
-                        }
-                        Err(RecvError::Closed) => return DisconnectReason::Error,
-                    }
-                }
-                _ = heartbeat.tick() => {
-                    if heard_since_ping {
-                        missed = 0;
-                    } else {
-                        missed += 1;
-                        if missed >= config.missed_pongs {
-                            tracing::warn!(missed, "no answer to the heartbeat; dropping the client");
-                            return DisconnectReason::Heartbeat;
-                        }
-                    }
-                    heard_since_ping = false;
-                    let now = crate::unix_now_s();
-                    let text = match self.options.dialect {
-                        Dialect::Native => ping_message(now),
-                        Dialect::Compat => serde_json::json!({"type": "ping", "timestamp": now}).to_string(),
-                    };
-                    // A transport-level ping too: browsers answer it by themselves.
-                    let results = (
-                        self.send_text(text, 1).await,
-                        self.send(Message::Ping(bytes::Bytes::from_static(b"hb")), 1).await,
-                    );
-                    if let (Err(e), _) | (_, Err(e)) = results {
-                        return failure_reason(&e);
-                    }
-                }
-                _ = status.tick(), if self.options.dialect == Dialect::Native => {
-                    let stats = &state.hub.stats;
-                    let info = StatusInfo {
-                        state: if stats.idle.load(std::sync::atomic::Ordering::Relaxed) == 1 { "idle" } else { "streaming" },
-                        level: stats.level().name(),
-                        buffer_depth: audio.len(),
-                        dropped,
-                        clients: state.hub.client_count(),
-                        seq: stats.last_seq.load(std::sync::atomic::Ordering::Relaxed),
-                        phrase_index: match stats.phrase_index.load(std::sync::atomic::Ordering::Relaxed) {
-                            u64::MAX => None,
-                            p => Some(p),
-                        },
-                    };
-                    if let Err(e) = self.send_text(status_message(&info), 1).await {
-                        return failure_reason(&e);
-                    }
-                }
+    /// A frame from the client, the end of its stream, or a read error.
+    async fn on_inbound(&mut self, inbound: Option<Result<Message, axum::Error>>) -> Step {
+        self.heard_since_ping = true;
+        self.missed = 0;
+        let action = match inbound {
+            None => Inbound::Leave(DisconnectReason::Closed),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "read failed");
+                Inbound::Leave(DisconnectReason::Closed)
+            }
+            Some(Ok(message)) => self.on_message(message).await,
+        };
+        match action {
+            Inbound::Continue => Ok(()),
+            Inbound::Reply(text) => self.send_text(text, REPLY_ATTEMPTS).await,
+            Inbound::Leave(reason) => Err(reason),
+        }
+    }
+
+    /// The next audio chunk (or news that this client lost some), with `queued`
+    /// chunks still waiting behind it.
+    async fn on_chunk(&mut self, chunk: Result<Arc<Chunk>, RecvError>, queued: usize) -> Step {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(RecvError::Lagged(n)) => {
+                self.dropped += n;
+                self.guard.add_dropped(n);
+                self.behind_since.get_or_insert_with(Instant::now);
+                tracing::debug!(lost = n, "client fell behind; dropped its oldest chunks");
+                return Ok(());
+            }
+            Err(RecvError::Closed) => {
+                tracing::error!("the source has stopped");
+                return Err(DisconnectReason::Error);
+            }
+        };
+        self.check_lag(queued)?;
+        let message = match self.options.dialect {
+            Dialect::Native => Message::Binary(chunk.frame(self.options.codec)),
+            Dialect::Compat => Message::Text(chunk.compat_text()),
+        };
+        if let Err(reason) = self.send(message, 1).await {
+            if reason == DisconnectReason::SendTimeout {
+                tracing::warn!("audio write timed out; dropping the client");
+            }
+            return Err(reason);
+        }
+        let latency_us = chunk.produced_at.elapsed().as_micros() as u64;
+        self.state.hub.metrics.record_send(latency_us);
+        Ok(())
+    }
+
+    /// Drops the client once it has stayed more than half a queue behind for
+    /// longer than the lag limit.
+    fn check_lag(&mut self, queued: usize) -> Step {
+        let config = &self.state.config;
+        if queued * 2 < config.client_queue {
+            self.behind_since = None;
+            return Ok(());
+        }
+        let since = *self.behind_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > config.max_lag {
+            tracing::warn!(dropped = self.dropped, "client too slow; dropping it");
+            return Err(DisconnectReason::Lag);
+        }
+        Ok(())
+    }
+
+    /// An announcement for every client (`params`, a source's `status`).
+    async fn on_event(&mut self, event: Result<Utf8Bytes, RecvError>) -> Step {
+        match event {
+            Ok(text) => self.send(Message::Text(text), REPLY_ATTEMPTS).await,
+            Err(RecvError::Lagged(n)) => {
+                tracing::debug!(lost = n, "client missed announcements");
+                Ok(())
+            }
+            Err(RecvError::Closed) => Err(DisconnectReason::Error),
+        }
+    }
+
+    /// Drops a client that missed too many heartbeats, else pings it (JSON and
+    /// transport-level: browsers answer the latter by themselves).
+    async fn on_heartbeat(&mut self) -> Step {
+        if self.heard_since_ping {
+            self.missed = 0;
+        } else {
+            self.missed += 1;
+            if self.missed >= self.state.config.missed_pongs {
+                tracing::warn!(
+                    missed = self.missed,
+                    "no answer to the heartbeat; dropping the client"
+                );
+                return Err(DisconnectReason::Heartbeat);
             }
         }
+        self.heard_since_ping = false;
+        let now = crate::unix_now_s();
+        let text = match self.options.dialect {
+            Dialect::Native => ping_message(now),
+            Dialect::Compat => compat_ping(now),
+        };
+        let results = (
+            self.send_text(text, 1).await,
+            self.send(Message::Ping(Bytes::from_static(b"hb")), 1).await,
+        );
+        results.0.and(results.1)
+    }
+
+    /// The periodic `status`, with `queued` chunks waiting for this client.
+    async fn on_status(&mut self, queued: usize) -> Step {
+        let hub = &self.state.hub;
+        let m = hub.metrics.snapshot();
+        let info = StatusInfo {
+            state: m.source.name(),
+            level: m.level.name(),
+            buffer_depth: queued,
+            dropped: self.dropped,
+            clients: hub.client_count(),
+            seq: m.last_seq,
+            phrase_index: m.phrase_index,
+        };
+        self.send_text(status_message(&info), 1).await
     }
 
     async fn on_message(&mut self, message: Message) -> Inbound {
@@ -477,11 +490,7 @@ where
         };
         let result = match parsed {
             Err(e) => {
-                self.state
-                    .hub
-                    .stats
-                    .control_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.state.hub.metrics.count_control_error();
                 Err(e)
             }
             Ok(ClientMessage::Pong) => return Inbound::Continue,
@@ -516,10 +525,24 @@ where
     }
 }
 
-const fn failure_reason(e: &SendFailure) -> DisconnectReason {
-    match e {
-        SendFailure::Timeout => DisconnectReason::SendTimeout,
-        SendFailure::Closed => DisconnectReason::Closed,
+/// The heartbeat and `status` timers, each first firing one period from now.
+fn timers(config: &Config) -> (Interval, Interval) {
+    let start = tokio::time::Instant::now();
+    let timer = |period: Duration| {
+        let mut t = tokio::time::interval_at(start + period, period);
+        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        t
+    };
+    (timer(config.heartbeat), timer(config.status_interval))
+}
+
+/// The source thread started or stopped running.
+fn on_source_change(alive: bool) -> Step {
+    if alive {
+        Ok(())
+    } else {
+        tracing::error!("the audio source has stopped");
+        Err(DisconnectReason::Error)
     }
 }
 

@@ -5,69 +5,33 @@ mod common;
 
 use std::time::Duration;
 
-use auralis::compose::phrase::ComposeParams;
-use auralis::render::mix::MixLevels;
-use auralis_bridge::protocol::{ErrorCode, ProtocolError};
-use auralis_bridge::source::{FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
+use auralis_bridge::source::FillReport;
+use common::source::TestSource;
 use common::{connect, get_json, next_audio, next_close, next_json, rms};
 
 const T: Duration = Duration::from_secs(3);
 
 /// Every `bad_every`-th chunk is NaN (or out of range); after `panic_after` chunks
 /// the source panics.
-struct Faulty {
-    n: u64,
-    bad_every: u64,
-    panic_after: Option<u64>,
-}
-
-impl Source for Faulty {
-    fn info(&self) -> SourceInfo {
-        SourceInfo {
-            name: "faulty".into(),
-            kind: "test",
-            sample_rate: 8000,
-            channels: 2,
-        }
-    }
-
-    fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
-        self.n += 1;
-        if self.panic_after.is_some_and(|p| self.n > p) {
+fn faulty(bad_every: u64, panic_after: Option<u64>) -> TestSource {
+    TestSource::new("faulty", 8000, move |k, interleaved| {
+        let n = k + 1;
+        if panic_after.is_some_and(|p| n > p) {
             panic!("injected source failure");
         }
-        let value = match self.n % self.bad_every {
-            0 if self.n.is_multiple_of(2) => f32::NAN,
+        let value = match n % bad_every {
+            0 if n.is_multiple_of(2) => f32::NAN,
             0 => 3.0,
             _ => 0.25,
         };
         interleaved.fill(value);
         FillReport::default()
-    }
-
-    fn apply(&mut self, _: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
-        Err(ProtocolError::new(
-            ErrorCode::Unavailable,
-            "this source cannot be controlled",
-        ))
-    }
-
-    fn params(&self) -> ParamsSnapshot {
-        ParamsSnapshot {
-            compose: ComposeParams::default(),
-            levels: MixLevels::default(),
-            preset: None,
-        }
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_audio_is_replaced_by_silence_and_counted() {
-    let source = Faulty {
-        n: 0,
-        bad_every: 3,
-        panic_after: None,
-    };
+    let source = faulty(3, None);
     let bridge = auralis_bridge::start_with_source(common::config(), Box::new(source))
         .await
         .expect("start");
@@ -105,11 +69,7 @@ async fn invalid_audio_is_replaced_by_silence_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_source_closes_clients_with_1011_and_fails_health() {
-    let source = Faulty {
-        n: 0,
-        bad_every: 1000,
-        panic_after: Some(15),
-    };
+    let source = faulty(1000, Some(15));
     let bridge = auralis_bridge::start_with_source(common::config(), Box::new(source))
         .await
         .expect("start");

@@ -14,20 +14,19 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use auralis::compose::phrase::ComposeParams;
 use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::DegradeConfig;
 use auralis::engine::{Engine, EngineConfig};
-use auralis::render::mix::MixLevels;
 use auralis_bridge::logging::LogGuards;
-use auralis_bridge::protocol::{decode_payload, ErrorCode, FrameHeader, ProtocolError};
-use auralis_bridge::source::{FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
+use auralis_bridge::protocol::{decode_payload, FrameHeader};
+use auralis_bridge::source::{FillReport, ParamsSnapshot};
 use auralis_bridge::ws::{serve_client, ClientOptions};
 use auralis_bridge::Config;
 use axum::extract::ws::Message as AxMessage;
 use futures_util::Sink;
 
 use common::evidence::{fresh_dir, get_metric, span_client, Listener, Logs};
+use common::source::TestSource;
 use common::{connect, eventually, get_json, next_close, next_json, stalled_client, Binary};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -305,12 +304,12 @@ async fn logged(pick: impl Fn(&Logs) -> bool) -> Logs {
     }
 }
 
-/// Frames per 20 ms chunk of [`Scripted`].
+/// Frames per 20 ms chunk of [`scripted`].
 const SCRIPT_FRAMES: usize = 160;
-/// The chunks [`Scripted`] spoils, and how.
+/// The chunks [`scripted`] spoils, and how.
 const SPOILED: std::ops::RangeInclusive<u64> = 30..=41;
 
-/// What [`Scripted`] plays in chunk `k`: a 220 Hz sine at 0.3 of full scale, the
+/// What [`scripted`] plays in chunk `k`: a 220 Hz sine at 0.3 of full scale, the
 /// right channel a quarter period behind, continuous across chunks.
 fn scripted_chunk(k: u64) -> Vec<f32> {
     let mut out = Vec::with_capacity(SCRIPT_FRAMES * 2);
@@ -325,52 +324,22 @@ fn scripted_chunk(k: u64) -> Vec<f32> {
 
 /// A source whose chunks [`SPOILED`] carry a NaN, an infinity or a peak beyond
 /// full scale (cycling through them), and which dies (panics) once `die` is set.
-struct Scripted {
-    k: u64,
-    die: Arc<AtomicBool>,
-}
-
-impl Source for Scripted {
-    fn info(&self) -> SourceInfo {
-        SourceInfo {
-            name: "scripted".into(),
-            kind: "test",
-            sample_rate: 8000,
-            channels: 2,
-        }
-    }
-
-    fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
+fn scripted(die: Arc<AtomicBool>) -> TestSource {
+    TestSource::new("scripted", 8000, move |k, interleaved| {
         assert!(
-            !self.die.load(Ordering::Relaxed),
+            !die.load(Ordering::Relaxed),
             "injected failure: the source dies"
         );
-        interleaved.copy_from_slice(&scripted_chunk(self.k));
-        if SPOILED.contains(&self.k) {
+        interleaved.copy_from_slice(&scripted_chunk(k));
+        if SPOILED.contains(&k) {
             let bad = [f32::NAN, f32::INFINITY, 1.5, f32::NEG_INFINITY];
-            interleaved[SCRIPT_FRAMES] = bad[(self.k % 4) as usize];
+            interleaved[SCRIPT_FRAMES] = bad[(k % 4) as usize];
         }
-        self.k += 1;
         FillReport {
             phrase_index: Some(0),
             ..FillReport::default()
         }
-    }
-
-    fn apply(&mut self, _: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
-        Err(ProtocolError::new(
-            ErrorCode::Unavailable,
-            "scripted source",
-        ))
-    }
-
-    fn params(&self) -> ParamsSnapshot {
-        ParamsSnapshot {
-            compose: ComposeParams::default(),
-            levels: MixLevels::default(),
-            preset: None,
-        }
-    }
+    })
 }
 
 /// Rows "invalid audio" (the bridge's own check of every chunk) and "health
@@ -381,10 +350,7 @@ impl Source for Scripted {
 async fn bad_chunks_are_silenced_and_counted_and_health_follows_the_source() {
     process_logs();
     let die = Arc::new(AtomicBool::new(false));
-    let source = Scripted {
-        k: 0,
-        die: Arc::clone(&die),
-    };
+    let source = scripted(Arc::clone(&die));
     let config = Config {
         chunk_ms: 20,
         // Five seconds of 20 ms chunks: a listener starved by a busy machine
@@ -495,55 +461,32 @@ async fn bad_chunks_are_silenced_and_counted_and_health_follows_the_source() {
 
 /// The engine of the `auralis` crate as a bridge source, with its load
 /// simulation hook (the audio thread's own measurement, inflated by `load`).
-struct Loaded {
-    engine: Engine,
-    load: Arc<AtomicU32>,
-    left: Vec<f32>,
-    right: Vec<f32>,
-}
-
-impl Source for Loaded {
-    fn info(&self) -> SourceInfo {
-        SourceInfo {
-            name: "loaded".into(),
-            kind: "embedded",
-            sample_rate: self.engine.sample_rate() as u32,
-            channels: 2,
-        }
-    }
-
-    fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
-        self.engine
-            .simulate_audio_load(f32::from_bits(self.load.load(Ordering::Relaxed)));
+fn loaded(mut engine: Engine, load: Arc<AtomicU32>) -> TestSource {
+    let params = ParamsSnapshot {
+        compose: *engine.compose_params(),
+        levels: *engine.levels(),
+        preset: None,
+    };
+    let rate = engine.sample_rate() as u32;
+    let (mut left, mut right) = (vec![0.0; 1600], vec![0.0; 1600]);
+    TestSource::new("loaded", rate, move |_, interleaved| {
+        engine.simulate_audio_load(f32::from_bits(load.load(Ordering::Relaxed)));
         let frames = interleaved.len() / 2;
-        let (left, right) = (&mut self.left[..frames], &mut self.right[..frames]);
-        self.engine.process(left, right);
+        let (left, right) = (&mut left[..frames], &mut right[..frames]);
+        engine.process(left, right);
         for ((out, l), r) in interleaved.chunks_exact_mut(2).zip(&*left).zip(&*right) {
             out[0] = *l;
             out[1] = *r;
         }
-        let status = self.engine.status();
+        let status = engine.status();
         FillReport {
             level: status.level,
             phrase_index: status.phrase_index,
             ..FillReport::default()
         }
-    }
-
-    fn apply(&mut self, _: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
-        Err(ProtocolError::new(
-            ErrorCode::Unavailable,
-            "load test source",
-        ))
-    }
-
-    fn params(&self) -> ParamsSnapshot {
-        ParamsSnapshot {
-            compose: *self.engine.compose_params(),
-            levels: *self.engine.levels(),
-            preset: None,
-        }
-    }
+    })
+    .kind("embedded")
+    .params(params)
 }
 
 /// Row "system overload → adaptive quality": under load the level rises (the
@@ -572,12 +515,7 @@ async fn overload_raises_the_level_without_a_glitch_and_it_comes_back_down() {
         },
     )
     .expect("engine");
-    let source = Loaded {
-        engine,
-        load: Arc::clone(&load),
-        left: vec![0.0; 1600],
-        right: vec![0.0; 1600],
-    };
+    let source = loaded(engine, Arc::clone(&load));
     let config = Config {
         status_interval: Duration::from_millis(200),
         ..common::config()
@@ -834,13 +772,9 @@ async fn a_write_that_times_out_once_is_retried_and_the_client_loses_nothing() {
     assert_eq!(hello["type"], "hello");
     recording.assert_contiguous();
     recording.assert_continuous(SETTLE, |_| false);
-    let stats = &state.hub.stats;
+    let stats = state.hub.metrics.snapshot();
     assert_eq!(
-        stats
-            .disconnects
-            .iter()
-            .map(|d| d.load(Ordering::Relaxed))
-            .sum::<u64>(),
+        stats.disconnects.iter().sum::<u64>(),
         0,
         "nobody was dropped"
     );

@@ -12,12 +12,13 @@ use auralis::compose::phrase::ComposeParams;
 use auralis::render::mix::MixLevels;
 use auralis_bridge::hub::Hub;
 use auralis_bridge::protocol::{
-    compat_audio_chunk, compat_pong, compat_welcome, encode_frame, error_message, hello_message,
-    params_json, params_message, ping_message, status_message, Codec, ErrorCode, FrameHeader,
-    ProtocolError, StatusInfo, StreamFormat, FLAG_FALLBACK, FLAG_IDLE, HEADER_LEN,
+    compat_audio_chunk, compat_ping, compat_pong, compat_welcome, encode_frame, error_message,
+    hello_message, params_json, params_message, ping_message, status_message, Codec, ErrorCode,
+    FrameHeader, ProtocolError, StatusInfo, StreamFormat, FLAG_FALLBACK, FLAG_IDLE, HEADER_LEN,
 };
-use auralis_bridge::source::{FillReport, ParamsSnapshot, Pump, Source, SourceCommand, SourceInfo};
+use auralis_bridge::source::{FillReport, Pump};
 use auralis_bridge::Config;
+use common::source::TestSource;
 use common::{connect, next};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -160,6 +161,11 @@ fn compat_messages() {
         "audio_chunk"
     );
     assert_eq!(
+        compat_ping(1_700_000_000.5),
+        r#"{"timestamp":1700000000.5,"type":"ping"}"#,
+        "ping"
+    );
+    assert_eq!(
         compat_pong(1_700_000_000.5),
         r#"{"timestamp":1700000000.5,"type":"pong"}"#,
         "pong"
@@ -167,45 +173,22 @@ fn compat_messages() {
 }
 
 /// Idle from its first chunk, with no reason to give.
-struct Idle;
-
-impl Source for Idle {
-    fn info(&self) -> SourceInfo {
-        SourceInfo {
-            name: "idle".into(),
-            kind: "test",
-            sample_rate: 8000,
-            channels: 2,
-        }
-    }
-
-    fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
+fn idle() -> TestSource {
+    TestSource::new("idle", 8000, |_, interleaved| {
         interleaved.fill(0.0);
         FillReport {
             idle: true,
             phrase_index: Some(4),
             ..FillReport::default()
         }
-    }
-
-    fn apply(&mut self, _: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
-        Err(ProtocolError::new(ErrorCode::Unavailable, "idle source"))
-    }
-
-    fn params(&self) -> ParamsSnapshot {
-        ParamsSnapshot {
-            compose: ComposeParams::default(),
-            levels: MixLevels::default(),
-            preset: None,
-        }
-    }
+    })
 }
 
 #[tokio::test]
 async fn the_source_announces_idle_with_its_reason() {
     let hub = Arc::new(Hub::new(8, 4));
     let mut events = hub.subscribe_events();
-    let pump = Pump::spawn(Box::new(Idle), 160, Arc::clone(&hub)).expect("spawn");
+    let pump = Pump::spawn(idle().boxed(), 160, Arc::clone(&hub)).expect("spawn");
     let text = tokio::time::timeout(Duration::from_secs(3), events.recv())
         .await
         .expect("an announcement in time")

@@ -38,6 +38,24 @@ struct Args {
     seconds: Option<f64>,
 }
 
+/// The engine at `args`' rate and seed. Only the audio thread's own load counts
+/// towards the degradation level, as the bridge's tests configure the embedded
+/// engine: the load of a shared machine does not change the music.
+fn engine(args: &Args) -> anyhow::Result<Engine> {
+    Engine::with_monitor(
+        EngineConfig {
+            sample_rate: args.sample_rate as f32,
+            seed: args.seed,
+            ..EngineConfig::default()
+        },
+        MonitorConfig {
+            sample_cpu: false,
+            ..MonitorConfig::default()
+        },
+    )
+    .context("cannot start the engine")
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -53,21 +71,7 @@ fn main() -> anyhow::Result<()> {
         "--block must be between 1 and 16384 frames"
     );
     let sample_rate = args.sample_rate as f32;
-    // Only the audio thread's own load counts towards the degradation level, as
-    // the bridge's tests configure the embedded engine: the load of a shared
-    // machine does not change the music.
-    let mut engine = Engine::with_monitor(
-        EngineConfig {
-            sample_rate,
-            seed: args.seed,
-            ..EngineConfig::default()
-        },
-        MonitorConfig {
-            sample_cpu: false,
-            ..MonitorConfig::default()
-        },
-    )
-    .context("cannot start the engine")?;
+    let mut engine = engine(&args)?;
     let remote = Arc::new(RemoteControl::default());
     let wish = StreamWish {
         stream: Some(args.stream.clone()),

@@ -6,8 +6,7 @@ use auralis::degrade::monitor::MonitorConfig;
 use auralis::engine::{Engine, EngineConfig, EngineError, RendererProbe};
 use auralis::render::RenderMode;
 
-use super::{param_error, FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
-use crate::protocol::ProtocolError;
+use super::{FillReport, ParamsSnapshot, Source, SourceCommand, SourceError, SourceInfo};
 
 /// The engine of the `auralis` crate, rendering inside the bridge.
 #[derive(Debug)]
@@ -85,25 +84,19 @@ impl Source for EmbeddedSource {
         }
     }
 
-    fn apply(&mut self, command: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
+    fn apply(&mut self, command: SourceCommand) -> Result<ParamsSnapshot, SourceError> {
         match command {
             SourceCommand::Update(update) => {
                 let next = update.apply_to(*self.engine.compose_params());
-                self.engine
-                    .set_compose_params(next)
-                    .map_err(|e| param_error(&e))?;
+                self.engine.set_compose_params(next)?;
                 self.preset = None;
             }
             SourceCommand::Preset(preset) => {
                 // Validate both before changing either, so a failure changes nothing.
-                preset.compose.validate().map_err(|e| param_error(&e))?;
-                preset.levels.validate().map_err(|e| param_error(&e))?;
-                self.engine
-                    .set_compose_params(preset.compose)
-                    .map_err(|e| param_error(&e))?;
-                self.engine
-                    .set_levels(preset.levels)
-                    .map_err(|e| param_error(&e))?;
+                preset.compose.validate()?;
+                preset.levels.validate()?;
+                self.engine.set_compose_params(preset.compose)?;
+                self.engine.set_levels(preset.levels)?;
                 self.preset = Some(preset.name);
             }
         }

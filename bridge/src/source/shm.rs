@@ -35,8 +35,7 @@ use auralis::render::mix::MixLevels;
 use auralis::stream::control::{ControlRecord, SendError};
 use auralis::stream::reader::{OpenError, ReadError, ShmReader};
 
-use super::{param_error, FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
-use crate::protocol::{ErrorCode, ProtocolError};
+use super::{FillReport, ParamsSnapshot, Source, SourceCommand, SourceError, SourceInfo};
 
 /// A heartbeat that has not moved for this long means the writer stopped.
 pub const STALE_AFTER: Duration = Duration::from_secs(1);
@@ -47,24 +46,51 @@ pub const MAX_BACKLOG_MS: u64 = 500;
 /// Channels the bridge streams.
 const CHANNELS: u16 = 2;
 
-/// Counters and state of the reader, shared with the HTTP handlers.
+/// Counters and state of the reader, shared with the HTTP handlers, which read
+/// them through [`ReaderStats::snapshot`].
 #[derive(Debug, Default)]
 pub struct ReaderStats {
+    laps: AtomicU64,
+    underruns: AtomicU64,
+    resyncs: AtomicU64,
+    attaches: AtomicU64,
+    /// 0: none.
+    writer_pid: AtomicU64,
+    idle_reason: Mutex<Option<String>>,
+}
+
+/// The reader's counters at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderSnapshot {
     /// Times the writer overwrote frames before they were read.
-    pub laps: AtomicU64,
+    pub laps: u64,
     /// Chunks that were not written in time.
-    pub underruns: AtomicU64,
+    pub underruns: u64,
     /// Resynchronisations (after a lap, an underrun, a long backlog, a new writer).
-    pub resyncs: AtomicU64,
+    pub resyncs: u64,
     /// Writers (stream files) attached so far.
-    pub attaches: AtomicU64,
-    /// Process id of the writer attached now (0: none).
-    pub writer_pid: AtomicU64,
+    pub attaches: u64,
+    /// Process id of the writer attached now, if one is.
+    pub writer_pid: Option<u64>,
     /// Why the stream is idle (`None` while it streams).
-    pub idle_reason: Mutex<Option<String>>,
+    pub idle_reason: Option<String>,
 }
 
 impl ReaderStats {
+    /// Every counter, read once.
+    #[must_use]
+    pub fn snapshot(&self) -> ReaderSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ReaderSnapshot {
+            laps: load(&self.laps),
+            underruns: load(&self.underruns),
+            resyncs: load(&self.resyncs),
+            attaches: load(&self.attaches),
+            writer_pid: Some(load(&self.writer_pid)).filter(|pid| *pid != 0),
+            idle_reason: self.idle_reason(),
+        }
+    }
+
     /// Why the stream is idle, if it is.
     #[must_use]
     pub fn idle_reason(&self) -> Option<String> {
@@ -282,26 +308,18 @@ impl ShmSource {
         }
     }
 
-    fn require_remote(&self) -> Result<&ShmReader, ProtocolError> {
+    fn require_remote(&self) -> Result<&ShmReader, SourceError> {
         let reader = match (&self.reader, self.stats.idle_reason()) {
             (Some(r), None) => r,
             (_, reason) => {
-                return Err(ProtocolError::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the stream cannot be controlled now: {}",
-                        reason.unwrap_or_else(|| "no plugin is attached".into())
-                    ),
-                ))
+                return Err(SourceError::Unavailable(format!(
+                    "the stream cannot be controlled now: {}",
+                    reason.unwrap_or_else(|| "no plugin is attached".into())
+                )))
             }
         };
         if !reader.remote_control() {
-            return Err(ProtocolError::field(
-                ErrorCode::Forbidden,
-                "remote_control",
-                "the plugin's Remote control parameter is off: turn it on in the DAW to \
-                 control this stream from here",
-            ));
+            return Err(SourceError::RemoteControlOff);
         }
         Ok(reader)
     }
@@ -350,7 +368,7 @@ impl Source for ShmSource {
         }
     }
 
-    fn apply(&mut self, command: SourceCommand) -> Result<ParamsSnapshot, ProtocolError> {
+    fn apply(&mut self, command: SourceCommand) -> Result<ParamsSnapshot, SourceError> {
         let reader = self.require_remote()?;
         let base = reader.compose().unwrap_or(self.compose);
         let (next, preset) = match command {
@@ -366,13 +384,12 @@ impl Source for ShmSource {
                 Some(p.name),
             ),
         };
-        next.validate().map_err(|e| param_error(&e))?;
+        next.validate()?;
         let record = ControlRecord::between(&base, &next);
         if !record.is_empty() {
             reader.send_control(&record).map_err(|SendError::Full| {
-                ProtocolError::new(
-                    ErrorCode::Unavailable,
-                    "the plugin has not taken the earlier changes yet; try again",
+                SourceError::Unavailable(
+                    "the plugin has not taken the earlier changes yet; try again".into(),
                 )
             })?;
         }

@@ -8,6 +8,7 @@
 
 pub mod chromium;
 pub mod evidence;
+pub mod source;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -275,6 +276,13 @@ impl Binary {
             .expect("run kill")
             .success();
         assert!(ok, "kill -{name} failed");
+    }
+
+    /// Sends SIGTERM; whether the process then exits cleanly within 10 s.
+    pub fn terminate(&mut self) -> bool {
+        self.signal("TERM");
+        self.wait(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
     }
 
     /// All stderr lines so far.

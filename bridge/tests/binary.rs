@@ -125,11 +125,17 @@ async fn config_file_and_environment_are_read() {
         h.frames, 882,
         "40 ms from the environment beats 50 ms from the file"
     );
-    bin.signal("TERM");
-    assert!(bin
-        .wait(Duration::from_secs(10))
-        .is_some_and(|s| s.success()));
+    assert!(bin.terminate());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The binary on a free port at a light sample rate, logging to `dir`, with `env`.
+fn logging_to(dir: &std::path::Path, env: &[(&str, &str)]) -> Binary {
+    let dir = dir.to_str().expect("utf-8");
+    Binary::spawn(
+        &["--port", "0", "--sample-rate", "16000", "--log-dir", dir],
+        env,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,25 +143,12 @@ async fn logs_go_to_json_files_and_an_unwritable_log_dir_does_not_stop_the_strea
     // Writable: JSON lines in the main log.
     let dir = std::env::temp_dir().join(format!("auralis-bridge-logs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut bin = Binary::spawn(
-        &[
-            "--port",
-            "0",
-            "--sample-rate",
-            "16000",
-            "--log-dir",
-            dir.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let mut bin = logging_to(&dir, &[]);
     let addr = bin.addr();
     let mut ws = connect(addr, "").await;
     next_json(&mut ws, "hello", T).await;
     drop(ws);
-    bin.signal("TERM");
-    assert!(bin
-        .wait(Duration::from_secs(10))
-        .is_some_and(|s| s.success()));
+    assert!(bin.terminate());
     let files: Vec<_> = std::fs::read_dir(&dir)
         .expect("log dir created")
         .filter_map(Result::ok)
@@ -198,17 +191,7 @@ async fn logs_go_to_json_files_and_an_unwritable_log_dir_does_not_stop_the_strea
     let blocker = std::env::temp_dir().join(format!("auralis-bridge-file-{}", std::process::id()));
     std::fs::write(&blocker, "not a directory").expect("write");
     let bad_dir = blocker.join("logs");
-    let mut bin = Binary::spawn(
-        &[
-            "--port",
-            "0",
-            "--sample-rate",
-            "16000",
-            "--log-dir",
-            bad_dir.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let mut bin = logging_to(&bad_dir, &[]);
     let addr = bin.addr();
     let mut ws = connect(addr, "").await;
     next_json(&mut ws, "hello", T).await;
@@ -221,10 +204,7 @@ async fn logs_go_to_json_files_and_an_unwritable_log_dir_does_not_stop_the_strea
         !stderr.contains('\u{1b}'),
         "a console piped to a file must carry no colour codes: {stderr:?}"
     );
-    bin.signal("TERM");
-    assert!(bin
-        .wait(Duration::from_secs(10))
-        .is_some_and(|s| s.success()));
+    assert!(bin.terminate());
     let _ = std::fs::remove_file(&blocker);
 }
 
@@ -243,17 +223,7 @@ async fn a_full_disk_under_the_log_files_does_not_stop_the_stream() {
         std::os::unix::fs::symlink("/dev/full", dir.join(format!("{prefix}.{today}.log")))
             .expect("symlink");
     }
-    let mut bin = Binary::spawn(
-        &[
-            "--port",
-            "0",
-            "--sample-rate",
-            "16000",
-            "--log-dir",
-            dir.to_str().expect("utf-8"),
-        ],
-        &[("RUST_LOG", "debug")],
-    );
+    let mut bin = logging_to(&dir, &[("RUST_LOG", "debug")]);
     let addr = bin.addr();
     let mut ws = connect(addr, "").await;
     let (first, _) = {

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,6 +90,21 @@ fn bridge(stream: &str) -> Binary {
         ],
         &[],
     )
+}
+
+/// Starts a writer on a stream named after `tag`, the bridge playing it, and one
+/// client past its `hello`: the file's clean-up, the stream's name, the writer, the
+/// bridge, its address and the client (in the order they were made, so that they
+/// are dropped in the reverse one).
+async fn playing(tag: &str) -> (Cleanup, String, Writer, Binary, SocketAddr, Ws) {
+    let name = stream_name(tag);
+    let cleanup = Cleanup(stream_path(&name));
+    let writer = Writer::spawn(&name, false);
+    let bin = bridge(&name);
+    let addr = bin.addr();
+    let mut ws = connect(addr, "").await;
+    next_json(&mut ws, "hello", T).await;
+    (cleanup, name, writer, bin, addr, ws)
 }
 
 /// What a client read: audio chunks (header, RMS) and JSON messages, in order.
@@ -225,13 +241,7 @@ async fn a_plugin_stream_plays_goes_idle_when_its_writer_is_killed_and_resumes_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_is_lapped_counted_and_resynchronised() {
-    let name = stream_name("lap");
-    let _cleanup = Cleanup(stream_path(&name));
-    let _writer = Writer::spawn(&name, false);
-    let bin = bridge(&name);
-    let addr = bin.addr();
-    let mut ws = connect(addr, "").await;
-    next_json(&mut ws, "hello", T).await;
+    let (_cleanup, _name, _writer, bin, addr, mut ws) = playing("lap").await;
     read(&mut ws, T, |s| s.audio.len() >= 5).await;
     // Freeze the bridge for longer than the ring lasts (2 s): the writer laps it.
     bin.signal("STOP");
@@ -300,13 +310,7 @@ async fn a_foreign_or_corrupt_stream_is_refused_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_at_another_sample_rate_is_refused_until_the_bridge_restarts() {
-    let name = stream_name("rate");
-    let _cleanup = Cleanup(stream_path(&name));
-    let writer = Writer::spawn(&name, false);
-    let bin = bridge(&name);
-    let addr = bin.addr();
-    let mut ws = connect(addr, "").await;
-    next_json(&mut ws, "hello", T).await;
+    let (_cleanup, name, writer, _bin, _addr, mut ws) = playing("rate").await;
     read(&mut ws, T, |s| s.audio.len() >= 3).await;
     writer.kill();
     let _writer = Writer::spawn_at(&name, 22_050, false);
@@ -340,13 +344,7 @@ async fn a_writer_at_another_sample_rate_is_refused_until_the_bridge_restarts() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_reaches_the_plugin_only_while_its_remote_control_is_on() {
-    let name = stream_name("ctl");
-    let _cleanup = Cleanup(stream_path(&name));
-    let writer = Writer::spawn(&name, false);
-    let bin = bridge(&name);
-    let addr = bin.addr();
-    let mut ws = connect(addr, "").await;
-    next_json(&mut ws, "hello", T).await;
+    let (_cleanup, name, writer, _bin, addr, mut ws) = playing("ctl").await;
     read(&mut ws, T, |s| s.audio.len() >= 3).await;
     send_text(&mut ws, r#"{"type":"update_params","bpm":90}"#).await;
     let err = next_json(&mut ws, "error", T).await;

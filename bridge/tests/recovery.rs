@@ -25,7 +25,7 @@ use auralis_bridge::Config;
 use axum::extract::ws::Message as AxMessage;
 use futures_util::Sink;
 
-use common::evidence::{fresh_dir, get_metric, span_client, Listener, Logs};
+use common::evidence::{fresh_dir, get_metric, span_client, Listener, Logs, Recording};
 use common::source::TestSource;
 use common::{connect, eventually, get_json, next_close, next_json, stalled_client, Binary};
 use serde_json::Value;
@@ -752,7 +752,7 @@ async fn a_write_that_times_out_once_is_retried_and_the_client_loses_nothing() {
         futures_util::stream::pending(),
     ));
     let mut hello = None;
-    let mut recording = common::evidence::Recording::default();
+    let mut recording = Recording::default();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while recording.chunks.len() < LISTEN && std::time::Instant::now() < deadline {
         match arrived.try_recv().ok() {
@@ -805,6 +805,16 @@ async fn a_write_that_times_out_once_is_retried_and_the_client_loses_nothing() {
     state.pump.stop();
 }
 
+/// The real binary with `env`, logging to `logs`, and what a listener heard from
+/// it: at least [`LISTEN`] chunks.
+async fn listened(logs: &Path, env: &[(&str, &str)]) -> (Binary, std::net::SocketAddr, Recording) {
+    let bin = bridge_with_env(logs, &[], env);
+    let addr = bin.addr();
+    let listener = Listener::start(addr, "").await;
+    let recording = listener.finish(LISTEN).await;
+    (bin, addr, recording)
+}
+
 /// Row "synthesis error → retry simplified → silence", in the running bridge:
 /// every texture render fails; each phrase is tried four times, each simpler,
 /// then given silence, and the pad carries the music to every listener. The
@@ -817,10 +827,7 @@ async fn synthesis_errors_in_the_running_bridge_leave_the_pad_playing() {
         ("AURALIS_RENDERER", "cpu"),
         ("AURALIS_FAULTS", "render_error"),
     ];
-    let bin = bridge_with_env(&logs, &[], &env);
-    let addr = bin.addr();
-    let listener = Listener::start(addr, "").await;
-    let recording = listener.finish(LISTEN).await;
+    let (bin, addr, recording) = listened(&logs, &env).await;
     recording.assert_contiguous();
     recording.assert_continuous(SETTLE, |_| false);
     // The failures count towards the degradation level, and the bridge says so.
@@ -897,10 +904,7 @@ async fn gpu_out_of_memory_and_device_loss_in_the_running_bridge_fall_back_to_th
         ("AURALIS_FAULTS", "gpu_oom@0s,device_lost@0s"),
         ("AURALIS_GPU_COOLDOWN_S", "0"),
     ];
-    let bin = bridge_with_env(&logs, &[], &env);
-    let addr = bin.addr();
-    let listener = Listener::start(addr, "").await;
-    let recording = listener.finish(LISTEN).await;
+    let (bin, addr, recording) = listened(&logs, &env).await;
     recording.assert_contiguous();
     recording.assert_continuous(SETTLE, |_| false);
     let (code, health) = get_json(addr, "/health");

@@ -133,7 +133,7 @@ pub fn health(state: &AppState) -> (Health, Value) {
     let texture_failure_rate = state
         .pump
         .renderer()
-        .map_or(0.0, |r| f64::from(r.failure_rate));
+        .map_or(0.0, |r| f64::from(r.stats.failure_rate));
     let error_rate = chunk_error_rate.max(texture_failure_rate);
     let level = stats.level();
     let idle = stats.idle.load(Ordering::Relaxed) == 1;
@@ -250,16 +250,16 @@ fn renderer_json(status: Option<RendererStatus>) -> Value {
         return Value::Null;
     };
     json!({
-        "backend": match r.backend {
+        "backend": match r.stats.backend {
             Backend::Gpu => "gpu",
             Backend::Cpu => "cpu",
         },
-        "adapter": (!r.adapter.is_empty()).then_some(r.adapter),
-        "gpu_fallbacks": r.gpu_fallbacks,
-        "attempts": r.attempts,
-        "failures": r.failures,
-        "failure_rate": r.failure_rate,
-        "silenced": r.silenced,
+        "adapter": (!r.stats.adapter.is_empty()).then_some(r.stats.adapter),
+        "gpu_fallbacks": r.stats.gpu_failures,
+        "attempts": r.stats.attempts,
+        "failures": r.stats.failures,
+        "failure_rate": r.stats.failure_rate,
+        "silenced": r.stats.silenced,
         "margin_s": r.margin_s,
         "texture_audible": r.texture_audible,
         "texture_enabled": r.texture_enabled,
@@ -510,31 +510,31 @@ pub fn metrics_text(state: &AppState) -> String {
             "auralis_bridge_texture_backend_gpu",
             "gauge",
             "1 while textures render on the GPU, 0 on the CPU.",
-            u8::from(r.backend == Backend::Gpu).to_string(),
+            u8::from(r.stats.backend == Backend::Gpu).to_string(),
         );
         metric(
             "auralis_bridge_texture_gpu_fallbacks_total",
             "counter",
             "GPU failures that sent the texture pre-renderer to the CPU.",
-            r.gpu_fallbacks.to_string(),
+            r.stats.gpu_failures.to_string(),
         );
         metric(
             "auralis_bridge_texture_attempts_total",
             "counter",
             "Texture render attempts (first tries and retries).",
-            r.attempts.to_string(),
+            r.stats.attempts.to_string(),
         );
         metric(
             "auralis_bridge_texture_failures_total",
             "counter",
             "Texture render attempts that failed.",
-            r.failures.to_string(),
+            r.stats.failures.to_string(),
         );
         metric(
             "auralis_bridge_texture_failure_rate",
             "gauge",
             "Recent texture render failures divided by attempts.",
-            format!("{:.6}", r.failure_rate),
+            format!("{:.6}", r.stats.failure_rate),
         );
         metric(
             "auralis_bridge_texture_margin_seconds",

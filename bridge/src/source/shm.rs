@@ -30,9 +30,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use auralis::compose::phrase::ComposeParams;
+use auralis::compose::ParamUpdate;
 use auralis::degrade::Level;
 use auralis::render::mix::MixLevels;
-use auralis::stream::control::{ControlRecord, SendError};
+use auralis::stream::control::SendError;
 use auralis::stream::reader::{OpenError, ReadError, ShmReader};
 
 use super::{param_error, FillReport, ParamsSnapshot, Source, SourceCommand, SourceInfo};
@@ -367,9 +368,9 @@ impl Source for ShmSource {
             ),
         };
         next.validate().map_err(|e| param_error(&e))?;
-        let record = ControlRecord::between(&base, &next);
-        if !record.is_empty() {
-            reader.send_control(&record).map_err(|SendError::Full| {
+        let change = ParamUpdate::between(&base, &next);
+        if !change.is_empty() {
+            reader.send_control(&change).map_err(|SendError::Full| {
                 ProtocolError::new(
                     ErrorCode::Unavailable,
                     "the plugin has not taken the earlier changes yet; try again",

@@ -1,6 +1,6 @@
 //! Layer levels and effect sends: the mix a preset or the user sets.
 
-use crate::compose::phrase::{check_range, ParamError};
+use super::phrase::{check_range, ParamError};
 
 /// Lowest and highest master gain, in decibels.
 pub const MASTER_GAIN_DB_RANGE: (f32, f32) = (-60.0, 6.0);
@@ -24,18 +24,21 @@ pub struct MixLevels {
 
 impl Default for MixLevels {
     fn default() -> Self {
-        Self {
-            pad: 0.8,
-            melody: 0.7,
-            percussion: 0.6,
-            reverb: 0.5,
-            delay: 0.35,
-            master_gain_db: 0.0,
-        }
+        Self::DEFAULT
     }
 }
 
 impl MixLevels {
+    /// The default mix (the `focus` preset's).
+    pub const DEFAULT: Self = Self {
+        pad: 0.8,
+        melody: 0.7,
+        percussion: 0.6,
+        reverb: 0.5,
+        delay: 0.35,
+        master_gain_db: 0.0,
+    };
+
     /// Checks every field against its documented range.
     ///
     /// # Errors

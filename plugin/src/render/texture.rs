@@ -255,7 +255,7 @@ impl TextureLayer {
 
     /// Takes the wanted phrase's texture if it is here (offline: waits for it).
     fn acquire(&mut self) {
-        if !self.want.as_ref().is_some_and(|w| !w.delivered) || self.replay_tail() {
+        if self.want.as_ref().is_none_or(|w| w.delivered) || self.replay_tail() {
             return;
         }
         let Some(slot) = self.slots.iter().position(Option::is_none) else {

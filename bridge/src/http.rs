@@ -155,7 +155,7 @@ impl HealthChecks {
         let texture_failure_rate = state
             .pump
             .renderer()
-            .map_or(0.0, |r| f64::from(r.failure_rate));
+            .map_or(0.0, |r| f64::from(r.stats.failure_rate));
         let error_rate = chunk_error_rate.max(texture_failure_rate);
         Self {
             alive: state.pump.is_alive(),
@@ -287,16 +287,16 @@ fn renderer_json(status: Option<RendererStatus>) -> Value {
         return Value::Null;
     };
     json!({
-        "backend": match r.backend {
+        "backend": match r.stats.backend {
             Backend::Gpu => "gpu",
             Backend::Cpu => "cpu",
         },
-        "adapter": (!r.adapter.is_empty()).then_some(r.adapter),
-        "gpu_fallbacks": r.gpu_fallbacks,
-        "attempts": r.attempts,
-        "failures": r.failures,
-        "failure_rate": r.failure_rate,
-        "silenced": r.silenced,
+        "adapter": (!r.stats.adapter.is_empty()).then_some(r.stats.adapter),
+        "gpu_fallbacks": r.stats.gpu_failures,
+        "attempts": r.stats.attempts,
+        "failures": r.stats.failures,
+        "failure_rate": r.stats.failure_rate,
+        "silenced": r.stats.silenced,
         "margin_s": r.margin_s,
         "texture_audible": r.texture_audible,
         "texture_enabled": r.texture_enabled,

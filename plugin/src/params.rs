@@ -13,11 +13,11 @@ use nice_plug::prelude::{
     BoolParam, Enum, EnumParam, FloatParam, FloatRange, IntParam, IntRange, Param, Params,
 };
 
+use crate::compose::mix::{MixLevels, MASTER_GAIN_DB_RANGE};
 use crate::compose::phrase::{ComposeParams, BPM_RANGE};
 use crate::compose::presets::PRESETS;
 use crate::compose::theory::{Key, Mode};
 use crate::degrade::Level;
-use crate::render::mix::{MixLevels, MASTER_GAIN_DB_RANGE};
 
 /// The value of the `fmt` persisted field: marks a state as Auralis's own.
 pub const STATE_FORMAT: &str = "auralis-1";

@@ -2,10 +2,13 @@
 //! wgpu finds no adapter, `auralis-render` still renders the texture layer, on the
 //! CPU, and writes exactly the file the CPU renderer writes.
 
-use std::path::{Path, PathBuf};
+pub mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 use auralis::prerender::gpu::{GpuContext, GpuError};
+use common::scratch;
 
 /// wgpu limited to a backend this platform does not have, and the Vulkan loader
 /// pointed at no driver: no adapter can be found.
@@ -14,12 +17,6 @@ const NO_ADAPTER: [(&str, &str); 3] = [
     ("VK_ICD_FILENAMES", "/nonexistent/icd.json"),
     ("VK_DRIVER_FILES", "/nonexistent/icd.json"),
 ];
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no_gpu");
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
-}
 
 /// Renders 8 s with the texture on, with `env` set; returns the file's bytes.
 fn render(out: &Path, env: &[(&str, &str)]) -> Vec<u8> {

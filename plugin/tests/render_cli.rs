@@ -2,7 +2,10 @@
 //! readable WAV of the requested length, and clear errors (never a panic) for bad
 //! arguments.
 
-use std::path::{Path, PathBuf};
+pub mod common;
+
+use common::scratch;
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn render(args: &[&str]) -> Output {
@@ -10,12 +13,6 @@ fn render(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("auralis-render runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("render_cli");
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! injected pre-renderer fault leaves the audio finite and continuous, and the
 //! degradation levels switch the texture off and lower its quality.
 
+pub mod common;
+
 use std::time::{Duration, Instant};
 
 use auralis::compose::phrase::ComposeParams;
@@ -14,6 +16,7 @@ use auralis::offline::OfflineRenderer;
 use auralis::prerender::gpu::RendererChoice;
 use auralis::prerender::{Backend, PrerenderConfig, Quality};
 use auralis::render::RenderMode;
+use common::max_step;
 
 const SR: f32 = 16_000.0;
 const BLOCK: usize = 512;
@@ -85,12 +88,6 @@ fn audible(engine: &Engine) -> bool {
     engine.status().renderer.is_some_and(|r| r.texture_audible)
 }
 
-fn max_jump(x: &[f32]) -> f32 {
-    x.windows(2)
-        .map(|w| (w[1] - w[0]).abs())
-        .fold(0.0, f32::max)
-}
-
 /// The largest sample-to-sample step the music makes by itself, with the pad
 /// alone and with the texture.
 fn music_jump() -> f32 {
@@ -100,11 +97,11 @@ fn music_jump() -> f32 {
     let mut texture = engine(cpu(""));
     play_until(&mut texture, &mut out, audible);
     play(&mut texture, 120, &mut out);
-    max_jump(&out)
+    max_step(&out)
 }
 
 fn assert_continuous(out: &[f32], reference: f32, what: &str) {
-    let jump = max_jump(out);
+    let jump = max_step(out);
     assert!(
         jump <= reference * 1.25 + 1e-3,
         "{what}: a jump of {jump} against the music's own {reference}"
@@ -125,8 +122,11 @@ fn cold_start_pad_then_texture_then_seek() {
     play_until(&mut e, &mut out, audible);
     play(&mut e, 40, &mut out);
     let status = e.status().renderer.expect("texture on");
-    assert_eq!(status.backend, Backend::Cpu);
-    assert!(status.attempts >= 1 && status.failures == 0, "{status:?}");
+    assert_eq!(status.stats.backend, Backend::Cpu);
+    assert!(
+        status.stats.attempts >= 1 && status.stats.failures == 0,
+        "{status:?}"
+    );
     assert!(
         status.texture_enabled && status.margin_s.is_some(),
         "{status:?}"
@@ -204,7 +204,10 @@ fn every_fault_keeps_the_audio_finite_and_continuous() {
         play(&mut e, 200, &mut out);
         assert_continuous(&out, reference, faults);
         let s = e.status().renderer.expect("texture on");
-        assert!(s.failures > 0 && s.failure_rate > 0.0, "{faults}: {s:?}");
+        assert!(
+            s.stats.failures > 0 && s.stats.failure_rate > 0.0,
+            "{faults}: {s:?}"
+        );
     }
     // The GPU faults (on lavapipe in CI): the CPU takes over, nothing is lost.
     for faults in ["gpu_oom", "device_lost@0s", "shader_error", "gpu_oom:0.5"] {
@@ -221,7 +224,7 @@ fn every_fault_keeps_the_audio_finite_and_continuous() {
         play(&mut e, 120, &mut out);
         assert_continuous(&out, reference, faults);
         let s = e.status().renderer.expect("texture on");
-        assert_eq!(s.silenced, 0, "{faults}: {s:?}");
+        assert_eq!(s.stats.silenced, 0, "{faults}: {s:?}");
     }
 }
 

@@ -13,6 +13,7 @@ use auralis::prerender::gpu::RendererChoice;
 use auralis::prerender::PrerenderConfig;
 use auralis::render::mix::MixLevels;
 use auralis::render::RenderMode;
+use auralis_tests::signal::max_step;
 
 const SAMPLE_RATE: f32 = 48_000.0;
 const BLOCK: usize = 4_800;
@@ -98,12 +99,6 @@ fn wait_for(
     start.elapsed()
 }
 
-fn max_jump(x: &[f32]) -> f32 {
-    x.windows(2)
-        .map(|w| (w[1] - w[0]).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn load_steps_through_every_level_and_back_without_a_glitch() {
     // The undisturbed music first, for its own largest sample-to-sample step.
@@ -116,7 +111,7 @@ fn load_steps_through_every_level_and_back_without_a_glitch() {
         &mut calm_levels,
     );
     assert!(calm_levels.iter().all(|(_, l)| *l == Level::Normal));
-    let music_jump = max_jump(&calm_out[48_000..]);
+    let music_jump = max_step(&calm_out[48_000..]);
 
     let mut engine = engine();
     let (mut out, mut levels) = (Vec::new(), Vec::new());
@@ -201,7 +196,7 @@ fn load_steps_through_every_level_and_back_without_a_glitch() {
 
     // Continuity over the whole run.
     assert!(out.iter().all(|x| x.is_finite()));
-    let jump = max_jump(&out[48_000..]);
+    let jump = max_step(&out[48_000..]);
     assert!(
         jump <= music_jump * 1.25 + 1e-3,
         "a jump of {jump} against the music's own {music_jump}"

@@ -5,19 +5,13 @@
 
 use auralis::rng::Rng;
 use auralis_tests::clap_host::{max_diff, peak, Ev, Plugin, Transport};
+use auralis_tests::state::framed;
 
 const HOST: Transport = Transport {
     playing: true,
     beat: 0.0,
     bpm: 60.0,
 };
-
-/// A saved state as nice-plug frames it: its length, little-endian, then JSON.
-fn framed(json: &str) -> Vec<u8> {
-    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(json.as_bytes());
-    bytes
-}
 
 fn assert_defaults(plugin: &mut Plugin, what: &str) {
     for p in plugin.params() {

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use auralis::prerender::validate::error_db;
 use auralis_tests::clap_host::{max_diff, Ev, Plugin};
+use auralis_tests::signal::max_step;
 
 /// Set in a child process: the file to write its render to.
 const CHILD_OUT: &str = "AURALIS_RECOVERY_OUT";
@@ -120,13 +121,6 @@ fn out_file(name: &str, env: &[(&str, &str)]) -> PathBuf {
         "auralis-recovery-{}-{name}-{tag}.f32",
         std::process::id()
     ))
-}
-
-/// Largest sample-to-sample step.
-fn max_step(x: &[f32]) -> f32 {
-    x.windows(2)
-        .map(|w| (w[1] - w[0]).abs())
-        .fold(0.0, f32::max)
 }
 
 /// The largest step of both channels.

@@ -9,15 +9,9 @@
 
 use auralis::params::AuralisParams;
 use auralis_tests::clap_host::{linked_entry, Plugin};
+use auralis_tests::state::framed;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-
-/// A saved state as nice-plug frames it: its length, little-endian, then JSON.
-fn framed(json: &str) -> Vec<u8> {
-    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(json.as_bytes());
-    bytes
-}
 
 /// Every parameter's plain value, in the plugin's order.
 fn values(plugin: &mut Plugin) -> Vec<f64> {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+pub use auralis::compose::ParamUpdate;
 use auralis::compose::phrase::{ComposeParams, BPM_RANGE};
 use auralis::compose::presets::{preset, preset_names, Preset};
 use auralis::compose::theory::{Key, Mode};
@@ -22,39 +23,6 @@ pub enum Dialect {
     Native,
     /// The original Python server's JSON protocol (`?format=json`).
     Compat,
-}
-
-/// A partial change of the musical parameters; `None` keeps the current value.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ParamUpdate {
-    /// New tonic.
-    pub key: Option<Key>,
-    /// New mode.
-    pub mode: Option<Mode>,
-    /// New tempo, within [`BPM_RANGE`].
-    pub bpm: Option<f32>,
-    /// New intensity, 0 to 1.
-    pub intensity: Option<f32>,
-}
-
-impl ParamUpdate {
-    /// Whether no field is set.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.key.is_none() && self.mode.is_none() && self.bpm.is_none() && self.intensity.is_none()
-    }
-
-    /// `base` with this update applied.
-    #[must_use]
-    pub fn apply_to(&self, base: ComposeParams) -> ComposeParams {
-        ComposeParams {
-            key: self.key.unwrap_or(base.key),
-            mode: self.mode.unwrap_or(base.mode),
-            bpm: self.bpm.unwrap_or(base.bpm),
-            intensity: self.intensity.unwrap_or(base.intensity),
-            ..base
-        }
-    }
 }
 
 /// A validated message from a client.

@@ -30,9 +30,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use auralis::compose::phrase::ComposeParams;
+use auralis::compose::ParamUpdate;
 use auralis::degrade::Level;
 use auralis::render::mix::MixLevels;
-use auralis::stream::control::{ControlRecord, SendError};
+use auralis::stream::control::SendError;
 use auralis::stream::reader::{OpenError, ReadError, ShmReader};
 
 use super::{FillReport, ParamsSnapshot, Source, SourceCommand, SourceError, SourceInfo};
@@ -385,9 +386,9 @@ impl Source for ShmSource {
             ),
         };
         next.validate()?;
-        let record = ControlRecord::between(&base, &next);
-        if !record.is_empty() {
-            reader.send_control(&record).map_err(|SendError::Full| {
+        let change = ParamUpdate::between(&base, &next);
+        if !change.is_empty() {
+            reader.send_control(&change).map_err(|SendError::Full| {
                 SourceError::Unavailable(
                     "the plugin has not taken the earlier changes yet; try again".into(),
                 )

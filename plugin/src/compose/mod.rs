@@ -10,6 +10,8 @@
 
 pub mod chords;
 pub mod melody;
+pub mod mix;
+pub mod params;
 pub mod percussion;
 pub mod phrase;
 pub mod presets;
@@ -17,6 +19,8 @@ pub mod theory;
 
 pub use chords::{next_degree, transition_row, voice_chord};
 pub use melody::{compose_melody, ToneCounts};
+pub use mix::MixLevels;
+pub use params::ParamUpdate;
 pub use percussion::compose_percussion;
 pub use phrase::{
     Chord, ChordEvent, ComposeParams, NoteEvent, ParamError, PercEvent, PercKind, Phrase, ToneKind,

@@ -34,14 +34,7 @@ pub struct ComposeParams {
 
 impl Default for ComposeParams {
     fn default() -> Self {
-        Self {
-            key: Key::new(2),
-            mode: Mode::Dorian,
-            bpm: 60.0,
-            intensity: 0.5,
-            bars: 8,
-            beats_per_bar: 4,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -80,6 +73,17 @@ pub fn check_range(name: &'static str, value: f64, min: f64, max: f64) -> Result
 }
 
 impl ComposeParams {
+    /// The default parameters (the `focus` preset's): D dorian at 60 BPM,
+    /// intensity 0.5, phrases of 8 bars of 4 beats.
+    pub const DEFAULT: Self = Self {
+        key: Key::new(2),
+        mode: Mode::Dorian,
+        bpm: 60.0,
+        intensity: 0.5,
+        bars: 8,
+        beats_per_bar: 4,
+    };
+
     /// Checks every field against its documented range.
     ///
     /// # Errors
@@ -116,6 +120,41 @@ impl ComposeParams {
     #[must_use]
     pub fn phrase_beats(&self) -> f64 {
         f64::from(self.bars * self.beats_per_bar)
+    }
+
+    /// The parameters as two words, the one packing the engine's parameter cell
+    /// and the shared-memory header use: `key | mode << 8 | bars << 16 |
+    /// beats_per_bar << 32` ([`Mode::index`]) and the tempo's and intensity's
+    /// `f32` bits, `bpm | intensity << 32`.
+    #[must_use]
+    pub fn to_words(&self) -> [u64; 2] {
+        [
+            u64::from(self.key.pitch_class())
+                | u64::from(self.mode.index()) << 8
+                | u64::from(self.bars) << 16
+                | u64::from(self.beats_per_bar) << 32,
+            u64::from(self.bpm.to_bits()) | u64::from(self.intensity.to_bits()) << 32,
+        ]
+    }
+
+    /// The inverse of [`ComposeParams::to_words`]; `None` when the key or mode
+    /// bits name no key or mode (the values are not range-checked: see
+    /// [`ComposeParams::validate`]).
+    #[must_use]
+    pub fn from_words(words: [u64; 2]) -> Option<Self> {
+        let [small, floats] = words;
+        let key = small & 0xFF;
+        if key >= 12 {
+            return None;
+        }
+        Some(Self {
+            key: Key::new(key as u8),
+            mode: Mode::from_index((small >> 8) & 0xFF)?,
+            bars: ((small >> 16) & 0xFFFF) as u32,
+            beats_per_bar: ((small >> 32) & 0xFFFF) as u32,
+            bpm: f32::from_bits((floats & 0xFFFF_FFFF) as u32),
+            intensity: f32::from_bits((floats >> 32) as u32),
+        })
     }
 }
 
@@ -257,5 +296,26 @@ impl Phrase {
             .rev()
             .find(|c| c.start_beat <= beat)
             .map(|c| &c.chord)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip_and_refuse_what_names_no_key_or_mode() {
+        let p = ComposeParams {
+            key: Key::new(11),
+            mode: Mode::Ionian,
+            bpm: 73.5,
+            intensity: 0.25,
+            bars: 12,
+            beats_per_bar: 3,
+        };
+        assert_eq!(ComposeParams::from_words(p.to_words()), Some(p));
+        let [small, floats] = p.to_words();
+        assert_eq!(ComposeParams::from_words([small | 0xFF, floats]), None);
+        assert_eq!(ComposeParams::from_words([small | 0xFF00, floats]), None);
     }
 }

@@ -1,9 +1,9 @@
 //! Named presets: a key, mode, tempo and intensity plus the layer levels that suit
 //! them. `focus` is the original system's default; the others are tuned around it.
 
+use super::mix::MixLevels;
 use super::phrase::ComposeParams;
 use super::theory::{Key, Mode};
-use crate::render::mix::MixLevels;
 
 /// A named set of composition parameters and mix levels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,22 +23,8 @@ pub const PRESETS: [Preset; 4] = [
     Preset {
         name: "focus",
         description: "D dorian at 60 BPM, medium activity: the original default",
-        compose: ComposeParams {
-            key: Key::new(2),
-            mode: Mode::Dorian,
-            bpm: 60.0,
-            intensity: 0.5,
-            bars: 8,
-            beats_per_bar: 4,
-        },
-        levels: MixLevels {
-            pad: 0.8,
-            melody: 0.7,
-            percussion: 0.6,
-            reverb: 0.5,
-            delay: 0.35,
-            master_gain_db: 0.0,
-        },
+        compose: ComposeParams::DEFAULT,
+        levels: MixLevels::DEFAULT,
     },
     Preset {
         name: "meditation",

@@ -130,6 +130,23 @@ impl Mode {
         Self::Ionian,
     ];
 
+    /// The mode's place in [`Mode::ALL`] (0–5): its number on the wire, in the
+    /// engine's parameter words and in host parameters.
+    #[must_use]
+    pub const fn index(self) -> u8 {
+        self as u8
+    }
+
+    /// The mode numbered `index` (see [`Mode::index`]), if there is one.
+    #[must_use]
+    pub const fn from_index(index: u64) -> Option<Self> {
+        if index < Self::ALL.len() as u64 {
+            Some(Self::ALL[index as usize])
+        } else {
+            None
+        }
+    }
+
     /// Semitones above the root of the seven scale degrees.
     #[must_use]
     pub const fn intervals(self) -> [u8; 7] {
@@ -267,6 +284,16 @@ mod tests {
         }
         assert_eq!("MAJOR".parse::<Mode>().unwrap(), Mode::Ionian);
         assert!("locrian".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn mode_numbers_are_their_places_in_all() {
+        for (i, m) in Mode::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(m.index()), i);
+            assert_eq!(Mode::from_index(i as u64), Some(m));
+        }
+        assert_eq!(Mode::from_index(6), None);
+        assert_eq!(Mode::from_index(u64::MAX), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The degradation state machine: four quality levels driven by load, with the
 //! seed's thresholds, immediate escalation and held, hysteretic recovery.
 //!
-//! | level | load | quality |
+//! | level | load | quality ([`Level::profile`]) |
 //! |---|---|---|
 //! | normal | < 60 % | full |
 //! | high_load | 60–80 % | fewer melody notes, fewer partials |
@@ -15,96 +15,12 @@
 //! current level's lower bound for [`DegradeConfig::hold_s`] seconds. A pinned level
 //! is reported as is and never changed.
 
-use std::fmt;
-
 use crate::compose::phrase::{ComposeParams, Phrase};
 
+mod level;
 pub mod monitor;
 
-/// Quality levels, in increasing order of degradation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Level {
-    /// Full quality.
-    #[default]
-    Normal = 0,
-    /// Fewer melody notes and texture partials.
-    HighLoad = 1,
-    /// Chords only: no melody, no percussion, cheapest pad.
-    Critical = 2,
-    /// Loop the last good phrase (silence only if nothing was ever rendered).
-    Overload = 3,
-}
-
-impl Level {
-    /// Every level, lowest first.
-    pub const ALL: [Self; 4] = [Self::Normal, Self::HighLoad, Self::Critical, Self::Overload];
-
-    /// The lowest load (percent) that belongs to this level.
-    #[must_use]
-    pub const fn lower_bound(self) -> f32 {
-        match self {
-            Self::Normal => 0.0,
-            Self::HighLoad => 60.0,
-            Self::Critical => 80.0,
-            Self::Overload => 95.0,
-        }
-    }
-
-    /// The level a load (percent) belongs to: < 60 normal, 60–80 high load,
-    /// 80–95 critical, above 95 overload. A non-finite load counts as overload.
-    #[must_use]
-    pub fn for_load(load: f32) -> Self {
-        if !load.is_finite() || load > Self::Overload.lower_bound() {
-            Self::Overload
-        } else if load >= Self::Critical.lower_bound() {
-            Self::Critical
-        } else if load >= Self::HighLoad.lower_bound() {
-            Self::HighLoad
-        } else {
-            Self::Normal
-        }
-    }
-
-    /// One level better, if any.
-    #[must_use]
-    pub const fn below(self) -> Option<Self> {
-        match self {
-            Self::Normal => None,
-            Self::HighLoad => Some(Self::Normal),
-            Self::Critical => Some(Self::HighLoad),
-            Self::Overload => Some(Self::Critical),
-        }
-    }
-
-    /// The wire/metric name: `normal`, `high_load`, `critical`, `overload`.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Normal => "normal",
-            Self::HighLoad => "high_load",
-            Self::Critical => "critical",
-            Self::Overload => "overload",
-        }
-    }
-
-    /// The level with numeric value `v` (0–3), for atomics and parameters.
-    #[must_use]
-    pub const fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(Self::Normal),
-            1 => Some(Self::HighLoad),
-            2 => Some(Self::Critical),
-            3 => Some(Self::Overload),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use level::{Level, LevelProfile, TextureDetail, HIGH_LOAD_INTENSITY_CAP};
 
 /// Tuning of the machine.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -147,6 +63,16 @@ pub struct Transition {
     pub load: f32,
 }
 
+impl DegradeState {
+    /// At `level`, with no hold running.
+    const fn settled(level: Level) -> Self {
+        Self {
+            level,
+            low_since: None,
+        }
+    }
+}
+
 /// One sample of the machine: the new state and the change, if the level changed.
 /// `load` is the effective load in percent, `now_s` a monotonic time in seconds.
 #[must_use]
@@ -156,95 +82,68 @@ pub fn step(
     now_s: f64,
     config: &DegradeConfig,
 ) -> (DegradeState, Option<Transition>) {
-    if let Some(pin) = config.pin {
-        let next = DegradeState {
-            level: pin,
-            low_since: None,
-        };
-        let change = (pin != state.level).then_some(Transition {
+    let change = |to: Level| {
+        (to != state.level).then_some(Transition {
             from: state.level,
-            to: pin,
+            to,
             load,
-        });
-        return (next, change);
+        })
+    };
+    if let Some(pin) = config.pin {
+        return (DegradeState::settled(pin), change(pin));
     }
     let here = Level::for_load(load);
     if here > state.level {
-        let next = DegradeState {
-            level: here,
-            low_since: None,
-        };
-        return (
-            next,
-            Some(Transition {
-                from: state.level,
-                to: here,
-                load,
-            }),
-        );
+        return (DegradeState::settled(here), change(here));
     }
     let Some(lower) = state.level.below() else {
         return (DegradeState::default(), None);
     };
     let low = load.is_finite() && load <= state.level.lower_bound() - config.hysteresis;
     if !low {
-        return (
-            DegradeState {
-                level: state.level,
-                low_since: None,
-            },
-            None,
-        );
+        return (DegradeState::settled(state.level), None);
     }
     let since = state.low_since.unwrap_or(now_s);
     if now_s - since >= config.hold_s {
         // One level down; the next step down needs its own full hold, which
         // starts now if the load is already low enough for it.
         let still_low = load <= lower.lower_bound() - config.hysteresis;
-        (
-            DegradeState {
-                level: lower,
-                low_since: still_low.then_some(now_s),
-            },
-            Some(Transition {
-                from: state.level,
-                to: lower,
-                load,
-            }),
-        )
+        let next = DegradeState {
+            level: lower,
+            low_since: still_low.then_some(now_s),
+        };
+        (next, change(lower))
     } else {
-        (
-            DegradeState {
-                level: state.level,
-                low_since: Some(since),
-            },
-            None,
-        )
+        let held = DegradeState {
+            level: state.level,
+            low_since: Some(since),
+        };
+        (held, None)
     }
 }
 
-/// Highest intensity composed at [`Level::HighLoad`] and above.
-pub const HIGH_LOAD_INTENSITY_CAP: f32 = 0.4;
-
-/// The parameters a phrase is composed with at `level`: from `high_load` on, the
-/// intensity is capped at [`HIGH_LOAD_INTENSITY_CAP`] (fewer melody notes, sparser
+/// The parameters a phrase is composed with at `level`: the intensity capped at
+/// the level's [`LevelProfile::intensity_cap`] (fewer melody notes, sparser
 /// percussion).
 #[must_use]
 pub fn shape_params(level: Level, params: ComposeParams) -> ComposeParams {
-    if level >= Level::HighLoad {
-        ComposeParams {
-            intensity: params.intensity.min(HIGH_LOAD_INTENSITY_CAP),
+    match level.profile().intensity_cap {
+        Some(cap) => ComposeParams {
+            intensity: params.intensity.min(cap),
             ..params
-        }
-    } else {
-        params
+        },
+        None => params,
     }
 }
 
-/// Thins a composed phrase for `level`: from `critical` on only the chords remain.
+/// Thins a composed phrase for `level`: the melody and percussion go where the
+/// level's profile does not allow them (from `critical` on only the chords remain).
 pub fn thin_phrase(level: Level, phrase: &mut Phrase) {
-    if level >= Level::Critical {
+    let profile = level.profile();
+    if !profile.melody {
         phrase.melody.clear();
+    }
+    if !profile.percussion {
         phrase.percussion.clear();
     }
 }

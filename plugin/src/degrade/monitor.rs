@@ -23,8 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{step, DegradeConfig, DegradeState, Level, Transition};
-use crate::prerender::PrerenderStats;
-use crate::render::texture::TextureTelemetry;
 use sysinfo::{CpuRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// Seconds of texture ready ahead of the playhead that count as no load at all.
@@ -83,6 +81,19 @@ impl AudioLoadMeter {
             blocks,
         }
     }
+}
+
+/// The texture pre-renderer's part of the load, as plain numbers (all zero and
+/// `None` without a pre-renderer).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TextureLoad {
+    /// Seconds of pre-rendered texture ready ahead of the playhead (`None`: none
+    /// expected).
+    pub margin_s: Option<f32>,
+    /// Recent pre-render failures ÷ attempts, 0–1.
+    pub failure_rate: f32,
+    /// Length of the playing phrase in seconds (0: unknown).
+    pub phrase_s: f32,
 }
 
 /// Everything the effective load is computed from.
@@ -381,9 +392,6 @@ pub struct Monitor {
     next_cpu_sample: Instant,
     /// The last CPU reading: machine and process, percent.
     cpu: (f32, f32),
-    /// The texture layer's margin and the pre-renderer's failure rate, when the
-    /// engine has a texture layer.
-    texture: Option<(Arc<TextureTelemetry>, Arc<PrerenderStats>)>,
 }
 
 impl Monitor {
@@ -405,18 +413,13 @@ impl Monitor {
             next_sample: now + config.interval,
             next_cpu_sample: now + config.cpu_interval,
             cpu: (0.0, 0.0),
-            texture: None,
         }
     }
 
-    /// Counts the texture layer's margin and the pre-renderer's recent failure
-    /// rate among the inputs.
-    pub fn watch_texture(&mut self, telemetry: Arc<TextureTelemetry>, stats: Arc<PrerenderStats>) {
-        self.texture = Some((telemetry, stats));
-    }
-
-    /// Samples and steps if a sample is due; returns the change of level, if any.
-    pub fn poll(&mut self) -> Option<Transition> {
+    /// Samples and steps if a sample is due, counting `texture` (the texture
+    /// layer's margin and the pre-renderer's recent failure rate) among the
+    /// inputs; returns the change of level, if any.
+    pub fn poll(&mut self, texture: TextureLoad) -> Option<Transition> {
         let now = Instant::now();
         if now < self.next_sample {
             return None;
@@ -433,12 +436,9 @@ impl Monitor {
             machine_cpu_pct,
             process_cpu_pct,
             audio: self.shared.meter.take(),
-            prerender_margin_s: self.texture.as_ref().and_then(|(t, _)| t.margin_s()),
-            failure_rate: self
-                .texture
-                .as_ref()
-                .map_or(0.0, |(_, stats)| stats.failure_rate()),
-            phrase_s: self.texture.as_ref().map_or(0.0, |(t, _)| t.phrase_s()),
+            prerender_margin_s: texture.margin_s,
+            failure_rate: texture.failure_rate,
+            phrase_s: texture.phrase_s,
         };
         let load = inputs.effective_load();
         self.shared.publish(&inputs, load);

@@ -24,7 +24,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::compose::phrase::Phrase;
 use crate::compose::theory::midi_to_hz;
-use crate::degrade::Level;
+use crate::degrade::{Level, TextureDetail};
 use crate::rng::Rng;
 
 /// Random stream of the pad voices (see [`Rng::derive`]).
@@ -100,15 +100,15 @@ impl Quality {
         grains_per_second: 12.0,
     };
 
-    /// The texture quality of a degradation level: full at normal load, half the
-    /// partials and grains at high load, a cheap pad (8 partials, no grains) when
-    /// critical or overloaded.
+    /// The texture quality of a degradation level, from its
+    /// [`TextureDetail`]: full, half the partials and grains when reduced, a
+    /// cheap pad (8 partials, no grains) when minimal.
     #[must_use]
     pub fn for_level(level: Level) -> Self {
-        match level {
-            Level::Normal => Self::FULL,
-            Level::HighLoad => Self::FULL.simplified(),
-            Level::Critical | Level::Overload => Self {
+        match level.profile().texture_detail {
+            TextureDetail::Full => Self::FULL,
+            TextureDetail::Reduced => Self::FULL.simplified(),
+            TextureDetail::Minimal => Self {
                 partials: 8,
                 grains_per_second: 0.0,
             },
@@ -298,65 +298,84 @@ impl TextureDesc {
             }
             let attack = secs_to_frames(ATTACK_S, sr, 1).min(((off - start) / 2).max(1));
             let release = release.min(end - start);
+            let envelope = Voice {
+                start,
+                end,
+                first_partial: 0,
+                partial_count: 0,
+                inv_attack: 1.0 / attack as f32,
+                inv_release: 1.0 / release as f32,
+                pad: [0; 2],
+            };
             for &note in notes {
                 // One generator per voice: fewer partials draw a prefix of the same
                 // values, so a simplified texture keeps the character of the full one.
-                let mut vr = Rng::new(rng.next_u64());
-                let first = self.partials.len() as u32;
-                let f0 = f64::from(midi_to_hz(f32::from(note)));
-                let inharmonicity = f64::from(vr.range_f32(2e-5, 1e-4));
-                let tilt = vr.range_f32(1.0, 1.5);
-                let voice_pan = vr.range_f32(-0.5, 0.5);
-                let mut amps = Vec::with_capacity(partials as usize);
-                let mut total = 0.0_f32;
-                for k in 1..=partials {
-                    let kf = f64::from(k);
-                    let detune = 1.0 + f64::from(vr.next_bipolar()) * 3e-4;
-                    let hz = kf * f0 * (1.0 + inharmonicity * kf * kf).sqrt() * detune;
-                    let amp = (k as f32).powf(-tilt) * vr.range_f32(0.6, 1.0);
-                    let spread = (0.15 + 0.05 * k as f32).min(0.8);
-                    let pan = voice_pan + spread * vr.next_bipolar();
-                    let depth = f64::from(vr.range_f32(0.5, 4.0)) * 5.78e-4; // cents → ratio
-                    let rate_hz = f64::from(vr.range_f32(0.05, 0.3));
-                    let phase0 = vr.next_u64() as u32;
-                    let drift_phase0 = vr.next_u64() as u32;
-                    if hz > MAX_PARTIAL_FRACTION_OF_SR * sr {
-                        continue;
-                    }
-                    total += amp;
-                    let (gl, gr) = pan_gains(pan);
-                    amps.push(amp);
-                    self.partials.push(Partial {
-                        inc: hz_to_inc(hz, sr),
-                        phase0,
-                        drift_inc: hz_to_inc(rate_hz, sr),
-                        drift_phase0,
-                        drift_cycles: (hz * depth / (std::f64::consts::TAU * rate_hz)) as f32,
-                        drift_c0: sin_cycles(phase_to_cycles(drift_phase0) + 0.25),
-                        gain_l: gl,
-                        gain_r: gr,
-                    });
-                }
-                let count = self.partials.len() as u32 - first;
-                if count == 0 {
-                    continue;
-                }
-                let norm = note_gain / total.max(1e-6);
-                for (p, amp) in self.partials[first as usize..].iter_mut().zip(amps) {
-                    p.gain_l *= amp * norm;
-                    p.gain_r *= amp * norm;
-                }
-                self.voices.push(Voice {
-                    start,
-                    end,
-                    first_partial: first,
-                    partial_count: count,
-                    inv_attack: 1.0 / attack as f32,
-                    inv_release: 1.0 / release as f32,
-                    pad: [0; 2],
-                });
+                let vr = Rng::new(rng.next_u64());
+                self.build_voice(vr, note, partials, sr, note_gain, envelope);
             }
         }
+    }
+
+    /// One chord note's partials (up to `partials`, none above the aliasing
+    /// limit), normalised to `note_gain`, and its voice with `envelope`'s span.
+    fn build_voice(
+        &mut self,
+        mut vr: Rng,
+        note: u8,
+        partials: u32,
+        sr: f64,
+        note_gain: f32,
+        envelope: Voice,
+    ) {
+        let first = self.partials.len() as u32;
+        let f0 = f64::from(midi_to_hz(f32::from(note)));
+        let inharmonicity = f64::from(vr.range_f32(2e-5, 1e-4));
+        let tilt = vr.range_f32(1.0, 1.5);
+        let voice_pan = vr.range_f32(-0.5, 0.5);
+        let mut amps = Vec::with_capacity(partials as usize);
+        let mut total = 0.0_f32;
+        for k in 1..=partials {
+            let kf = f64::from(k);
+            let detune = 1.0 + f64::from(vr.next_bipolar()) * 3e-4;
+            let hz = kf * f0 * (1.0 + inharmonicity * kf * kf).sqrt() * detune;
+            let amp = (k as f32).powf(-tilt) * vr.range_f32(0.6, 1.0);
+            let spread = (0.15 + 0.05 * k as f32).min(0.8);
+            let pan = voice_pan + spread * vr.next_bipolar();
+            let depth = f64::from(vr.range_f32(0.5, 4.0)) * 5.78e-4; // cents → ratio
+            let rate_hz = f64::from(vr.range_f32(0.05, 0.3));
+            let phase0 = vr.next_u64() as u32;
+            let drift_phase0 = vr.next_u64() as u32;
+            if hz > MAX_PARTIAL_FRACTION_OF_SR * sr {
+                continue;
+            }
+            total += amp;
+            let (gl, gr) = pan_gains(pan);
+            amps.push(amp);
+            self.partials.push(Partial {
+                inc: hz_to_inc(hz, sr),
+                phase0,
+                drift_inc: hz_to_inc(rate_hz, sr),
+                drift_phase0,
+                drift_cycles: (hz * depth / (std::f64::consts::TAU * rate_hz)) as f32,
+                drift_c0: sin_cycles(phase_to_cycles(drift_phase0) + 0.25),
+                gain_l: gl,
+                gain_r: gr,
+            });
+        }
+        let count = self.partials.len() as u32 - first;
+        if count == 0 {
+            return;
+        }
+        let norm = note_gain / total.max(1e-6);
+        for (p, amp) in self.partials[first as usize..].iter_mut().zip(amps) {
+            p.gain_l *= amp * norm;
+            p.gain_r *= amp * norm;
+        }
+        self.voices.push(Voice {
+            first_partial: first,
+            partial_count: count,
+            ..envelope
+        });
     }
 
     fn build_grains(&mut self, seed: u64, phrase: &Phrase, sr: f64, spb: f64, quality: Quality) {

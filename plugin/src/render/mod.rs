@@ -25,7 +25,7 @@ use self::pad::PadBank;
 use self::percussion::Percussion;
 use self::ramp::{Ramp, CONTROL_FRAMES};
 use self::texture::TextureLayer;
-use crate::compose::phrase::{PercKind, Phrase};
+use crate::compose::phrase::{PercEvent, PercKind, Phrase};
 use crate::degrade::Level;
 use crate::dsp::dc_blocker::{DcBlocker, DEFAULT_CUTOFF_HZ as DC_CUTOFF_HZ};
 use crate::dsp::delay::{DelayParams, StereoDelay};
@@ -44,6 +44,17 @@ const LEVEL_SMOOTHING_MS: f32 = 40.0;
 const MASTER_TRIM: f32 = 1.7;
 /// Reverb return level at a send of 1.
 const REVERB_RETURN: f32 = 0.9;
+
+/// One span of one channel of a bus.
+type Bus = [f32; CONTROL_FRAMES];
+
+/// A span's layers after their gains, left and right: the dry bus and the delay
+/// and reverb sends.
+struct Sends {
+    dry: [Bus; 2],
+    delay: [Bus; 2],
+    reverb: [Bus; 2],
+}
 
 /// Whether the renderer may wait for the composer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -326,7 +337,7 @@ impl Renderer {
     /// Plays `layer`'s textures in place of the pad from the next phrase on (the
     /// pad stays the fallback). Call before the first block.
     pub fn set_texture_layer(&mut self, mut layer: TextureLayer) {
-        layer.set_enabled(self.quality != Level::Critical);
+        layer.set_enabled(self.quality.profile().texture);
         self.texture = Some(layer);
     }
 
@@ -432,20 +443,20 @@ impl Renderer {
         self.levels.set(&self.audible(mix));
     }
 
-    /// Applies a degradation level at the next sample, without a click: from
-    /// `critical` on the melody and percussion fade out within 40 ms (their notes
-    /// stop being composed from the next phrase) and the pad turns to its cheap
-    /// voice; at `critical` the texture fades out (the pad carries); at
-    /// `overload` the phrase that is playing loops, with its texture, instead of
-    /// moving on. Never allocates.
+    /// Applies a degradation level at the next sample, without a click, as its
+    /// [`Level::profile`] says: a layer it drops fades out within 40 ms (its notes
+    /// stop being composed from the next phrase), the pad may turn to its cheap
+    /// voice, the texture may fade out (the pad carries), and the phrase that is
+    /// playing may loop, with its texture, instead of moving on. Never allocates.
     pub fn set_quality(&mut self, level: Level) {
         if level != self.quality {
             self.quality = level;
             self.levels.set(&self.audible(self.mix));
-            self.pads.set_cheap(level >= Level::Critical);
+            let profile = level.profile();
+            self.pads.set_cheap(profile.cheap_pad);
             if let Some(layer) = self.texture.as_mut() {
-                layer.set_enabled(level != Level::Critical);
-                layer.set_looping(level == Level::Overload);
+                layer.set_enabled(profile.texture);
+                layer.set_looping(profile.loop_phrase);
             }
         }
     }
@@ -464,14 +475,15 @@ impl Renderer {
 
     /// The mix actually heard at the current quality.
     fn audible(&self, mix: MixLevels) -> MixLevels {
-        if self.quality >= Level::Critical {
-            MixLevels {
-                melody: 0.0,
-                percussion: 0.0,
-                ..mix
-            }
-        } else {
-            mix
+        let profile = self.quality.profile();
+        MixLevels {
+            melody: if profile.melody { mix.melody } else { 0.0 },
+            percussion: if profile.percussion {
+                mix.percussion
+            } else {
+                0.0
+            },
+            ..mix
         }
     }
 
@@ -602,29 +614,11 @@ impl Renderer {
             // A jump: start its phrase as soon as it is here.
             self.start_next_phrase();
         }
-        if self.quality == Level::Overload
-            && self.playback.as_ref().is_some_and(|p| p.end() <= position)
-        {
-            // Overloaded: replay the phrase in hand (the pad voices carry common
-            // tones across the seam, so the loop is seamless) instead of moving on.
-            if let Some(old) = self.playback.take() {
-                let replay = Playback::new(old.phrase, position, self.sample_rate);
-                if let Some(layer) = self.texture.as_mut() {
-                    layer.phrase_started(&replay.phrase, position, replay.frames);
-                }
-                self.playback = Some(replay);
-            }
-        }
         if self.playback.as_ref().is_some_and(|p| p.end() <= position) {
-            self.start_next_phrase();
-            // Late in real time: hold the last chord until the next phrase arrives.
-            if self.playback.as_ref().is_some_and(|p| p.end() <= position) {
-                if let Some(old) = self.playback.take() {
-                    self.feed.give_back(old.phrase);
-                }
-            }
+            self.phrase_ended(position);
         }
         let ftt = self.frames_to_tick();
+        let profile = self.quality.profile();
         if let Some(pb) = self.playback.as_mut() {
             while let Some(e) = pb.phrase.chords.get(pb.next_chord) {
                 if pb.at(e.start_beat) > position {
@@ -637,9 +631,9 @@ impl Renderer {
                 if pb.at(e.start_beat) > position {
                     break;
                 }
-                // From critical on only the chords play: notes already sounding
-                // ring out (and fade with the melody level), no new ones start.
-                if self.quality < Level::Critical {
+                // Where the melody is not allowed, notes already sounding ring out
+                // (and fade with the melody level); no new ones start.
+                if profile.melody {
                     self.melody.note_on(e.note, e.velocity, ftt);
                     let off = pb.at(e.start_beat + e.beats).max(position + 1);
                     self.note_off_at = Some(u64::try_from(off).unwrap_or(self.position + 1));
@@ -650,16 +644,14 @@ impl Renderer {
                 if pb.at(e.start_beat) > position {
                     break;
                 }
-                if self.quality >= Level::Critical {
-                    pb.next_perc += 1;
-                    continue;
-                }
-                match e.kind {
-                    PercKind::Kick => self.percussion.kick(e.velocity, ftt),
-                    PercKind::Swell => {
-                        let rise_s = e.beats * pb.samples_per_beat / f64::from(self.sample_rate);
-                        self.percussion.swell(rise_s as f32, e.velocity, ftt);
-                    }
+                if profile.percussion {
+                    Self::hit(
+                        &mut self.percussion,
+                        e,
+                        pb.samples_per_beat,
+                        self.sample_rate,
+                        ftt,
+                    );
                 }
                 pb.next_perc += 1;
             }
@@ -670,11 +662,52 @@ impl Renderer {
         }
     }
 
+    /// The phrase in hand has ended at `position`: loop it where the level says
+    /// so, else start the next one, or hold the last chord if it is late.
+    fn phrase_ended(&mut self, position: i64) {
+        if self.quality.profile().loop_phrase {
+            // Overloaded: replay the phrase in hand (the pad voices carry common
+            // tones across the seam, so the loop is seamless) instead of moving on.
+            if let Some(old) = self.playback.take() {
+                let replay = Playback::new(old.phrase, position, self.sample_rate);
+                if let Some(layer) = self.texture.as_mut() {
+                    layer.phrase_started(&replay.phrase, position, replay.frames);
+                }
+                self.playback = Some(replay);
+            }
+            return;
+        }
+        self.start_next_phrase();
+        // Late in real time: hold the last chord until the next phrase arrives.
+        if self.playback.as_ref().is_some_and(|p| p.end() <= position) {
+            if let Some(old) = self.playback.take() {
+                self.feed.give_back(old.phrase);
+            }
+        }
+    }
+
+    /// Plays one percussion event.
+    fn hit(
+        percussion: &mut Percussion,
+        e: &PercEvent,
+        samples_per_beat: f64,
+        sample_rate: f32,
+        ftt: usize,
+    ) {
+        match e.kind {
+            PercKind::Kick => percussion.kick(e.velocity, ftt),
+            PercKind::Swell => {
+                let rise_s = e.beats * samples_per_beat / f64::from(sample_rate);
+                percussion.swell(rise_s as f32, e.velocity, ftt);
+            }
+        }
+    }
+
     /// Renders one span (at most [`CONTROL_FRAMES`] frames, no events inside):
     /// the voices into stack buses, then each effect over the whole span so its
     /// state stays in registers.
     fn render_span(&mut self, left: &mut [f32], right: &mut [f32]) {
-        const Z: [f32; CONTROL_FRAMES] = [0.0; CONTROL_FRAMES];
+        const Z: Bus = [0.0; CONTROL_FRAMES];
         let n = left.len();
         let (mut pad_l, mut pad_r, mut mel_l, mut mel_r) = (Z, Z, Z, Z);
         let (mut swell_l, mut swell_r, mut kick) = (Z, Z, Z);
@@ -698,7 +731,14 @@ impl Renderer {
         self.levels.fill(&mut gain, n);
 
         // Layer gains; the dry bus, the delay send and the reverb send.
-        let (mut dry_l, mut dry_r, mut dly_l, mut dly_r, mut rev_l, mut rev_r) = (Z, Z, Z, Z, Z, Z);
+        let mut sends = Sends {
+            dry: [Z; 2],
+            delay: [Z; 2],
+            reverb: [Z; 2],
+        };
+        let [dry_l, dry_r] = &mut sends.dry;
+        let [dly_l, dly_r] = &mut sends.delay;
+        let [rev_l, rev_r] = &mut sends.reverb;
         for i in 0..n {
             let (pg, mg, kg) = (
                 gain[Levels::PAD][i],
@@ -719,6 +759,22 @@ impl Renderer {
             rev_l[i] = 0.6 * pl + 0.8 * ml + sl + 0.15 * k;
             rev_r[i] = 0.6 * pr + 0.8 * mr + sr + 0.15 * k;
         }
+        self.render_effects(&gain, &mut sends, left, right);
+    }
+
+    /// The delay and reverb over a span's sends, then the master gain, the DC
+    /// blocker and the limiter into `left`/`right`.
+    fn render_effects(
+        &mut self,
+        gain: &[Bus; Levels::COUNT],
+        sends: &mut Sends,
+        left: &mut [f32],
+        right: &mut [f32],
+    ) {
+        let n = left.len();
+        let [dry_l, dry_r] = &mut sends.dry;
+        let [dly_l, dly_r] = &mut sends.delay;
+        let [rev_l, rev_r] = &mut sends.reverb;
         self.delay.process_block(&mut dly_l[..n], &mut dly_r[..n]);
         for i in 0..n {
             let rs = gain[Levels::REVERB][i];

@@ -255,30 +255,57 @@ impl TextureLayer {
 
     /// Takes the wanted phrase's texture if it is here (offline: waits for it).
     fn acquire(&mut self) {
-        let Some(want) = self.want.as_mut() else {
+        if self.want.as_ref().is_none_or(|w| w.delivered) || self.replay_tail() {
             return;
-        };
-        if want.delivered {
-            return;
-        }
-        // The overload loop: the phrase's own texture is still in hand.
-        if let Some(tail) = self.tail {
-            let same = self.slots[tail.slot]
-                .as_ref()
-                .is_some_and(|t| t.phrase_index() == want.index && t.params() == &want.params);
-            if same {
-                want.delivered = true;
-                self.primed |= self.enabled;
-                self.current = Some(Play {
-                    slot: tail.slot,
-                    start: want.start,
-                });
-                return;
-            }
         }
         let Some(slot) = self.slots.iter().position(Option::is_none) else {
             return;
         };
+        let Some((texture, start)) = self.take_wanted() else {
+            return;
+        };
+        // Taken while the texture is off, it may be the last one asked for.
+        self.primed |= self.enabled;
+        if matches!(texture.kind(), TextureKind::Silence) {
+            // Every retry failed: the pad carries this phrase.
+            self.feed.give_back(texture);
+            return;
+        }
+        self.slots[slot] = Some(texture);
+        self.current = Some(Play { slot, start });
+        if self.fresh && self.enabled {
+            // Nothing has sounded yet: start with the texture.
+            self.mix = 1.0;
+            self.texture_gain.jump(1.0);
+            self.pad_gain.jump(0.0);
+        }
+    }
+
+    /// The overload loop: plays the texture still in hand again when it is the
+    /// wanted phrase's own; returns whether it did.
+    fn replay_tail(&mut self) -> bool {
+        let (Some(tail), Some(want)) = (self.tail, self.want.as_mut()) else {
+            return false;
+        };
+        let same = self.slots[tail.slot]
+            .as_ref()
+            .is_some_and(|t| t.phrase_index() == want.index && t.params() == &want.params);
+        if same {
+            want.delivered = true;
+            self.primed |= self.enabled;
+            self.current = Some(Play {
+                slot: tail.slot,
+                start: want.start,
+            });
+        }
+        same
+    }
+
+    /// Takes the wanted phrase's texture (offline: waits for it), marking it
+    /// delivered, with the frame its phrase starts at; textures of an older
+    /// composition of the phrase go back.
+    fn take_wanted(&mut self) -> Option<(Texture, i64)> {
+        let want = self.want.as_mut()?;
         loop {
             let texture = match self.mode {
                 RenderMode::RealTime => self.feed.take(want.index),
@@ -289,34 +316,15 @@ impl TextureLayer {
                     // The pre-renderer has gone: nothing more will come.
                     want.delivered = true;
                 }
-                return;
+                return None;
             };
-            if texture.params() != &want.params {
-                // Rendered before the phrase was composed again: its newer
-                // texture is on the way.
-                self.feed.give_back(texture);
-                continue;
+            if texture.params() == &want.params {
+                want.delivered = true;
+                return Some((texture, want.start));
             }
-            want.delivered = true;
-            // Taken while the texture is off, it may be the last one asked for.
-            self.primed |= self.enabled;
-            if matches!(texture.kind(), TextureKind::Silence) {
-                // Every retry failed: the pad carries this phrase.
-                self.feed.give_back(texture);
-            } else {
-                self.slots[slot] = Some(texture);
-                self.current = Some(Play {
-                    slot,
-                    start: want.start,
-                });
-                if self.fresh && self.enabled {
-                    // Nothing has sounded yet: start with the texture.
-                    self.mix = 1.0;
-                    self.texture_gain.jump(1.0);
-                    self.pad_gain.jump(0.0);
-                }
-            }
-            return;
+            // Rendered before the phrase was composed again: its newer texture
+            // is on the way.
+            self.feed.give_back(texture);
         }
     }
 

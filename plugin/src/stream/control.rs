@@ -1,5 +1,6 @@
-//! Control records from the bridge to the plugin: fixed-size, checksummed and
-//! validated as a whole, carried by a single-producer single-consumer ring in the
+//! Control records from the bridge to the plugin: the wire encoding of a
+//! [`ParamUpdate`] ([`encode`], [`decode`]), fixed-size, checksummed and validated
+//! as a whole, carried by a single-producer single-consumer ring in the
 //! stream file's control page (the bridge produces, the plugin's stream thread
 //! consumes; the audio thread never sees this ring).
 //!
@@ -13,8 +14,9 @@ use std::sync::atomic::Ordering;
 
 use super::layout::{word, CONTROL_FIRST_SLOT_WORD, CONTROL_RECORD_WORDS, CONTROL_SLOTS};
 use super::mapping::Mapping;
-use crate::compose::phrase::{ComposeParams, BPM_RANGE};
+use crate::compose::phrase::BPM_RANGE;
 use crate::compose::theory::{Key, Mode};
+use crate::compose::ParamUpdate;
 
 const KIND_UPDATE: u64 = 1;
 const FIELD_KEY: u64 = 1;
@@ -22,19 +24,6 @@ const FIELD_MODE: u64 = 2;
 const FIELD_BPM: u64 = 4;
 const FIELD_INTENSITY: u64 = 8;
 const CHECK_SALT: u64 = 0x5EED_A0A1_C0DE_0001;
-
-/// A change of some musical parameters, heard from the next phrase.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ControlRecord {
-    /// New tonic.
-    pub key: Option<Key>,
-    /// New mode.
-    pub mode: Option<Mode>,
-    /// New tempo in BPM, within [`BPM_RANGE`].
-    pub bpm: Option<f32>,
-    /// New intensity, 0 to 1.
-    pub intensity: Option<f32>,
-}
 
 /// Why a record was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -62,106 +51,75 @@ fn check(a: u64, b: u64) -> u64 {
     a.rotate_left(17) ^ b.rotate_right(9) ^ CHECK_SALT
 }
 
-impl ControlRecord {
-    /// The change that makes `base` into `to` (only the fields that differ).
-    #[must_use]
-    pub fn between(base: &ComposeParams, to: &ComposeParams) -> Self {
-        Self {
-            key: (base.key != to.key).then_some(to.key),
-            mode: (base.mode != to.mode).then_some(to.mode),
-            bpm: (base.bpm.to_bits() != to.bpm.to_bits()).then_some(to.bpm),
-            intensity: (base.intensity.to_bits() != to.intensity.to_bits()).then_some(to.intensity),
-        }
+/// A change's record words.
+#[must_use]
+pub fn encode(update: &ParamUpdate) -> [u64; CONTROL_RECORD_WORDS] {
+    let mut fields = 0;
+    let mut a = KIND_UPDATE;
+    if let Some(k) = update.key {
+        fields |= FIELD_KEY;
+        a |= u64::from(k.pitch_class()) << 16;
     }
+    if let Some(m) = update.mode {
+        fields |= FIELD_MODE;
+        a |= u64::from(m.index()) << 24;
+    }
+    let mut b = 0;
+    if let Some(bpm) = update.bpm {
+        fields |= FIELD_BPM;
+        b |= u64::from(bpm.to_bits());
+    }
+    if let Some(i) = update.intensity {
+        fields |= FIELD_INTENSITY;
+        b |= u64::from(i.to_bits()) << 32;
+    }
+    a |= fields << 8;
+    [a, b, check(a, b), 0]
+}
 
-    /// `base` with this change applied.
-    #[must_use]
-    pub fn apply_to(&self, base: ComposeParams) -> ComposeParams {
-        ComposeParams {
-            key: self.key.unwrap_or(base.key),
-            mode: self.mode.unwrap_or(base.mode),
-            bpm: self.bpm.unwrap_or(base.bpm),
-            intensity: self.intensity.unwrap_or(base.intensity),
-            ..base
-        }
+/// Reads and validates a record's words.
+///
+/// # Errors
+/// [`RecordError`] for anything malformed or out of range.
+pub fn decode(w: [u64; CONTROL_RECORD_WORDS]) -> Result<ParamUpdate, RecordError> {
+    let [a, b, c, spare] = w;
+    let fields = (a >> 8) & 0xFF;
+    let all = FIELD_KEY | FIELD_MODE | FIELD_BPM | FIELD_INTENSITY;
+    if a & 0xFF != KIND_UPDATE
+        || fields & !all != 0
+        || a >> 32 != 0
+        || c != check(a, b)
+        || spare != 0
+    {
+        return Err(RecordError::Malformed);
     }
-
-    /// Whether no field is set.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.key.is_none() && self.mode.is_none() && self.bpm.is_none() && self.intensity.is_none()
+    let has = |f| fields & f != 0;
+    let key = (a >> 16) & 0xFF;
+    let mode = Mode::from_index((a >> 24) & 0xFF);
+    let bpm = f32::from_bits((b & 0xFFFF_FFFF) as u32);
+    let intensity = f32::from_bits((b >> 32) as u32);
+    if has(FIELD_KEY) && key >= 12 {
+        return Err(RecordError::OutOfRange("key"));
     }
-
-    /// The record's words.
-    #[must_use]
-    pub fn encode(&self) -> [u64; CONTROL_RECORD_WORDS] {
-        let mut fields = 0;
-        let mut a = KIND_UPDATE;
-        if let Some(k) = self.key {
-            fields |= FIELD_KEY;
-            a |= u64::from(k.pitch_class()) << 16;
-        }
-        if let Some(m) = self.mode {
-            fields |= FIELD_MODE;
-            a |= (Mode::ALL.iter().position(|x| *x == m).unwrap_or(0) as u64) << 24;
-        }
-        let mut b = 0;
-        if let Some(bpm) = self.bpm {
-            fields |= FIELD_BPM;
-            b |= u64::from(bpm.to_bits());
-        }
-        if let Some(i) = self.intensity {
-            fields |= FIELD_INTENSITY;
-            b |= u64::from(i.to_bits()) << 32;
-        }
-        a |= fields << 8;
-        [a, b, check(a, b), 0]
+    if has(FIELD_MODE) && mode.is_none() {
+        return Err(RecordError::OutOfRange("mode"));
     }
-
-    /// Reads and validates a record's words.
-    ///
-    /// # Errors
-    /// [`RecordError`] for anything malformed or out of range.
-    pub fn decode(w: [u64; CONTROL_RECORD_WORDS]) -> Result<Self, RecordError> {
-        let [a, b, c, spare] = w;
-        let fields = (a >> 8) & 0xFF;
-        let all = FIELD_KEY | FIELD_MODE | FIELD_BPM | FIELD_INTENSITY;
-        if a & 0xFF != KIND_UPDATE
-            || fields & !all != 0
-            || a >> 32 != 0
-            || c != check(a, b)
-            || spare != 0
-        {
-            return Err(RecordError::Malformed);
-        }
-        let has = |f| fields & f != 0;
-        let key = (a >> 16) & 0xFF;
-        let mode = (a >> 24) & 0xFF;
-        let bpm = f32::from_bits((b & 0xFFFF_FFFF) as u32);
-        let intensity = f32::from_bits((b >> 32) as u32);
-        if has(FIELD_KEY) && key >= 12 {
-            return Err(RecordError::OutOfRange("key"));
-        }
-        if has(FIELD_MODE) && mode as usize >= Mode::ALL.len() {
-            return Err(RecordError::OutOfRange("mode"));
-        }
-        if has(FIELD_BPM) && !(BPM_RANGE.0..=BPM_RANGE.1).contains(&bpm) {
-            return Err(RecordError::OutOfRange("bpm"));
-        }
-        if has(FIELD_INTENSITY) && !(0.0..=1.0).contains(&intensity) {
-            return Err(RecordError::OutOfRange("intensity"));
-        }
-        let record = Self {
-            key: has(FIELD_KEY).then(|| Key::new(key as u8)),
-            mode: has(FIELD_MODE).then(|| Mode::ALL[mode as usize]),
-            bpm: has(FIELD_BPM).then_some(bpm),
-            intensity: has(FIELD_INTENSITY).then_some(intensity),
-        };
-        if record.is_empty() {
-            return Err(RecordError::Empty);
-        }
-        Ok(record)
+    if has(FIELD_BPM) && !(BPM_RANGE.0..=BPM_RANGE.1).contains(&bpm) {
+        return Err(RecordError::OutOfRange("bpm"));
     }
+    if has(FIELD_INTENSITY) && !(0.0..=1.0).contains(&intensity) {
+        return Err(RecordError::OutOfRange("intensity"));
+    }
+    let update = ParamUpdate {
+        key: has(FIELD_KEY).then(|| Key::new(key as u8)),
+        mode: mode.filter(|_| has(FIELD_MODE)),
+        bpm: has(FIELD_BPM).then_some(bpm),
+        intensity: has(FIELD_INTENSITY).then_some(intensity),
+    };
+    if update.is_empty() {
+        return Err(RecordError::Empty);
+    }
+    Ok(update)
 }
 
 fn slot_word(pos: u64, i: usize) -> usize {
@@ -169,14 +127,14 @@ fn slot_word(pos: u64, i: usize) -> usize {
 }
 
 /// Appends a record (the producer: one bridge).
-pub(crate) fn push(map: &Mapping, record: &ControlRecord) -> Result<(), SendError> {
+pub(crate) fn push(map: &Mapping, update: &ParamUpdate) -> Result<(), SendError> {
     let control = map.control();
     let write = control[0].load(Ordering::Relaxed);
     let read = map.header()[word::CONTROL_READ].load(Ordering::Acquire);
     if write.wrapping_sub(read) >= CONTROL_SLOTS {
         return Err(SendError::Full);
     }
-    for (i, w) in record.encode().into_iter().enumerate() {
+    for (i, w) in encode(update).into_iter().enumerate() {
         control[slot_word(write, i)].store(w, Ordering::Relaxed);
     }
     control[0].store(write.wrapping_add(1), Ordering::Release);
@@ -185,7 +143,7 @@ pub(crate) fn push(map: &Mapping, record: &ControlRecord) -> Result<(), SendErro
 
 /// Takes every waiting record (the consumer: the plugin's stream thread), handing
 /// each to `take` as it was read, valid or not. A producer that claims more records than the ring holds is resynchronised.
-pub(crate) fn drain(map: &Mapping, mut take: impl FnMut(Result<ControlRecord, RecordError>)) {
+pub(crate) fn drain(map: &Mapping, mut take: impl FnMut(Result<ParamUpdate, RecordError>)) {
     let header = map.header();
     let control = map.control();
     let write = control[0].load(Ordering::Acquire);
@@ -196,7 +154,7 @@ pub(crate) fn drain(map: &Mapping, mut take: impl FnMut(Result<ControlRecord, Re
     }
     while read != write {
         let words = std::array::from_fn(|i| control[slot_word(read, i)].load(Ordering::Relaxed));
-        take(ControlRecord::decode(words));
+        take(decode(words));
         read = read.wrapping_add(1);
     }
     header[word::CONTROL_READ].store(read, Ordering::Release);
@@ -209,37 +167,46 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_are_validated() {
-        let r = ControlRecord {
+        let r = ParamUpdate {
             key: Some(Key::new(7)),
             mode: None,
             bpm: Some(90.0),
             intensity: Some(0.25),
         };
-        assert_eq!(ControlRecord::decode(r.encode()), Ok(r));
-        let mut bad = r.encode();
+        assert_eq!(decode(encode(&r)), Ok(r));
+        let mut bad = encode(&r);
         bad[1] ^= 1;
-        assert_eq!(ControlRecord::decode(bad), Err(RecordError::Malformed));
-        let high = ControlRecord {
+        assert_eq!(decode(bad), Err(RecordError::Malformed));
+        let high = ParamUpdate {
             bpm: Some(1000.0),
-            ..ControlRecord::default()
+            ..ParamUpdate::default()
         };
+        assert_eq!(decode(encode(&high)), Err(RecordError::OutOfRange("bpm")));
         assert_eq!(
-            ControlRecord::decode(high.encode()),
-            Err(RecordError::OutOfRange("bpm"))
-        );
-        assert_eq!(
-            ControlRecord::decode(ControlRecord::default().encode()),
+            decode(encode(&ParamUpdate::default())),
             Err(RecordError::Empty)
         );
-        let base = ComposeParams::default();
-        let to = r.apply_to(base);
-        assert_eq!(ControlRecord::between(&base, &to).apply_to(base), to);
+        let every_mode = ParamUpdate {
+            mode: Some(Mode::Ionian),
+            ..ParamUpdate::default()
+        };
+        assert_eq!(decode(encode(&every_mode)), Ok(every_mode));
+        // The wire layout: key in bits 16..24, mode in 24..32 of the first word.
+        let [a, ..] = encode(&ParamUpdate {
+            key: Some(Key::new(7)),
+            mode: Some(Mode::Lydian),
+            ..ParamUpdate::default()
+        });
+        assert_eq!(
+            a,
+            KIND_UPDATE | (FIELD_KEY | FIELD_MODE) << 8 | 7 << 16 | 3 << 24
+        );
     }
 
     proptest! {
         #[test]
         fn decoding_never_panics(w in any::<[u64; 4]>()) {
-            let _ = ControlRecord::decode(w);
+            let _ = decode(w);
         }
     }
 }

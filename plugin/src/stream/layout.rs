@@ -22,7 +22,6 @@
 use std::path::PathBuf;
 
 use crate::compose::phrase::ComposeParams;
-use crate::compose::theory::{Key, Mode};
 use crate::degrade::Level;
 
 /// The directory streams live in (a tmpfs on Linux).
@@ -108,6 +107,8 @@ pub const FLAG_CLOSED: u64 = 1;
 pub const FLAG_REMOTE_CONTROL: u64 = 2;
 /// Marks [`word::COMPOSE_A`] as filled in.
 const COMPOSE_VALID: u64 = 1 << 63;
+/// The bits of [`word::COMPOSE_A`] that hold the key and mode.
+const KEY_MODE_BITS: u64 = 0xFFFF;
 
 /// A stream's header, as read at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -303,14 +304,13 @@ pub fn parse_header_prefix(prefix: &[u8], file_len: u64) -> Result<Header, Heade
     })
 }
 
-/// The two header words that publish key, mode, tempo and intensity.
+/// The two header words that publish key, mode, tempo and intensity: the
+/// key and mode of [`ComposeParams::to_words`] marked valid, and its tempo and
+/// intensity word.
 #[must_use]
 pub fn encode_compose(p: &ComposeParams) -> [u64; 2] {
-    let mode = Mode::ALL.iter().position(|m| *m == p.mode).unwrap_or(0) as u64;
-    [
-        COMPOSE_VALID | u64::from(p.key.pitch_class()) | mode << 8,
-        u64::from(p.bpm.to_bits()) | u64::from(p.intensity.to_bits()) << 32,
-    ]
+    let [small, floats] = p.to_words();
+    [COMPOSE_VALID | (small & KEY_MODE_BITS), floats]
 }
 
 /// The inverse of [`encode_compose`] (bars and beats per bar are the defaults);
@@ -323,20 +323,20 @@ pub fn decode_compose(a: u64, b: u64) -> Result<Option<ComposeParams>, HeaderErr
         return Ok(None);
     }
     let bad = |what: String| Err(HeaderError::Compose(what));
-    let key = a & 0xFF;
-    let mode = (a >> 8) & 0xFF;
-    if key >= 12 || a & !(COMPOSE_VALID | 0xFFFF) != 0 {
-        return bad(format!("key {key} is not a pitch class"));
-    }
-    let Some(&mode) = Mode::ALL.get(mode as usize) else {
-        return bad(format!("mode {mode} is not a mode"));
+    let key_mode = a & !COMPOSE_VALID;
+    let decoded = (key_mode & !KEY_MODE_BITS == 0)
+        .then(|| ComposeParams::from_words([key_mode, b]))
+        .flatten();
+    let Some(decoded) = decoded else {
+        return bad(format!(
+            "key and mode word {key_mode:#x} names no key and mode"
+        ));
     };
+    let default = ComposeParams::default();
     let params = ComposeParams {
-        key: Key::new(key as u8),
-        mode,
-        bpm: f32::from_bits((b & 0xFFFF_FFFF) as u32),
-        intensity: f32::from_bits((b >> 32) as u32),
-        ..ComposeParams::default()
+        bars: default.bars,
+        beats_per_bar: default.beats_per_bar,
+        ..decoded
     };
     match params.validate() {
         Ok(()) => Ok(Some(params)),

@@ -12,7 +12,7 @@ use std::sync::atomic::{fence, Ordering};
 
 use memmap2::MmapOptions;
 
-use super::control::{self, ControlRecord, SendError};
+use super::control::{self, SendError};
 use super::layout::{
     parse_header_prefix, stream_path, validate_name, word, Header, HeaderError, NameError,
     CONTROL_BYTES, CONTROL_OFFSET, FILE_PREFIX, FLAG_CLOSED, FLAG_REMOTE_CONTROL, HEADER_BYTES,
@@ -20,6 +20,7 @@ use super::layout::{
 };
 use super::mapping::{Backing, Mapping};
 use crate::compose::phrase::ComposeParams;
+use crate::compose::ParamUpdate;
 use crate::degrade::Level;
 
 /// Why a stream could not be opened.
@@ -264,13 +265,13 @@ impl ShmReader {
         Ok(())
     }
 
-    /// Sends a control record to the plugin (which uses it only while its Remote
-    /// control parameter is on).
+    /// Sends a change to the plugin as a control record (the plugin uses it only
+    /// while its Remote control parameter is on).
     ///
     /// # Errors
     /// [`SendError::Full`] when the plugin has not taken the earlier ones.
-    pub fn send_control(&self, record: &ControlRecord) -> Result<(), SendError> {
-        control::push(&self.map, record)
+    pub fn send_control(&self, update: &ParamUpdate) -> Result<(), SendError> {
+        control::push(&self.map, update)
     }
 }
 

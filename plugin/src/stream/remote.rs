@@ -9,9 +9,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::control::ControlRecord;
 use crate::compose::phrase::ComposeParams;
 use crate::compose::theory::{Key, Mode};
+use crate::compose::ParamUpdate;
 
 /// "No remote value" in a slot.
 const NONE: u32 = u32::MAX;
@@ -48,18 +48,12 @@ fn get(slot: &AtomicU32) -> Option<u32> {
 }
 
 impl RemoteControl {
-    /// Takes the fields a (validated) record sets.
-    pub fn apply(&self, record: &ControlRecord) {
-        set(&self.key, record.key.map(|k| u32::from(k.pitch_class())));
-        set(
-            &self.mode,
-            record
-                .mode
-                .and_then(|m| Mode::ALL.iter().position(|x| *x == m))
-                .map(|i| i as u32),
-        );
-        set(&self.bpm, record.bpm.map(f32::to_bits));
-        set(&self.intensity, record.intensity.map(f32::to_bits));
+    /// Takes the fields a (validated) change sets.
+    pub fn apply(&self, update: &ParamUpdate) {
+        set(&self.key, update.key.map(|k| u32::from(k.pitch_class())));
+        set(&self.mode, update.mode.map(|m| u32::from(m.index())));
+        set(&self.bpm, update.bpm.map(f32::to_bits));
+        set(&self.intensity, update.intensity.map(f32::to_bits));
     }
 
     /// Drops every remote value.
@@ -92,7 +86,7 @@ impl RemoteControl {
         ComposeParams {
             key: get(&self.key).map_or(host.key, |k| Key::new(k as u8)),
             mode: get(&self.mode)
-                .and_then(|m| Mode::ALL.get(m as usize).copied())
+                .and_then(|m| Mode::from_index(u64::from(m)))
                 .unwrap_or(host.mode),
             bpm: get(&self.bpm).map_or(host.bpm, f32::from_bits),
             intensity: get(&self.intensity).map_or(host.intensity, f32::from_bits),
@@ -111,10 +105,10 @@ mod tests {
         let host = ComposeParams::default();
         let mut seen = None;
         assert_eq!(remote.overlay(&host, &mut seen), host);
-        remote.apply(&ControlRecord {
+        remote.apply(&ParamUpdate {
             bpm: Some(90.0),
             key: Some(Key::new(9)),
-            ..ControlRecord::default()
+            ..ParamUpdate::default()
         });
         let got = remote.overlay(&host, &mut seen);
         assert_eq!((got.bpm, got.key, got.mode), (90.0, Key::new(9), host.mode));

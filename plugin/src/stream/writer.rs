@@ -13,13 +13,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use memmap2::MmapOptions;
 
-use super::control::{self, ControlRecord, RecordError};
+use super::control::{self, RecordError};
 use super::layout::{
     self, capacity_for, encode_compose, stream_path, validate_name, word, NameError, CONTROL_SLOTS,
     FLAG_CLOSED, FLAG_REMOTE_CONTROL, MAGIC, RING_OFFSET, SHM_DIR, VERSION,
 };
 use super::mapping::{Backing, Mapping};
 use crate::compose::phrase::ComposeParams;
+use crate::compose::ParamUpdate;
 use crate::degrade::Level;
 
 /// Channels the plugin streams (its stereo output).
@@ -188,7 +189,7 @@ impl StreamFile {
     /// Takes the waiting control records, handing each (valid or not) to `take`;
     /// `take` returns whether the record was used, and refusals are counted in the
     /// header for the bridge to see.
-    pub fn take_control(&self, mut take: impl FnMut(Result<ControlRecord, RecordError>) -> bool) {
+    pub fn take_control(&self, mut take: impl FnMut(Result<ParamUpdate, RecordError>) -> bool) {
         let mut refused = 0;
         control::drain(&self.map, |r| {
             if !take(r) {

@@ -13,37 +13,40 @@
 //!
 //! [`Engine::seek_beats`] jumps to a song position: phrase `k` covers beats
 //! `[k·P, (k+1)·P)` (`P` = bars × beats per bar), and the composer derives it as
-//! [`Composer::seek`] does, so a jump plays what sequential playback would have.
+//! [`Composer::seek`](crate::compose::Composer::seek) does, so a jump plays what
+//! sequential playback would have.
 //!
 //! **Texture.** Unless switched off ([`TextureSetting::Off`]) the engine owns a
 //! pre-renderer thread ([`PrerenderWorker`]); the composer thread asks it for the
 //! texture of every phrase it sends (at the quality of the degradation level;
-//! none in real time at `critical`, where the texture is off), and the renderer
+//! none in real time where the level's profile turns the texture off), and the renderer
 //! plays each texture in place of the pad ([`crate::render::texture`]). Offline
 //! the renderer waits for every texture, which is rendered on the CPU unless
 //! `AURALIS_RENDERER=gpu` asks for the GPU, so a bounce does not depend on the
 //! machine's GPU.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+mod composer;
+mod params_cell;
+mod status;
+mod texture;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::compose::phrase::{ComposeParams, ParamError, Phrase};
-use crate::compose::theory::{Key, Mode};
-use crate::compose::Composer;
-use crate::degrade::monitor::{DegradeShared, LoadReport, Monitor, MonitorConfig};
-use crate::degrade::{shape_params, thin_phrase, Level};
-use crate::prerender::gpu::RendererChoice;
-use crate::prerender::worker::SharedQuality;
-use crate::prerender::{
-    Backend, ConfigError, PoolConfig, PrerenderConfig, PrerenderStats, PrerenderWorker, Quality,
-    TextureRequester, WorkerConfig,
-};
-use crate::render::feed::{phrase_channel, PhraseSender};
-use crate::render::mix::MixLevels;
-use crate::render::texture::{TextureLayer, TextureTelemetry};
+use self::composer::{ComposerThread, Shared, TextureClient};
+use self::texture::TextureSetup;
+use crate::compose::mix::MixLevels;
+use crate::compose::phrase::{ComposeParams, ParamError};
+use crate::degrade::monitor::{Monitor, MonitorConfig};
+use crate::degrade::Level;
+use crate::prerender::{ConfigError, PrerenderWorker};
+use crate::render::feed::phrase_channel;
 use crate::render::{RenderMode, Renderer, SeekTarget, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+
+pub use self::status::{EngineStatus, RendererProbe, RendererStatus};
+pub use self::texture::TextureSetting;
 
 /// How often the composer thread looks for work in real-time mode.
 const COMPOSER_POLL_REALTIME: Duration = Duration::from_millis(5);
@@ -51,134 +54,6 @@ const COMPOSER_POLL_REALTIME: Duration = Duration::from_millis(5);
 /// Even at 300x real time a phrase lasts tens of milliseconds of wall time, and the
 /// next one is composed as soon as the current one starts, so this rarely matters.
 const COMPOSER_POLL_OFFLINE: Duration = Duration::from_millis(1);
-
-/// The texture pre-renderer's state, for status pages, metrics and logs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RendererStatus {
-    /// The path that renders textures now.
-    pub backend: Backend,
-    /// The GPU adapter in use or last used ("" if none).
-    pub adapter: String,
-    /// Times a GPU failure sent the pre-renderer to the CPU.
-    pub gpu_fallbacks: u64,
-    /// Render attempts (first tries and retries).
-    pub attempts: u64,
-    /// Attempts that failed.
-    pub failures: u64,
-    /// Failures ÷ attempts over the recent window, 0–1.
-    pub failure_rate: f32,
-    /// Phrases given silence after every retry failed.
-    pub silenced: u64,
-    /// Seconds of texture ready ahead of the playhead (`None`: none expected).
-    pub margin_s: Option<f32>,
-    /// Whether a texture is heard now (else the pad carries).
-    pub texture_audible: bool,
-    /// Whether the degradation level lets the texture be heard.
-    pub texture_enabled: bool,
-    /// The quality textures are asked for at now (partials and grains).
-    pub quality: Quality,
-}
-
-/// A handle on the texture pre-renderer's state that any thread may keep and
-/// read (atomics, and a short lock for the adapter name).
-#[derive(Debug, Clone)]
-pub struct RendererProbe {
-    stats: Arc<PrerenderStats>,
-    telemetry: Arc<TextureTelemetry>,
-    quality: Arc<SharedQuality>,
-    degrade: Arc<DegradeShared>,
-}
-
-impl RendererProbe {
-    /// The pre-renderer's state now.
-    #[must_use]
-    pub fn status(&self) -> RendererStatus {
-        let stats = self.stats.snapshot();
-        RendererStatus {
-            backend: stats.backend,
-            adapter: stats.adapter,
-            gpu_fallbacks: stats.gpu_failures,
-            attempts: stats.attempts,
-            failures: stats.failures,
-            failure_rate: stats.failure_rate,
-            silenced: stats.silenced,
-            margin_s: self.telemetry.margin_s(),
-            texture_audible: self.telemetry.audible(),
-            texture_enabled: self.degrade.level() != Level::Critical,
-            quality: self.quality.get(),
-        }
-    }
-}
-
-/// A snapshot of what the engine is doing, for status pages and meters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EngineStatus {
-    /// Output sample rate in hertz.
-    pub sample_rate: f32,
-    /// Frames rendered since the start.
-    pub position_frames: u64,
-    /// The phrase playing, once one has started.
-    pub phrase_index: Option<u64>,
-    /// The musical parameters in force (or taking effect at the next phrase).
-    pub compose: ComposeParams,
-    /// The mix levels.
-    pub levels: MixLevels,
-    /// The degradation level (the pinned one when the user pins one).
-    pub level: Level,
-    /// The level the user pinned, if any.
-    pub level_pin: Option<Level>,
-    /// The load monitor's last reading (zeros offline or before the first).
-    pub load: LoadReport,
-    /// Voices sounding: pad, melody, percussion.
-    pub active_voices: (usize, usize, usize),
-    /// The texture pre-renderer, when the texture layer is on.
-    pub renderer: Option<RendererStatus>,
-}
-
-/// Whether and how an engine plays the pre-rendered texture layer.
-#[derive(Debug, Clone, Default)]
-pub enum TextureSetting {
-    /// On, set up from `AURALIS_RENDERER`, `AURALIS_FAULTS` and
-    /// `AURALIS_GPU_COOLDOWN_S` ([`PrerenderConfig::from_env`]); offline engines
-    /// use the CPU unless `AURALIS_RENDERER=gpu`.
-    #[default]
-    FromEnv,
-    /// On, with this configuration (its seed and sample rate are replaced by the
-    /// engine's).
-    With(PrerenderConfig),
-    /// Off: the real-time pad plays alone.
-    Off,
-}
-
-impl TextureSetting {
-    /// The pre-renderer configuration for an engine of `config`, if the texture
-    /// is on.
-    fn prerender_config(
-        self,
-        config: &EngineConfig,
-    ) -> Result<Option<PrerenderConfig>, ConfigError> {
-        let (seed, sample_rate) = (config.seed, config.sample_rate);
-        Ok(match self {
-            Self::Off => None,
-            Self::With(c) => Some(PrerenderConfig {
-                seed,
-                sample_rate,
-                ..c
-            }),
-            Self::FromEnv => {
-                let mut c = PrerenderConfig::from_env(seed, sample_rate)?;
-                if config.mode == RenderMode::Offline && c.renderer == RendererChoice::Auto {
-                    // Offline bytes must not depend on the machine's GPU.
-                    tracing::info!(
-                        "offline render: textures on the CPU (AURALIS_RENDERER=gpu for the GPU)"
-                    );
-                    c.renderer = RendererChoice::Cpu;
-                }
-                Some(c)
-            }
-        })
-    }
-}
 
 /// Everything an engine is built from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -222,79 +97,6 @@ pub enum EngineError {
     /// A pre-renderer setting in the environment is malformed.
     #[error(transparent)]
     Prerender(#[from] ConfigError),
-}
-
-/// Compose parameters shared with the composer thread without locks: a sequence
-/// lock over two atomic words. One writer (the engine, through `&mut`), any reader.
-#[derive(Debug, Default)]
-struct ParamsCell {
-    seq: AtomicU64,
-    words: [AtomicU64; 2],
-}
-
-impl ParamsCell {
-    fn encode(p: &ComposeParams) -> [u64; 2] {
-        let small = u64::from(p.key.pitch_class())
-            | (Mode::ALL.iter().position(|m| *m == p.mode).unwrap_or(0) as u64) << 8
-            | u64::from(p.bars) << 16
-            | u64::from(p.beats_per_bar) << 32;
-        let floats = u64::from(p.bpm.to_bits()) | u64::from(p.intensity.to_bits()) << 32;
-        [small, floats]
-    }
-
-    fn decode(w: [u64; 2]) -> ComposeParams {
-        ComposeParams {
-            key: Key::new((w[0] & 0xFF) as u8),
-            mode: Mode::ALL[((w[0] >> 8) & 0xFF) as usize % Mode::ALL.len()],
-            bars: ((w[0] >> 16) & 0xFFFF) as u32,
-            beats_per_bar: ((w[0] >> 32) & 0xFFFF) as u32,
-            bpm: f32::from_bits((w[1] & 0xFFFF_FFFF) as u32),
-            intensity: f32::from_bits((w[1] >> 32) as u32),
-        }
-    }
-
-    fn write(&self, p: &ComposeParams) {
-        let w = Self::encode(p);
-        let s = self.seq.load(Ordering::Relaxed);
-        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
-        fence(Ordering::Release);
-        self.words[0].store(w[0], Ordering::Relaxed);
-        self.words[1].store(w[1], Ordering::Relaxed);
-        self.seq.store(s.wrapping_add(2), Ordering::Release);
-    }
-
-    /// The parameters and their version (even; bumps by 2 per write).
-    fn read(&self) -> (u64, ComposeParams) {
-        loop {
-            let s1 = self.seq.load(Ordering::Acquire);
-            if s1 % 2 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let w = [
-                self.words[0].load(Ordering::Relaxed),
-                self.words[1].load(Ordering::Relaxed),
-            ];
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == s1 {
-                return (s1, Self::decode(w));
-            }
-        }
-    }
-}
-
-/// State shared by the engine and its composer thread.
-#[derive(Debug, Default)]
-struct Shared {
-    stop: AtomicBool,
-    /// Index of the phrase the renderer needs next (published by the renderer).
-    wanted: Arc<AtomicU64>,
-    /// Bumped by every jump of the song position: the composer forgets what it
-    /// sent and derives the wanted phrase's history afresh.
-    seek_gen: AtomicU64,
-    params: ParamsCell,
-    /// Load meter, degradation level and pin.
-    degrade: Arc<DegradeShared>,
 }
 
 /// The engine. Build it off the audio thread; call [`Engine::process`] from one.
@@ -353,63 +155,31 @@ impl Engine {
         }
         config.compose.validate()?;
         config.levels.validate()?;
-        let prerender_config = texture.prerender_config(&config)?;
-        let (sender, feed) = phrase_channel();
         let shared = Arc::new(Shared::default());
         shared.params.write(&config.compose);
-        let poll = match config.mode {
-            RenderMode::RealTime => COMPOSER_POLL_REALTIME,
-            RenderMode::Offline => COMPOSER_POLL_OFFLINE,
-        };
-        let textures = match prerender_config {
-            Some(prerender) => {
-                let pool = PoolConfig::for_params(&config.compose, config.sample_rate);
-                let (worker, requester, texture_feed) =
-                    PrerenderWorker::spawn(WorkerConfig { prerender, pool })
-                        .map_err(EngineError::Spawn)?;
-                let telemetry = Arc::new(TextureTelemetry::default());
-                let layer = TextureLayer::new(
-                    texture_feed,
-                    config.mode,
-                    config.sample_rate,
-                    Arc::clone(&telemetry),
-                );
-                Some((worker, requester, layer, telemetry))
-            }
-            None => None,
-        };
-        let mut monitor = (config.mode == RenderMode::RealTime)
-            .then(|| Monitor::new(monitor, Arc::clone(&shared.degrade)));
-        if let (Some(monitor), Some((worker, _, _, telemetry))) = (monitor.as_mut(), &textures) {
-            monitor.watch_texture(Arc::clone(telemetry), worker.stats());
-        }
-        let (prerender, requester, layer) = match textures {
-            Some((worker, requester, layer, telemetry)) => {
-                let probe = RendererProbe {
-                    stats: worker.stats(),
-                    telemetry,
-                    quality: worker.quality_cell(),
-                    degrade: Arc::clone(&shared.degrade),
+        let textures = TextureSetup::start(texture, &config, &shared.degrade)?;
+        let (prerender, client, layer) = match textures {
+            Some(t) => {
+                let client = TextureClient {
+                    requester: t.requester,
+                    probe: t.probe.clone(),
                 };
-                (Some((worker, probe)), Some(requester), Some(layer))
+                (Some((t.worker, t.probe)), Some(client), Some(t.layer))
             }
             None => (None, None, None),
         };
-        let mut worker = ComposerThread::new(
+        let (sender, feed) = phrase_channel();
+        let monitor = (config.mode == RenderMode::RealTime)
+            .then(|| Monitor::new(monitor, Arc::clone(&shared.degrade)));
+        let worker = ComposerThread::new(
             config.seed,
             Arc::clone(&shared),
             sender,
             monitor,
-            requester,
+            client,
             config.mode,
         );
-        // Phrase 0 (and the request for its texture) is ready before the first
-        // block, so real time starts with music.
-        worker.step();
-        let composer = std::thread::Builder::new()
-            .name("auralis-composer".into())
-            .spawn(move || worker.run(poll))
-            .map_err(EngineError::Spawn)?;
+        let composer = Self::start_composer(worker, config.mode)?;
         let mut renderer = Renderer::new(
             config.sample_rate,
             config.seed,
@@ -432,6 +202,23 @@ impl Engine {
             composer: Some(composer),
             prerender,
         })
+    }
+
+    /// Composes phrase 0 (and asks for its texture) so real time starts with
+    /// music, then starts the composer thread.
+    fn start_composer(
+        mut worker: ComposerThread,
+        mode: RenderMode,
+    ) -> Result<JoinHandle<()>, EngineError> {
+        let poll = match mode {
+            RenderMode::RealTime => COMPOSER_POLL_REALTIME,
+            RenderMode::Offline => COMPOSER_POLL_OFFLINE,
+        };
+        worker.step();
+        std::thread::Builder::new()
+            .name("auralis-composer".into())
+            .spawn(move || worker.run(poll))
+            .map_err(EngineError::Spawn)
     }
 
     /// Renders `left.len()` frames into `left`/`right` (overwritten). Any length,
@@ -459,7 +246,7 @@ impl Engine {
     /// negative or non-finite values mean 0): phrase `k = ⌊beat / P⌋` with `P`
     /// beats per phrase of the current parameters, `beat − k·P` beats into it, as
     /// sequential playback from phrase 0 with the current parameters would have
-    /// it ([`Composer::seek`]). In real time the pad keeps sounding until that
+    /// it ([`Composer::seek`](crate::compose::Composer::seek)). In real time the pad keeps sounding until that
     /// phrase is composed (microseconds later); offline, the next block waits for
     /// it. No allocation, no locks.
     pub fn seek_beats(&mut self, beat: f64) {
@@ -605,7 +392,7 @@ impl Engine {
         self.prerender.as_ref().map(|(_, probe)| probe.clone())
     }
 
-    /// Whether the pad plays its cheap voice (at `critical` and above).
+    /// Whether the pad plays its cheap voice (as the level's profile says).
     #[must_use]
     pub fn pad_is_cheap(&self) -> bool {
         self.renderer.pad_is_cheap()
@@ -623,165 +410,9 @@ impl Drop for Engine {
     }
 }
 
-/// The composer thread's state.
-struct ComposerThread {
-    composer: Composer,
-    /// The parameters as set, before the degradation level shapes them.
-    base_params: ComposeParams,
-    /// The degradation level phrases are composed for.
-    level: Level,
-    /// Samples the load and steps the degradation machine (real time only).
-    monitor: Option<Monitor>,
-    shared: Arc<Shared>,
-    sender: PhraseSender,
-    params_version: u64,
-    /// The last jump seen ([`Shared::seek_gen`]).
-    seek_gen: u64,
-    /// The newest phrase sent: its index and the degree of its last chord.
-    sent: Option<(u64, u8)>,
-    /// The degree that ends the phrase before `sent` (what `sent` continued from).
-    sent_prev: Option<u8>,
-    /// Where phrases go to have their texture rendered (texture on).
-    textures: Option<TextureRequester>,
-    /// A texture request the full request ring refused, to send again.
-    unrequested: Option<Phrase>,
-    mode: RenderMode,
-}
-
-impl ComposerThread {
-    fn new(
-        seed: u64,
-        shared: Arc<Shared>,
-        sender: PhraseSender,
-        monitor: Option<Monitor>,
-        textures: Option<TextureRequester>,
-        mode: RenderMode,
-    ) -> Self {
-        let (params_version, params) = shared.params.read();
-        let seek_gen = shared.seek_gen.load(Ordering::Acquire);
-        let level = shared.degrade.level();
-        if let Some(t) = textures.as_ref() {
-            t.set_quality(Quality::for_level(level));
-        }
-        Self {
-            composer: Composer::new(seed, shape_params(level, params)),
-            base_params: params,
-            level,
-            monitor,
-            shared,
-            sender,
-            params_version,
-            seek_gen,
-            sent: None,
-            sent_prev: None,
-            textures,
-            unrequested: None,
-            mode,
-        }
-    }
-
-    /// Asks for the texture of `phrase` (kept to ask again if the ring is full).
-    fn request_texture(&mut self, phrase: Phrase) {
-        if let Some(textures) = self.textures.as_mut() {
-            self.unrequested = textures.request(phrase).err();
-        }
-    }
-
-    fn run(mut self, poll: Duration) {
-        while !self.shared.stop.load(Ordering::Acquire) {
-            self.step();
-            std::thread::sleep(poll);
-        }
-    }
-
-    /// One look for work: free returned phrases, pick up new parameters and
-    /// jumps, and make sure the phrase the renderer wants next is composed with the
-    /// newest parameters.
-    fn step(&mut self) {
-        while let Ok(done) = self.sender.returned.pop() {
-            drop(done);
-        }
-        if let Some(phrase) = self.unrequested.take() {
-            self.request_texture(phrase);
-        }
-        let seek_gen = self.shared.seek_gen.load(Ordering::Acquire);
-        if seek_gen != self.seek_gen {
-            // A jump: whatever was sent may be the wrong phrase now.
-            self.seek_gen = seek_gen;
-            self.sent = None;
-            self.sent_prev = None;
-        }
-        if let Some(monitor) = self.monitor.as_mut() {
-            monitor.poll();
-        }
-        let (version, params) = self.shared.params.read();
-        let level = self.shared.degrade.level();
-        // A new level changes what is composed, just like new parameters.
-        let changed = version != self.params_version || level != self.level;
-        if changed {
-            self.params_version = version;
-            self.base_params = params;
-            self.level = level;
-            self.composer.set_params(shape_params(level, params));
-            if let Some(t) = self.textures.as_ref() {
-                t.set_quality(Quality::for_level(level));
-            }
-            tracing::debug!(?params, %level, "composer picked up new parameters");
-        }
-        let want = self.shared.wanted.load(Ordering::Acquire);
-        let (index, prev) = match self.sent {
-            // Not sent yet: continue from the phrase before it.
-            Some((i, last)) if i + 1 == want => (want, Some(last)),
-            // Sent but not started, and the parameters changed: compose it again.
-            Some((i, _)) if i == want && changed => (want, self.sent_prev),
-            Some((i, _)) if i >= want => return,
-            // Anything else (the first phrase, a jump): derive the history.
-            _ => (want, self.composer.prev_degree_at(want)),
-        };
-        if self.sender.outgoing.slots() == 0 {
-            return;
-        }
-        let mut phrase = self.composer.compose(index, prev);
-        thin_phrase(self.level, &mut phrase);
-        let last = phrase.last_degree();
-        // Real time at critical: the texture is off, so none is rendered. Offline
-        // every phrase has one (the renderer waits for it).
-        let texture = self.textures.is_some()
-            && (self.mode == RenderMode::Offline || self.level != Level::Critical);
-        let copy = texture.then(|| phrase.clone());
-        if self.sender.outgoing.push(phrase).is_ok() {
-            self.sent = Some((index, last));
-            self.sent_prev = prev;
-            if let Some(copy) = copy {
-                self.request_texture(copy);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn params_cell_round_trips() {
-        let cell = ParamsCell::default();
-        let p = ComposeParams {
-            key: Key::new(7),
-            mode: Mode::Lydian,
-            bpm: 73.5,
-            intensity: 0.25,
-            bars: 12,
-            beats_per_bar: 3,
-        };
-        cell.write(&p);
-        let (v1, got) = cell.read();
-        assert_eq!(got, p);
-        cell.write(&ComposeParams::default());
-        let (v2, got) = cell.read();
-        assert_eq!(got, ComposeParams::default());
-        assert!(v2 > v1);
-    }
 
     #[test]
     fn rejects_bad_config() {

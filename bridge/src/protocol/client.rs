@@ -4,7 +4,7 @@
 use std::fmt;
 
 pub use auralis::compose::ParamUpdate;
-use auralis::compose::phrase::{ComposeParams, BPM_RANGE};
+use auralis::compose::phrase::BPM_RANGE;
 use auralis::compose::presets::{preset, preset_names, Preset};
 use auralis::compose::theory::{Key, Mode};
 use serde::Serialize;
@@ -393,6 +393,7 @@ pub(super) fn lookup_preset(name: &str, field: &str) -> Result<&'static Preset, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auralis::compose::phrase::ComposeParams;
     use proptest::prelude::*;
 
     fn err(text: &str) -> ProtocolError {

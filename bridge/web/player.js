@@ -1,11 +1,16 @@
-// Auralis player, page side: connects to the bridge's /ws/stream (f32 frames),
-// decodes chunks here (off the audio rendering thread) and feeds the AudioWorklet
-// in worklet.js; shows the stream's status, sends control messages and reports
-// playback health back with `client_stats`.
+// Auralis player, page side: connects to the bridge's /ws/stream, in Opus
+// (decoded by WebCodecs' AudioDecoder) where the browser has it and in s16
+// otherwise, decodes chunks here (off the audio rendering thread) and feeds the
+// AudioWorklet in worklet.js; shows the stream's status and codec, sends control
+// messages and reports playback health back with `client_stats`.
 'use strict';
 
 const HEADER_BYTES = 44;
 const MAGIC_AUR1 = 0x41555231;
+const CODEC_S16 = 0;
+const CODEC_F32 = 1;
+const CODEC_OPUS = 2;
+const OPUS_RATE = 48000;
 const KEYS = ['C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B'];
 const LEVELS = ['normal', 'high_load', 'critical', 'overload'];
 const TARGET_MIN_S = 0.3;
@@ -27,6 +32,7 @@ const state = {
   gaps: 0, role: null, stats: { underruns: 0, bufferedMs: 0, playedSeconds: 0 },
   targetS: 0.4, lastUnderruns: 0, steadySince: performance.now(),
   bufferHistory: [], sleepAt: null, sleepTimer: null, lastError: null,
+  codec: null, decoder: null, pendingGap: false, decodeErrors: 0,
 };
 
 // ---- settings remembered between visits ------------------------------------
@@ -115,25 +121,73 @@ function onStats(s) {
 }
 
 // ---- stream -----------------------------------------------------------------
-function onAudio(buf) {
-  if (!state.node || buf.byteLength < HEADER_BYTES) return;
-  const v = new DataView(buf);
-  if (v.getUint32(0, false) !== MAGIC_AUR1) return;
-  const codec = v.getUint8(5);
-  const channels = v.getUint16(6, true);
-  const seq = Number(v.getBigUint64(12, true));
-  const frames = v.getUint32(36, true);
-  const level = v.getUint8(40);
-  const bytesPerSample = codec === 1 ? 4 : 2;
-  if (channels < 1 || buf.byteLength < HEADER_BYTES + frames * channels * bytesPerSample) return;
-  const gap = state.lastSeq !== null && seq !== state.lastSeq + 1;
-  if (gap) state.gaps += seq - state.lastSeq - 1;
-  state.lastSeq = seq;
-  $('level').textContent = LEVELS[level] || String(level);
+// Which codec to ask for: Opus where WebCodecs decodes it, else s16.
+async function chooseCodec() {
+  if (typeof AudioDecoder === 'undefined') return 's16';
+  try {
+    const { supported } = await AudioDecoder.isConfigSupported({
+      codec: 'opus', sampleRate: OPUS_RATE, numberOfChannels: 2,
+    });
+    return supported ? 'opus' : 's16';
+  } catch { return 's16'; }
+}
+
+function pushChunk(left, right, gap) {
+  state.node.port.postMessage({ type: 'chunk', left, right, gap }, [left.buffer, right.buffer]);
+}
+
+// One Opus decoder per connection: its output goes to the worklet in order.
+function openDecoder() {
+  closeDecoder();
+  const decoder = new AudioDecoder({
+    output: (data) => {
+      const frames = data.numberOfFrames;
+      const left = new Float32Array(frames);
+      const right = new Float32Array(frames);
+      data.copyTo(left, { planeIndex: 0, format: 'f32-planar' });
+      data.copyTo(right, { planeIndex: data.numberOfChannels > 1 ? 1 : 0, format: 'f32-planar' });
+      data.close();
+      if (state.node) pushChunk(left, right, state.pendingGap);
+      state.pendingGap = false;
+    },
+    error: (e) => {
+      state.decodeErrors += 1;
+      say(`Opus decoding failed (${e.message}); reconnecting…`);
+      if (state.ws) state.ws.close(4000, 'decoder error');
+    },
+  });
+  decoder.configure({ codec: 'opus', sampleRate: OPUS_RATE, numberOfChannels: 2 });
+  state.decoder = decoder;
+}
+
+function closeDecoder() {
+  if (state.decoder && state.decoder.state !== 'closed') state.decoder.close();
+  state.decoder = null;
+}
+
+// The chunk's packets, each prefixed by its u16 length (codec 2).
+function decodeOpus(buf, rate, position) {
+  if (!state.decoder || state.decoder.state !== 'configured') return;
+  const bytes = new Uint8Array(buf, HEADER_BYTES);
+  const v = new DataView(buf, HEADER_BYTES);
+  let at = 0;
+  let t = (position / rate) * 1e6;
+  while (at + 2 <= bytes.length) {
+    const len = v.getUint16(at, true);
+    if (at + 2 + len > bytes.length) break;
+    state.decoder.decode(new EncodedAudioChunk({
+      type: 'key', timestamp: Math.round(t), data: bytes.subarray(at + 2, at + 2 + len),
+    }));
+    at += 2 + len;
+    t += 20000;
+  }
+}
+
+function decodePcm(buf, v, codec, channels, frames) {
   const left = new Float32Array(frames);
   const right = new Float32Array(frames);
   const second = channels > 1 ? 1 : 0;
-  if (codec === 1) {
+  if (codec === CODEC_F32) {
     const pcm = new Float32Array(buf.slice(HEADER_BYTES, HEADER_BYTES + frames * channels * 4));
     for (let i = 0; i < frames; i++) { left[i] = pcm[i * channels]; right[i] = pcm[i * channels + second]; }
   } else {
@@ -142,7 +196,36 @@ function onAudio(buf) {
       right[i] = v.getInt16(HEADER_BYTES + 2 * (i * channels + second), true) / 32768;
     }
   }
-  state.node.port.postMessage({ type: 'chunk', left, right, gap }, [left.buffer, right.buffer]);
+  return [left, right];
+}
+
+function onAudio(buf) {
+  if (!state.node || buf.byteLength < HEADER_BYTES) return;
+  const v = new DataView(buf);
+  if (v.getUint32(0, false) !== MAGIC_AUR1) return;
+  const codec = v.getUint8(5);
+  const channels = v.getUint16(6, true);
+  const rate = v.getUint32(8, true);
+  const seq = Number(v.getBigUint64(12, true));
+  const position = Number(v.getBigUint64(20, true));
+  const frames = v.getUint32(36, true);
+  const level = v.getUint8(40);
+  if (channels < 1) return;
+  if (codec !== CODEC_OPUS) {
+    const bytesPerSample = codec === CODEC_F32 ? 4 : 2;
+    if (buf.byteLength < HEADER_BYTES + frames * channels * bytesPerSample) return;
+  }
+  const gap = state.lastSeq !== null && seq !== state.lastSeq + 1;
+  if (gap) state.gaps += seq - state.lastSeq - 1;
+  state.lastSeq = seq;
+  $('level').textContent = LEVELS[level] || String(level);
+  if (codec === CODEC_OPUS) {
+    state.pendingGap = state.pendingGap || gap;
+    decodeOpus(buf, rate, position);
+    return;
+  }
+  const [left, right] = decodePcm(buf, v, codec, channels, frames);
+  pushChunk(left, right, gap);
 }
 
 async function onText(text) {
@@ -151,6 +234,8 @@ async function onText(text) {
   switch (msg.type) {
     case 'hello':
       await ensureAudio(msg.format.sample_rate);
+      if (state.codec === 'opus') openDecoder();
+      $('codec').textContent = state.codec === 'opus' ? 'Opus (WebCodecs)' : 'PCM s16';
       state.role = msg.role;
       showParams(msg.params);
       if (msg.role === 'controller') setControlsEnabled(true);
@@ -177,13 +262,15 @@ function send(msg) {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
 }
 
-function connect() {
+async function connect() {
+  if (!state.codec) state.codec = await chooseCodec();
+  if (!state.playing) return;
   const query = new URLSearchParams(location.search);
   const token = query.get('token');
   // `?bridge=host:port` points a page served elsewhere at a bridge (development).
   const host = query.get('bridge') || location.host;
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const url = `${scheme}://${host}/ws/stream?codec=f32${token ? `&token=${encodeURIComponent(token)}` : ''}`;
+  const url = `${scheme}://${host}/ws/stream?codec=${state.codec}${token ? `&token=${encodeURIComponent(token)}` : ''}`;
   $('conn').textContent = 'connecting';
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
@@ -196,6 +283,7 @@ function connect() {
   ws.onclose = (e) => {
     if (state.ws !== ws) return;
     $('conn').textContent = 'disconnected';
+    closeDecoder();
     setControlsEnabled(false, 'Controls unlock once connected.');
     state.lastSeq = null;
     if (!state.playing) return;
@@ -237,6 +325,7 @@ function stop(message) {
   const ws = state.ws;
   state.ws = null;
   if (ws) ws.close(1000);
+  closeDecoder();
   $('conn').textContent = 'idle';
   if (state.node) state.node.port.postMessage({ type: 'reset' });
   if (state.ctx) state.ctx.suspend();

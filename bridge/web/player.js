@@ -13,11 +13,17 @@ const CODEC_OPUS = 2;
 const OPUS_RATE = 48000;
 const KEYS = ['C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B'];
 const LEVELS = ['normal', 'high_load', 'critical', 'overload'];
-const TARGET_MIN_S = 0.3;
-const TARGET_MAX_S = 2.0;
-const TARGET_GROW_S = 0.15;
-const TARGET_SHRINK_S = 0.05;
-const STEADY_BEFORE_SHRINK_S = 20;
+// Buffering, as a radio player does: sound within a second, then a cushion of a
+// few seconds that follows the jitter the link shows. Ambient music needs no low
+// latency: a change is heard at the next phrase anyway.
+const START_S = 0.4;
+const TARGET_MIN_S = 1.5;
+const TARGET_MAX_S = 8.0;
+const TARGET_GROW_S = 0.5;
+const TARGET_SHRINK_S = 0.1;
+const STEADY_BEFORE_SHRINK_S = 60;
+const JITTER_WINDOW_MS = 60_000;
+const JITTER_SETTLE_MS = 3000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 const STATS_EVERY_MS = 3000;
@@ -30,7 +36,8 @@ const state = {
   ws: null, ctx: null, node: null, gain: null, analyser: null,
   playing: false, backoffMs: BACKOFF_MIN_MS, retry: null, lastSeq: null,
   gaps: 0, role: null, stats: { underruns: 0, bufferedMs: 0, playedSeconds: 0 },
-  targetS: 0.4, lastUnderruns: 0, steadySince: performance.now(),
+  targetS: 2.0, lastUnderruns: 0, steadySince: performance.now(),
+  arrivals: [], connectedAt: 0, jitterMs: 0,
   bufferHistory: [], sleepAt: null, sleepTimer: null, lastError: null,
   codec: null, decoder: null, pendingGap: false, decodeErrors: 0,
 };
@@ -94,6 +101,7 @@ async function ensureAudio(sampleRate) {
   state.node.connect(state.analyser);
   state.node.connect(state.gain).connect(state.ctx.destination);
   state.node.port.onmessage = (e) => { if (e.data.type === 'stats') onStats(e.data); };
+  state.node.port.postMessage({ type: 'start', seconds: START_S });
   setTarget(state.targetS);
 }
 
@@ -102,8 +110,25 @@ function setTarget(seconds) {
   if (state.node) state.node.port.postMessage({ type: 'target', seconds: state.targetS });
 }
 
-// The jitter buffer adapts: it grows after an underrun and shrinks back towards
-// its floor once playback has been steady for a while.
+// How late chunks arrive against the stream's own clock: the spread of
+// (arrival time - stream time) over the last minute is the stall the cushion
+// must cover. The first seconds after connecting are left out, since a new
+// listener is sent a burst of recent chunks at once.
+function noteArrival(position, rate) {
+  const now = performance.now();
+  if (now - state.connectedAt < JITTER_SETTLE_MS || !rate) return;
+  state.arrivals.push([now, now - (1000 * position) / rate]);
+  while (state.arrivals.length && now - state.arrivals[0][0] > JITTER_WINDOW_MS) state.arrivals.shift();
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const [, offset] of state.arrivals) { lo = Math.min(lo, offset); hi = Math.max(hi, offset); }
+  state.jitterMs = hi - lo;
+  const wanted = (1.5 * state.jitterMs) / 1000 + 0.5;
+  if (wanted > state.targetS) setTarget(wanted);
+}
+
+// The cushion grows at once after an underrun or when the jitter asks for it,
+// and shrinks back slowly once playback has been steady for a minute.
 function onStats(s) {
   state.stats = s;
   const now = performance.now();
@@ -111,7 +136,8 @@ function onStats(s) {
     state.lastUnderruns = s.underruns;
     state.steadySince = now;
     setTarget(state.targetS + TARGET_GROW_S);
-  } else if (now - state.steadySince > STEADY_BEFORE_SHRINK_S * 1000 && state.targetS > TARGET_MIN_S) {
+  } else if (now - state.steadySince > STEADY_BEFORE_SHRINK_S * 1000
+      && state.targetS > Math.max(TARGET_MIN_S, (1.5 * state.jitterMs) / 1000 + 0.5)) {
     state.steadySince = now;
     setTarget(state.targetS - TARGET_SHRINK_S);
   }
@@ -218,6 +244,7 @@ function onAudio(buf) {
   const gap = state.lastSeq !== null && seq !== state.lastSeq + 1;
   if (gap) state.gaps += seq - state.lastSeq - 1;
   state.lastSeq = seq;
+  noteArrival(position, rate);
   $('level').textContent = LEVELS[level] || String(level);
   if (codec === CODEC_OPUS) {
     state.pendingGap = state.pendingGap || gap;
@@ -275,7 +302,12 @@ async function connect() {
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
   state.ws = ws;
-  ws.onopen = () => { $('conn').textContent = 'connected'; state.backoffMs = BACKOFF_MIN_MS; };
+  ws.onopen = () => {
+    $('conn').textContent = 'connected';
+    state.backoffMs = BACKOFF_MIN_MS;
+    state.connectedAt = performance.now();
+    state.arrivals = [];
+  };
   ws.onmessage = (e) => {
     if (typeof e.data === 'string') onText(e.data);
     else onAudio(e.data);

@@ -1,12 +1,15 @@
 // Auralis player, audio side: an AudioWorklet that plays decoded stereo frames
-// from a ring buffer (the jitter buffer).
+// from a ring buffer (the jitter buffer), buffering the way a radio player does.
 //
-// - It starts (and restarts after an underrun) only once `target` seconds are
-//   buffered, fading in over 10 ms so a restart never clicks.
-// - The page grows the target after underruns and shrinks it back when the
-//   network is steady; when far more than the target is queued, one frame in 500
-//   is skipped until it is back (a 0.2 % speed-up nobody hears), so the delay
-//   comes down instead of only ever growing.
+// - It starts once `start` seconds are buffered (a fraction of a second, so sound
+//   comes quickly), and after an underrun only once the whole `target` is
+//   buffered again; it fades in over 10 ms.
+// - `target` is the cushion it keeps: the page sets it from the jitter it sees
+//   and grows it after an underrun. Below the cushion one frame in 500 is played
+//   twice, above 1.5 times it one frame in 500 is skipped (0.2 % of speed, which
+//   nobody hears), so the delay drifts towards the cushion without a jump.
+// - When the buffer is about to run dry the output fades out over its last
+//   10 ms, so an underrun is a soft dip, never a click.
 // - A sequence gap is concealed: the queued tail fades out over 10 ms and the
 //   next chunk fades in.
 class AuralisPlayer extends AudioWorkletProcessor {
@@ -21,7 +24,10 @@ class AuralisPlayer extends AudioWorkletProcessor {
     this.started = false;
     this.fade = 1;
     this.fadeStep = 1 / Math.max(1, Math.round(sampleRate * 0.01));
-    this.target = Math.round(sampleRate * 0.4);
+    this.start = Math.round(sampleRate * 0.4);
+    this.target = Math.round(sampleRate * 2);
+    this.everStarted = false;
+    this.stretched = 0;
     this.played = 0;
     this.skipped = 0;
     this.lastReport = 0;
@@ -62,31 +68,40 @@ class AuralisPlayer extends AudioWorkletProcessor {
   onMessage(msg) {
     if (msg.type === 'chunk') this.push(msg.left, msg.right, msg.gap);
     else if (msg.type === 'target') this.target = Math.round(sampleRate * msg.seconds);
+    else if (msg.type === 'start') this.start = Math.round(sampleRate * msg.seconds);
     else if (msg.type === 'reset') {
       this.read = this.write;
       this.started = false;
+      this.everStarted = false;
     }
   }
 
   process(_inputs, outputs) {
     const out = outputs[0];
     const n = out[0].length;
-    if (!this.started && this.buffered() >= this.target) {
+    const fadeLen = Math.round(sampleRate * 0.01);
+    if (!this.started && this.buffered() >= (this.everStarted ? this.target : this.start)) {
       this.started = true;
+      this.everStarted = true;
       this.fade = 0;
     }
     const excess = this.buffered() > this.target * 1.5 + sampleRate * 0.1;
+    const short = this.buffered() < this.target * 0.75;
     for (let i = 0; i < n; i++) {
       if (this.started && this.buffered() > 0) {
-        if (excess && this.played % 500 === 0 && this.buffered() > 1) {
+        const tick = this.played % 500 === 0;
+        if (excess && tick && this.buffered() > 1) {
           this.read++;
           this.skipped++;
         }
         const at = this.read % this.capacity;
         this.fade = Math.min(1, this.fade + this.fadeStep);
-        out[0][i] = this.left[at] * this.fade;
-        if (out[1]) out[1][i] = this.right[at] * this.fade;
-        this.read++;
+        // About to run dry: fade out over the last samples.
+        const g = Math.min(this.fade, this.buffered() / fadeLen);
+        out[0][i] = this.left[at] * g;
+        if (out[1]) out[1][i] = this.right[at] * g;
+        if (short && tick && this.buffered() > fadeLen) this.stretched++;
+        else this.read++;
         this.played++;
       } else {
         if (this.started) {
@@ -106,6 +121,7 @@ class AuralisPlayer extends AudioWorkletProcessor {
         underruns: this.underruns,
         playedSeconds: this.played / sampleRate,
         skipped: this.skipped,
+        stretched: this.stretched,
       });
     }
     return true;

@@ -11,6 +11,8 @@ use auralis::stream::layout::validate_name;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::codec::opus::KBPS_RANGE;
+
 /// Lowest and highest sample rate of the embedded source, in hertz.
 pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
 /// Shortest and longest chunk, in milliseconds.
@@ -50,6 +52,10 @@ pub struct Settings {
     /// Chunk length in milliseconds, 20–200 [default: 100].
     #[arg(long, env = "AURALIS_CHUNK_MS")]
     pub chunk_ms: Option<u32>,
+    /// Opus bitrate of `?codec=opus` and `/stream.opus`, in kbit/s, 32–256
+    /// [default: 128].
+    #[arg(long, env = "AURALIS_OPUS_KBPS")]
+    pub opus_kbps: Option<u32>,
     /// Most concurrent WebSocket clients [default: 100].
     #[arg(long, env = "AURALIS_MAX_CLIENTS")]
     pub max_clients: Option<usize>,
@@ -170,6 +176,8 @@ pub struct Config {
     pub sample_rate: u32,
     /// Chunk length in milliseconds.
     pub chunk_ms: u32,
+    /// Opus bitrate in kbit/s.
+    pub opus_kbps: u32,
     /// Most concurrent WebSocket clients.
     pub max_clients: usize,
     /// Token granting the controller role, if any.
@@ -208,6 +216,7 @@ impl Default for Config {
             source: SourceSpec::Embedded,
             sample_rate: 48_000,
             chunk_ms: 100,
+            opus_kbps: crate::codec::opus::DEFAULT_KBPS,
             max_clients: 100,
             control_token: None,
             heartbeat: Duration::from_secs(30),
@@ -353,6 +362,7 @@ impl Settings {
             source: self.source.or(lower.source),
             sample_rate: self.sample_rate.or(lower.sample_rate),
             chunk_ms: self.chunk_ms.or(lower.chunk_ms),
+            opus_kbps: self.opus_kbps.or(lower.opus_kbps),
             max_clients: self.max_clients.or(lower.max_clients),
             control_token: self.control_token.or(lower.control_token),
             heartbeat_s: self.heartbeat_s.or(lower.heartbeat_s),
@@ -411,6 +421,11 @@ impl Config {
                 SAMPLE_RATE_RANGE,
             )?,
             chunk_ms: within("chunk_ms", s.chunk_ms.unwrap_or(d.chunk_ms), CHUNK_MS_RANGE)?,
+            opus_kbps: within(
+                "opus_kbps",
+                s.opus_kbps.unwrap_or(d.opus_kbps),
+                (*KBPS_RANGE.start(), *KBPS_RANGE.end()),
+            )?,
             max_clients: within(
                 "max_clients",
                 s.max_clients.unwrap_or(d.max_clients),

@@ -22,6 +22,7 @@ use crate::metrics::{prometheus_text, Sample};
 use crate::protocol::{
     error_message, params_message, parse_client_bytes, Dialect, ErrorCode, ProtocolError,
 };
+use crate::stream_opus::stream_opus_handler;
 use crate::ws::ws_handler;
 use crate::AppState;
 
@@ -48,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/metrics", get(metrics_handler))
         .route("/ws/stream", get(ws_handler))
+        .route("/stream.opus", get(stream_opus_handler))
         .with_state(state)
 }
 

@@ -1,6 +1,7 @@
 //! Fan-out: the source publishes each chunk once as an `Arc<Chunk>` whose encodings
 //! (binary s16, binary f32, compatibility JSON) are each made once, on first use,
-//! and then shared by reference with every client.
+//! and then shared by reference with every client. Its Opus frame and Ogg page are
+//! made by the source's pump before publishing, since Opus is stateful.
 //!
 //! Each client reads the chunks through its own cursor into a bounded broadcast ring
 //! (`tokio::sync::broadcast`): publishing never waits, and a client that falls more
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::codec::OpusPart;
 use crate::metrics::Metrics;
 pub use crate::metrics::{DisconnectReason, LATENCY_BUCKETS_S};
 use crate::protocol::{compat_audio_chunk, encode_frame, Codec, FrameHeader, FLAG_IDLE};
@@ -34,6 +36,7 @@ pub struct Chunk {
     s16: OnceLock<Bytes>,
     f32: OnceLock<Bytes>,
     json: OnceLock<Utf8Bytes>,
+    opus: Option<OpusPart>,
 }
 
 impl Chunk {
@@ -47,14 +50,32 @@ impl Chunk {
             s16: OnceLock::new(),
             f32: OnceLock::new(),
             json: OnceLock::new(),
+            opus: None,
+        }
+    }
+
+    /// This chunk with its Opus encoding.
+    #[must_use]
+    pub fn with_opus(self, opus: OpusPart) -> Self {
+        Self {
+            opus: Some(opus),
+            ..self
         }
     }
 
     /// The binary frame in `codec`, encoded on first use and shared afterwards.
+    /// A chunk published without Opus (only tests make one) has an empty Opus
+    /// frame.
     pub fn frame(&self, codec: Codec) -> Bytes {
         let cell = match codec {
             Codec::S16 => &self.s16,
             Codec::F32 => &self.f32,
+            Codec::Opus => {
+                return self
+                    .opus
+                    .as_ref()
+                    .map_or_else(Bytes::new, |o| o.frame.clone())
+            }
         };
         cell.get_or_init(|| {
             encode_frame(
@@ -73,6 +94,12 @@ impl Chunk {
         self.json
             .get_or_init(|| Utf8Bytes::from(compat_audio_chunk(&self.header, &self.samples)))
             .clone()
+    }
+
+    /// The Ogg page of `/stream.opus` that carries this chunk (`None`: no Opus).
+    #[must_use]
+    pub fn ogg_page(&self) -> Option<&Bytes> {
+        self.opus.as_ref().map(|o| &o.page)
     }
 
     /// Whether the source was idle for this chunk.

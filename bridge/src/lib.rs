@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod procstat;
 pub mod protocol;
 pub mod source;
+pub mod stream_opus;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -116,7 +117,12 @@ pub fn build_state_with(
 ) -> Result<(AppState, watch::Sender<bool>), StartError> {
     let frames = source.info().sample_rate * config.chunk_ms / 1000;
     let hub = Arc::new(Hub::new(config.client_queue, config.max_clients));
-    let pump = Arc::new(Pump::spawn(source, frames, Arc::clone(&hub))?);
+    let pump = Arc::new(Pump::spawn(
+        source,
+        frames,
+        config.opus_kbps,
+        Arc::clone(&hub),
+    )?);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let http_limiter = Arc::new(tokio::sync::Mutex::new(control::RateLimiter::new(
         config.control_rate_per_s,

@@ -109,6 +109,7 @@ pub struct Metrics {
     chunks_sent: AtomicU64,
     chunks_dropped: AtomicU64,
     bad_chunks: AtomicU64,
+    opus_failures: AtomicU64,
     recent_bad: AtomicU64,
     recent_total: AtomicU64,
     bytes_out: AtomicU64,
@@ -140,6 +141,7 @@ impl Default for Metrics {
             chunks_sent: AtomicU64::new(0),
             chunks_dropped: AtomicU64::new(0),
             bad_chunks: AtomicU64::new(0),
+            opus_failures: AtomicU64::new(0),
             recent_bad: AtomicU64::new(0),
             recent_total: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -214,6 +216,12 @@ impl Metrics {
         add(&self.bad_chunks, 1);
     }
 
+    /// Counts a chunk with an Opus packet that failed to encode (sent as silence,
+    /// flagged as fallback audio).
+    pub fn count_opus_failure(&self) {
+        add(&self.opus_failures, 1);
+    }
+
     /// Counts a reset of the source's schedule (it fell far behind real time).
     pub fn count_schedule_reset(&self) {
         add(&self.schedule_resets, 1);
@@ -273,6 +281,7 @@ impl Metrics {
             chunks_sent: load(&self.chunks_sent),
             chunks_dropped: load(&self.chunks_dropped),
             bad_chunks: load(&self.bad_chunks),
+            opus_failures: load(&self.opus_failures),
             recent_bad: load(&self.recent_bad),
             recent_total: load(&self.recent_total),
             bytes_out: load(&self.bytes_out),
@@ -308,6 +317,8 @@ pub struct MetricsSnapshot {
     /// Chunks that failed the check (non-finite or out of range) and were replaced
     /// by silence.
     pub bad_chunks: u64,
+    /// Chunks whose Opus had a packet that failed to encode.
+    pub opus_failures: u64,
     /// Bad chunks among the last `recent_total` chunks.
     pub recent_bad: u64,
     /// Chunks in the recent window (up to 100).
@@ -496,6 +507,12 @@ const ROWS: &[Row] = &[
         Counter,
         "Chunks that were not finite or out of range, replaced by silence.",
         |s| int(s.metrics.bad_chunks),
+    ),
+    row(
+        "auralis_bridge_opus_encode_failures_total",
+        Counter,
+        "Chunks with an Opus packet that failed to encode, sent as silence.",
+        |s| int(s.metrics.opus_failures),
     ),
     row(
         "auralis_bridge_clients",

@@ -27,6 +27,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::Instrument;
 
+use crate::codec::opus::OPUS_RATE_HZ;
 use crate::config::Config;
 use crate::control::{self, role_for, RateLimiter};
 use crate::hub::{Chunk, ClientGuard, DisconnectReason, Role};
@@ -58,7 +59,7 @@ const CLOSE_ERROR: u16 = 1011;
 /// The query string of `/ws/stream`.
 #[derive(Debug, Default, Deserialize)]
 pub struct WsQuery {
-    /// `s16` (default) or `f32`.
+    /// `s16` (default), `f32` or `opus`.
     pub codec: Option<String>,
     /// `json` for the compatibility protocol.
     pub format: Option<String>,
@@ -86,7 +87,7 @@ impl ClientOptions {
         let codec = match q.codec.as_deref() {
             None => Codec::S16,
             Some(name) => Codec::from_name(name).ok_or_else(|| {
-                format!("query parameter `codec`: expected s16 or f32, got {name:?}")
+                format!("query parameter `codec`: expected s16, f32 or opus, got {name:?}")
             })?,
         };
         let dialect = match q.format.as_deref() {
@@ -110,6 +111,7 @@ impl ClientOptions {
             (Dialect::Compat, _) => "json",
             (Dialect::Native, Codec::S16) => "binary-s16",
             (Dialect::Native, Codec::F32) => "binary-f32",
+            (Dialect::Native, Codec::Opus) => "binary-opus",
         }
     }
 }
@@ -325,15 +327,25 @@ where
     /// wrong token, if there is one.
     async fn greet(&mut self, warning: Option<ProtocolError>) -> Step {
         let pump = &self.state.pump;
+        let codec = if self.options.dialect == Dialect::Compat {
+            Codec::S16
+        } else {
+            self.options.codec
+        };
         let format = StreamFormat {
-            codec: if self.options.dialect == Dialect::Compat {
-                Codec::S16
+            codec,
+            // Opus runs at its own rate whatever the source's.
+            sample_rate: if codec == Codec::Opus {
+                OPUS_RATE_HZ
             } else {
-                self.options.codec
+                pump.info().sample_rate
             },
-            sample_rate: pump.info().sample_rate,
             channels: pump.info().channels,
-            frames_per_chunk: pump.frames_per_chunk(),
+            frames_per_chunk: if codec == Codec::Opus {
+                (pump.chunk_duration().as_secs_f64() * f64::from(OPUS_RATE_HZ)).round() as u32
+            } else {
+                pump.frames_per_chunk()
+            },
             chunk_ms: pump.chunk_duration().as_secs_f64() * 1000.0,
             header_bytes: HEADER_LEN,
         };

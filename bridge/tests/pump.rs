@@ -6,6 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auralis_bridge::codec::opus::DEFAULT_KBPS;
 use auralis_bridge::hub::Hub;
 use auralis_bridge::source::{chunk_is_valid, FillReport, Pump};
 use common::source::TestSource;
@@ -28,7 +29,13 @@ fn bad_chunks_become_silence_and_are_counted() {
     let hub = Arc::new(Hub::new(64, 4));
     let mut rx = hub.subscribe_audio();
     // 160 frames at 8 kHz: 20 ms chunks.
-    let pump = Pump::spawn(Box::new(counting(true)), 160, Arc::clone(&hub)).expect("spawn");
+    let pump = Pump::spawn(
+        Box::new(counting(true)),
+        160,
+        DEFAULT_KBPS,
+        Arc::clone(&hub),
+    )
+    .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut got = Vec::new();
     while got.len() < 6 && Instant::now() < deadline {
@@ -53,7 +60,13 @@ fn pacing_follows_the_clock() {
     let hub = Arc::new(Hub::new(64, 4));
     let mut rx = hub.subscribe_audio();
     let t0 = Instant::now();
-    let pump = Pump::spawn(Box::new(counting(false)), 160, Arc::clone(&hub)).expect("spawn");
+    let pump = Pump::spawn(
+        Box::new(counting(false)),
+        160,
+        DEFAULT_KBPS,
+        Arc::clone(&hub),
+    )
+    .expect("spawn");
     let mut last = 0;
     while last < 25 && t0.elapsed() < Duration::from_secs(5) {
         match rx.try_recv() {

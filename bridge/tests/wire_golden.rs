@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use auralis::compose::phrase::ComposeParams;
 use auralis::render::mix::MixLevels;
+use auralis_bridge::codec::opus::DEFAULT_KBPS;
 use auralis_bridge::hub::Hub;
 use auralis_bridge::protocol::{
     compat_audio_chunk, compat_ping, compat_pong, compat_welcome, encode_frame, error_message,
@@ -188,7 +189,7 @@ fn idle() -> TestSource {
 async fn the_source_announces_idle_with_its_reason() {
     let hub = Arc::new(Hub::new(8, 4));
     let mut events = hub.subscribe_events();
-    let pump = Pump::spawn(idle().boxed(), 160, Arc::clone(&hub)).expect("spawn");
+    let pump = Pump::spawn(idle().boxed(), 160, DEFAULT_KBPS, Arc::clone(&hub)).expect("spawn");
     let text = tokio::time::timeout(Duration::from_secs(3), events.recv())
         .await
         .expect("an announcement in time")

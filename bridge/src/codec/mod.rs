@@ -11,6 +11,70 @@ pub mod ogg;
 pub mod opus;
 pub mod resample;
 
+use bytes::Bytes;
+
+use self::ogg::{OggHeaders, OggOpusStream};
+use self::opus::{OpusStream, OPUS_RATE_HZ, PACKET_FRAMES};
+use crate::protocol::{opus_frame, Codec, FrameHeader, FLAG_FALLBACK};
+
+/// A chunk in Opus: its binary frame (codec 2) and its Ogg page.
+#[derive(Debug, Clone)]
+pub struct OpusPart {
+    /// The WebSocket frame: the Opus stream's header, then the packets.
+    pub frame: Bytes,
+    /// The Ogg page that carries the same packets (empty when there are none).
+    pub page: Bytes,
+    /// Whether a packet failed to encode and went out as silence.
+    pub failed: bool,
+}
+
+/// The stream's stateful encodings, fed every chunk in order by the pump.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    opus: OpusStream,
+    ogg: OggOpusStream,
+}
+
+impl StreamEncoder {
+    /// Encoders for a stream of `channels` at `sample_rate`, Opus at `opus_kbps`,
+    /// whose Ogg pages carry the serial `ogg`.
+    ///
+    /// # Errors
+    /// [`CodecError`] when the Opus encoder or the resampler refuses the format.
+    pub fn new(
+        sample_rate: u32,
+        channels: u16,
+        opus_kbps: u32,
+        ogg: OggHeaders,
+    ) -> Result<Self, CodecError> {
+        Ok(Self {
+            opus: OpusStream::new(sample_rate, channels, opus_kbps)?,
+            ogg: OggOpusStream::new(ogg),
+        })
+    }
+
+    /// Encodes the chunk `header` describes: its Opus frame carries the same
+    /// sequence number, level and flags (plus [`FLAG_FALLBACK`] when a packet
+    /// failed), at 48 kHz, positioned by the Opus stream's own sample count.
+    pub fn encode(&mut self, header: &FrameHeader, samples: &[f32]) -> OpusPart {
+        let chunk = self.opus.encode(samples);
+        let frames = chunk.packets.len() * PACKET_FRAMES;
+        let opus_header = FrameHeader {
+            codec: Codec::Opus,
+            sample_rate: OPUS_RATE_HZ,
+            position_frames: chunk.granule_end - frames as u64,
+            frames: frames as u32,
+            flags: header.flags | if chunk.failed { FLAG_FALLBACK } else { 0 },
+            ..*header
+        };
+        OpusPart {
+            frame: opus_frame(&opus_header, &chunk.payload),
+            page: self.ogg.page(&chunk),
+            failed: chunk.failed,
+        }
+    }
+}
+
 /// Why a stream encoder could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {

@@ -17,19 +17,64 @@ use super::opus::{OpusChunk, OPUS_RATE_HZ, PRE_SKIP};
 /// Vendor string of OpusTags.
 const VENDOR: &str = concat!("auralis-bridge ", env!("CARGO_PKG_VERSION"), " (opus-rs)");
 
+/// What a listener's header pages say: the logical stream's serial and its
+/// channels. A small `Copy` value, so the HTTP side can make a new listener's
+/// pages while the pump owns the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OggHeaders {
+    /// The logical bitstream's serial number.
+    pub serial: u32,
+    /// 1 or 2.
+    pub channels: u8,
+}
+
+impl OggHeaders {
+    /// Headers for a stream of `channels`; the serial differs per process, so a
+    /// player can tell a restarted bridge's stream from the old one.
+    #[must_use]
+    pub fn new(channels: u8) -> Self {
+        Self {
+            serial: std::process::id().rotate_left(16) ^ 0x4155_5231,
+            channels,
+        }
+    }
+
+    /// The two header pages a new listener starts with: OpusHead and OpusTags
+    /// carrying `tags` (for example `TITLE`, `ARTIST`, `COMMENT`).
+    #[must_use]
+    pub fn preamble(&self, tags: &[(&str, String)]) -> Bytes {
+        let mut writer = PacketWriter::new(Vec::with_capacity(256));
+        let end = PacketWriteEndInfo::EndPage;
+        write(&mut writer, self.serial, opus_head(self.channels), end, 0);
+        write(&mut writer, self.serial, opus_tags(tags), end, 0);
+        Bytes::from(writer.into_inner())
+    }
+}
+
 /// The shared Ogg pages of one stream.
 pub struct OggOpusStream {
-    serial: u32,
-    channels: u8,
+    headers: OggHeaders,
     writer: PacketWriter<'static, Vec<u8>>,
 }
 
 impl std::fmt::Debug for OggOpusStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OggOpusStream")
-            .field("serial", &self.serial)
-            .field("channels", &self.channels)
+            .field("headers", &self.headers)
             .finish_non_exhaustive()
+    }
+}
+
+fn write(
+    writer: &mut PacketWriter<'static, Vec<u8>>,
+    serial: u32,
+    packet: Vec<u8>,
+    end: PacketWriteEndInfo,
+    granule: u64,
+) {
+    // Writing into a Vec cannot fail.
+    if let Err(e) = writer.write_packet(Cow::Owned(packet), serial, end, granule) {
+        tracing::error!(error = %e, "an Ogg page could not be written");
     }
 }
 
@@ -64,57 +109,24 @@ fn opus_tags(tags: &[(&str, String)]) -> Vec<u8> {
 }
 
 impl OggOpusStream {
-    /// A stream of `channels` channels whose logical bitstream is `serial`.
+    /// The pages of the stream `headers` describe.
     #[must_use]
-    pub fn new(serial: u32, channels: u8) -> Self {
+    pub fn new(headers: OggHeaders) -> Self {
         let mut writer = PacketWriter::new(Vec::new());
         // The shared stream's own header pages take page numbers 0 and 1, so the
         // first audio page is 2, as in a file; listeners get theirs from
-        // `preamble`.
-        for packet in [opus_head(channels), opus_tags(&[])] {
-            Self::write(&mut writer, serial, packet, PacketWriteEndInfo::EndPage, 0);
-        }
+        // `OggHeaders::preamble`.
+        let end = PacketWriteEndInfo::EndPage;
+        write(
+            &mut writer,
+            headers.serial,
+            opus_head(headers.channels),
+            end,
+            0,
+        );
+        write(&mut writer, headers.serial, opus_tags(&[]), end, 0);
         writer.inner_mut().clear();
-        Self {
-            serial,
-            channels,
-            writer,
-        }
-    }
-
-    fn write(
-        writer: &mut PacketWriter<'static, Vec<u8>>,
-        serial: u32,
-        packet: Vec<u8>,
-        end: PacketWriteEndInfo,
-        granule: u64,
-    ) {
-        // Writing into a Vec cannot fail.
-        if let Err(e) = writer.write_packet(Cow::Owned(packet), serial, end, granule) {
-            tracing::error!(error = %e, "an Ogg page could not be written");
-        }
-    }
-
-    /// The two header pages a new listener starts with: OpusHead and OpusTags
-    /// carrying `tags` (for example `TITLE`, `ARTIST`, `COMMENT`).
-    #[must_use]
-    pub fn preamble(&self, tags: &[(&str, String)]) -> Bytes {
-        let mut writer = PacketWriter::new(Vec::with_capacity(256));
-        Self::write(
-            &mut writer,
-            self.serial,
-            opus_head(self.channels),
-            PacketWriteEndInfo::EndPage,
-            0,
-        );
-        Self::write(
-            &mut writer,
-            self.serial,
-            opus_tags(tags),
-            PacketWriteEndInfo::EndPage,
-            0,
-        );
-        Bytes::from(writer.into_inner())
+        Self { headers, writer }
     }
 
     /// The page that carries `chunk`'s packets (empty when it has none).
@@ -126,9 +138,10 @@ impl OggOpusStream {
             } else {
                 PacketWriteEndInfo::NormalPacket
             };
-            Self::write(
+            let serial = self.headers.serial;
+            write(
                 &mut self.writer,
-                self.serial,
+                serial,
                 packet.to_vec(),
                 end,
                 chunk.granule_end,
@@ -149,8 +162,14 @@ mod tests {
 
     fn listener_bytes(join_at: usize, chunks: usize) -> Vec<u8> {
         let mut enc = OpusStream::new(48_000, 2, DEFAULT_KBPS).expect("encoder");
-        let mut ogg = OggOpusStream::new(0xA0A1, 2);
-        let mut out = ogg.preamble(&[("TITLE", "Auralis: focus".into())]).to_vec();
+        let headers = OggHeaders {
+            serial: 0xA0A1,
+            channels: 2,
+        };
+        let mut ogg = OggOpusStream::new(headers);
+        let mut out = headers
+            .preamble(&[("TITLE", "Auralis: focus".into())])
+            .to_vec();
         for k in 0..chunks {
             let page = ogg.page(&enc.encode(&vec![0.1; 9600]));
             if k >= join_at {
@@ -183,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_chunk_without_packets_makes_no_page() {
-        let mut ogg = OggOpusStream::new(1, 2);
+        let mut ogg = OggOpusStream::new(OggHeaders::new(2));
         let empty = OpusChunk {
             payload: Bytes::new(),
             packets: Vec::new(),

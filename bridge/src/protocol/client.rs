@@ -3,10 +3,10 @@
 
 use std::fmt;
 
-pub use auralis::compose::ParamUpdate;
 use auralis::compose::phrase::BPM_RANGE;
 use auralis::compose::presets::{preset, preset_names, Preset};
 use auralis::compose::theory::{Key, Mode};
+pub use auralis::compose::ParamUpdate;
 use serde::Serialize;
 use serde_json::{Map, Value};
 

@@ -4,6 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
+use crate::codec::opus::{split_payload, PACKET_FRAMES};
+
 /// First four bytes of every audio frame.
 pub const MAGIC: [u8; 4] = *b"AUR1";
 /// The header version this server writes.
@@ -24,6 +26,9 @@ pub enum Codec {
     S16,
     /// 32-bit float little-endian, interleaved.
     F32,
+    /// Opus at 48 kHz: the chunk's 20 ms packets, each prefixed by its length as
+    /// a little-endian u16 (made once per stream by [`crate::codec::opus`]).
+    Opus,
 }
 
 impl Codec {
@@ -33,6 +38,7 @@ impl Codec {
         match self {
             Self::S16 => 0,
             Self::F32 => 1,
+            Self::Opus => 2,
         }
     }
 
@@ -42,16 +48,18 @@ impl Codec {
         match id {
             0 => Some(Self::S16),
             1 => Some(Self::F32),
+            2 => Some(Self::Opus),
             _ => None,
         }
     }
 
-    /// The codec named `s16` or `f32` (as in `?codec=`).
+    /// The codec named `s16`, `f32` or `opus` (as in `?codec=`).
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "s16" | "s16le" => Some(Self::S16),
             "f32" | "f32le" => Some(Self::F32),
+            "opus" => Some(Self::Opus),
             _ => None,
         }
     }
@@ -62,15 +70,17 @@ impl Codec {
         match self {
             Self::S16 => "s16",
             Self::F32 => "f32",
+            Self::Opus => "opus",
         }
     }
 
-    /// Bytes per sample.
+    /// Bytes per sample of a PCM codec (`None` for Opus, whose packets vary).
     #[must_use]
-    pub const fn sample_bytes(self) -> usize {
+    pub const fn sample_bytes(self) -> Option<usize> {
         match self {
-            Self::S16 => 2,
-            Self::F32 => 4,
+            Self::S16 => Some(2),
+            Self::F32 => Some(4),
+            Self::Opus => None,
         }
     }
 }
@@ -124,13 +134,19 @@ pub enum HeaderError {
         /// Bytes present.
         got: usize,
     },
+    /// An Opus payload whose length prefixes run past its end, or whose packets
+    /// do not add up to the header's frames.
+    #[error("malformed Opus payload: {0}")]
+    OpusPayload(String),
 }
 
 impl FrameHeader {
-    /// Payload bytes this header announces.
+    /// Payload bytes this header announces (`None` for Opus, whose packets vary).
     #[must_use]
-    pub fn payload_len(&self) -> u64 {
-        u64::from(self.frames) * u64::from(self.channels) * self.codec.sample_bytes() as u64
+    pub fn payload_len(&self) -> Option<u64> {
+        self.codec
+            .sample_bytes()
+            .map(|b| u64::from(self.frames) * u64::from(self.channels) * b as u64)
     }
 
     /// Appends the 44 header bytes to `out`.
@@ -186,14 +202,34 @@ impl FrameHeader {
         if header.channels == 0 {
             return Err(HeaderError::Channels);
         }
-        if header.payload_len() != payload.len() as u64 {
-            return Err(HeaderError::PayloadLength {
-                expected: header.payload_len(),
-                got: payload.len(),
-            });
+        match header.payload_len() {
+            Some(expected) if expected != payload.len() as u64 => {
+                return Err(HeaderError::PayloadLength {
+                    expected,
+                    got: payload.len(),
+                })
+            }
+            Some(_) => {}
+            None => check_opus_payload(&header, payload)?,
         }
         Ok((header, payload))
     }
+}
+
+/// An Opus payload must split into whole packets of 20 ms that add up to the
+/// header's frames.
+fn check_opus_payload(header: &FrameHeader, payload: &[u8]) -> Result<(), HeaderError> {
+    let packets = split_payload(payload)
+        .map_err(|at| HeaderError::OpusPayload(format!("packet at byte {at} runs past the end")))?;
+    let frames = packets.len() as u64 * PACKET_FRAMES as u64;
+    if frames != u64::from(header.frames) {
+        return Err(HeaderError::OpusPayload(format!(
+            "{} packets of {PACKET_FRAMES} frames, but the header says {}",
+            packets.len(),
+            header.frames
+        )));
+    }
+    Ok(())
 }
 
 /// Converts a sample in [-1, 1] to s16 (clamped; NaN gives 0).
@@ -204,21 +240,34 @@ pub fn to_s16(x: f32) -> i16 {
 }
 
 /// Encodes a whole binary frame: `header` (its `codec` decides the payload) then the
-/// interleaved samples.
+/// interleaved samples. Opus is stateful and made by the stream's encoder, so an
+/// Opus header gets no payload here: frame its packets with [`opus_frame`].
 #[must_use]
 pub fn encode_frame(header: &FrameHeader, interleaved: &[f32]) -> Bytes {
-    let mut out =
-        BytesMut::with_capacity(HEADER_LEN + interleaved.len() * header.codec.sample_bytes());
+    let sample_bytes = header.codec.sample_bytes().unwrap_or(0);
+    let mut out = BytesMut::with_capacity(HEADER_LEN + interleaved.len() * sample_bytes);
     header.write_to(&mut out);
     match header.codec {
         Codec::S16 => interleaved.iter().for_each(|&x| out.put_i16_le(to_s16(x))),
         Codec::F32 => interleaved.iter().for_each(|&x| out.put_f32_le(x)),
+        Codec::Opus => {}
     }
     out.freeze()
 }
 
+/// Frames an Opus chunk: `header` (codec, rate and frames of the Opus stream)
+/// then `payload`, the length-prefixed packets of [`crate::codec::opus::OpusChunk`].
+#[must_use]
+pub fn opus_frame(header: &FrameHeader, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
+    header.write_to(&mut out);
+    out.put_slice(payload);
+    out.freeze()
+}
+
 /// Decodes the payload of a parsed frame back to interleaved floats (s16 scaled by
-/// 1/32768). The length was checked by [`FrameHeader::parse`].
+/// 1/32768). The length was checked by [`FrameHeader::parse`]. Opus needs the
+/// stream's decoder state, so an Opus payload gives no samples here.
 #[must_use]
 pub fn decode_payload(codec: Codec, payload: &[u8]) -> Vec<f32> {
     match codec {
@@ -230,6 +279,7 @@ pub fn decode_payload(codec: Codec, payload: &[u8]) -> Vec<f32> {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect(),
+        Codec::Opus => Vec::new(),
     }
 }
 
@@ -327,7 +377,7 @@ mod tests {
             prop_assert_eq!(back.frames, frames);
             prop_assert_eq!(back.level, level);
             prop_assert_eq!(back.flags, flags);
-            prop_assert_eq!(payload.len() as u64, h.payload_len());
+            prop_assert_eq!(payload.len() as u64, h.payload_len().unwrap_or(u64::MAX));
         }
     }
 }

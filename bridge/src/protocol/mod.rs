@@ -22,8 +22,8 @@ pub use self::client::{
 };
 pub use self::compat::{compat_audio_chunk, compat_ping, compat_pong, compat_welcome, s16le_bytes};
 pub use self::frame::{
-    decode_payload, encode_frame, to_s16, Codec, FrameHeader, HeaderError, FLAG_FALLBACK,
-    FLAG_IDLE, HEADER_LEN, HEADER_VERSION, MAGIC,
+    decode_payload, encode_frame, opus_frame, to_s16, Codec, FrameHeader, HeaderError,
+    FLAG_FALLBACK, FLAG_IDLE, HEADER_LEN, HEADER_VERSION, MAGIC,
 };
 pub use self::server::{
     error_message, hello_message, json_f32, params_json, params_message, ping_message,

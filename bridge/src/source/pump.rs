@@ -20,6 +20,8 @@ use super::{
     chunk_is_valid, FillReport, ParamsSnapshot, ReaderStats, Source, SourceCommand, SourceError,
     SourceInfo,
 };
+use crate::codec::ogg::OggHeaders;
+use crate::codec::{CodecError, StreamEncoder};
 use crate::hub::{Chunk, Hub};
 use crate::metrics::SourceState;
 use crate::protocol::{
@@ -43,6 +45,7 @@ pub struct Pump {
     thread: Mutex<Option<JoinHandle<()>>>,
     info: SourceInfo,
     frames_per_chunk: u32,
+    ogg: OggHeaders,
     params: Arc<Mutex<ParamsSnapshot>>,
     alive: Arc<watch::Sender<bool>>,
     reader_stats: Option<Arc<ReaderStats>>,
@@ -58,10 +61,16 @@ impl Drop for AliveGuard {
     }
 }
 
-/// The pump thread could not start.
+/// The pump could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("could not start the source thread: {0}")]
-pub struct PumpError(#[source] pub std::io::Error);
+pub enum PumpError {
+    /// The thread could not be spawned.
+    #[error("could not start the source thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The stream's Opus encoder refused the source's format.
+    #[error("could not set up the stream's Opus encoding: {0}")]
+    Codec(#[from] CodecError),
+}
 
 /// How far ahead of real time chunks are produced, in chunks.
 const LEAD_CHUNKS: u64 = 1;
@@ -76,19 +85,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Pump {
-    /// Starts the thread that runs `source` in chunks of `frames_per_chunk` frames
-    /// and publishes them to `hub`.
+    /// Starts the thread that runs `source` in chunks of `frames_per_chunk` frames,
+    /// encodes them in Opus at `opus_kbps` too, and publishes them to `hub`.
     ///
     /// # Errors
-    /// [`PumpError`] when the thread cannot be spawned.
+    /// [`PumpError`] when the thread cannot be spawned or the Opus encoder refuses
+    /// the source's format.
     pub fn spawn(
         mut source: Box<dyn Source>,
         frames_per_chunk: u32,
+        opus_kbps: u32,
         hub: Arc<Hub>,
     ) -> Result<Self, PumpError> {
         let (requests, inbox) = mpsc::sync_channel::<PumpRequest>(32);
         let stop = Arc::new(AtomicBool::new(false));
         let info = source.info();
+        // Opus and the Ogg pages take at most two channels (mapping family 0).
+        let ogg = OggHeaders::new(u8::try_from(info.channels).unwrap_or(u8::MAX));
+        let encoder = StreamEncoder::new(info.sample_rate, info.channels, opus_kbps, ogg)?;
         let reader_stats = source.reader_stats();
         let renderer = source.renderer();
         let params = Arc::new(Mutex::new(source.params()));
@@ -102,10 +116,17 @@ impl Pump {
                 .name("auralis-source".into())
                 .spawn(move || {
                     let _guard = guard;
-                    Runner::new(source.as_mut(), &hub, &info, frames_per_chunk, &params)
-                        .run(&inbox, &stop);
+                    Runner::new(
+                        source.as_mut(),
+                        &hub,
+                        &info,
+                        frames_per_chunk,
+                        &params,
+                        encoder,
+                    )
+                    .run(&inbox, &stop);
                 })
-                .map_err(PumpError)?
+                .map_err(PumpError::Thread)?
         };
         Ok(Self {
             requests,
@@ -113,6 +134,7 @@ impl Pump {
             thread: Mutex::new(Some(thread)),
             info,
             frames_per_chunk,
+            ogg,
             params,
             alive,
             reader_stats,
@@ -148,6 +170,12 @@ impl Pump {
     #[must_use]
     pub const fn frames_per_chunk(&self) -> u32 {
         self.frames_per_chunk
+    }
+
+    /// What a new `/stream.opus` listener's header pages say.
+    #[must_use]
+    pub const fn ogg_headers(&self) -> OggHeaders {
+        self.ogg
     }
 
     /// Duration of one chunk.
@@ -232,6 +260,8 @@ struct Runner<'a> {
     recent: VecDeque<bool>,
     /// Whether the last chunk was idle (`None` before the first).
     idle: Option<bool>,
+    /// The stream's Opus encoding and Ogg pages.
+    encoder: StreamEncoder,
 }
 
 impl<'a> Runner<'a> {
@@ -241,6 +271,7 @@ impl<'a> Runner<'a> {
         info: &'a SourceInfo,
         frames: u32,
         params: &'a Mutex<ParamsSnapshot>,
+        encoder: StreamEncoder,
     ) -> Self {
         let mut runner = Self {
             source,
@@ -253,6 +284,7 @@ impl<'a> Runner<'a> {
             bad_logged: 0,
             recent: VecDeque::with_capacity(RECENT_WINDOW),
             idle: None,
+            encoder,
         };
         runner.chunk = runner.offset(1);
         runner
@@ -375,8 +407,9 @@ impl<'a> Runner<'a> {
         valid
     }
 
-    /// Publishes chunk `k` to every client, its default encoding made here.
-    fn publish(&self, k: u64, samples: Vec<f32>, report: &FillReport) {
+    /// Publishes chunk `k` to every client, its default encoding and its Opus made
+    /// here.
+    fn publish(&mut self, k: u64, samples: Vec<f32>, report: &FillReport) {
         let mut flags = 0;
         if report.idle {
             flags |= FLAG_IDLE;
@@ -395,7 +428,11 @@ impl<'a> Runner<'a> {
             level: report.level as u8,
             flags,
         };
-        let chunk = Chunk::new(header, samples);
+        let opus = self.encoder.encode(&header, &samples);
+        if opus.failed {
+            self.hub.metrics.count_opus_failure();
+        }
+        let chunk = Chunk::new(header, samples).with_opus(opus);
         // Most listeners use the default codec: encode it here, off the clients'
         // tasks.
         let _ = chunk.frame(Codec::S16);

@@ -1,14 +1,23 @@
 //! Offline rendering: the engine in offline mode (it waits for every phrase and
 //! every phrase's texture, so the result is complete and the same on every run),
 //! block by block. The pre-renderer thread renders the next phrase's texture
-//! while the real-time layer renders the current phrase.
+//! while the real-time layer renders the current phrase, and cuts each texture
+//! into spans rendered on up to [`default_threads`] threads (or as many as asked
+//! for): the bytes are the same for any number of threads.
 
 use crate::degrade::monitor::MonitorConfig;
 use crate::engine::{Engine, EngineConfig, EngineError, TextureSetting};
+use crate::prerender::PrerenderConfig;
 use crate::render::RenderMode;
 
 /// Frames rendered per block.
 pub const BLOCK_FRAMES: usize = 4096;
+
+/// Threads an offline render uses by default: every core the OS gives it.
+#[must_use]
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
 
 /// Renders an engine offline, one block at a time.
 #[derive(Debug)]
@@ -29,7 +38,8 @@ impl OfflineRenderer {
         Self::with_texture(config, TextureSetting::FromEnv)
     }
 
-    /// [`OfflineRenderer::new`] with the texture layer set explicitly.
+    /// [`OfflineRenderer::new`] with the texture layer set explicitly, its CPU
+    /// path on [`default_threads`] threads.
     ///
     /// # Errors
     /// As [`Engine::build`].
@@ -37,9 +47,29 @@ impl OfflineRenderer {
         config: EngineConfig,
         texture: TextureSetting,
     ) -> Result<Self, EngineError> {
+        Self::with_threads(config, texture, default_threads())
+    }
+
+    /// [`OfflineRenderer::with_texture`] with the texture's CPU path on `threads`
+    /// threads (at least 1; the output does not depend on it).
+    ///
+    /// # Errors
+    /// As [`Engine::build`].
+    pub fn with_threads(
+        config: EngineConfig,
+        texture: TextureSetting,
+        threads: usize,
+    ) -> Result<Self, EngineError> {
         let offline = EngineConfig {
             mode: RenderMode::Offline,
             ..config
+        };
+        let texture = match texture.prerender_config(&offline)? {
+            Some(c) => TextureSetting::With(PrerenderConfig {
+                cpu_threads: threads.max(1),
+                ..c
+            }),
+            None => TextureSetting::Off,
         };
         let engine = Engine::build(offline, MonitorConfig::default(), texture)?;
         Ok(Self {

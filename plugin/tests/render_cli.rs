@@ -16,6 +16,29 @@ fn render(args: &[&str]) -> Output {
 }
 
 #[test]
+fn thread_count_does_not_change_a_byte() {
+    let files: Vec<_> = ["1", "2", "5"]
+        .into_iter()
+        .map(|threads| {
+            let out = scratch(&format!("threads-{threads}.wav"));
+            let o = render(&[
+                "--threads",
+                threads,
+                "--seconds",
+                "40",
+                "--sample-rate",
+                "16000",
+                "--out",
+                out.to_str().expect("utf-8 path"),
+            ]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::fs::read(&out).expect("the file was written")
+        })
+        .collect();
+    assert!(files.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
 fn same_arguments_give_identical_files() {
     let a = scratch("a.wav");
     let b = scratch("b.wav");

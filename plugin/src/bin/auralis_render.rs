@@ -11,7 +11,7 @@ use auralis::compose::phrase::ComposeParams;
 use auralis::compose::presets::{preset, Preset};
 use auralis::compose::theory::{Key, Mode};
 use auralis::engine::{EngineConfig, TextureSetting};
-use auralis::offline::{OfflineRenderer, BLOCK_FRAMES};
+use auralis::offline::{default_threads, OfflineRenderer, BLOCK_FRAMES};
 use auralis::render::RenderMode;
 use clap::{Parser, ValueEnum};
 
@@ -58,6 +58,10 @@ struct Args {
     /// AURALIS_RENDERER=gpu) or off (the real-time pad alone).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     texture: Switch,
+    /// Threads for the texture layer (default: every core). The file is the same
+    /// for any number.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
     /// No progress lines, only the final summary.
     #[arg(long, short)]
     quiet: bool,
@@ -155,7 +159,8 @@ fn render(args: &Args, partial: &Path) -> Result<()> {
         Switch::On => TextureSetting::FromEnv,
         Switch::Off => TextureSetting::Off,
     };
-    let mut renderer = OfflineRenderer::with_texture(
+    let threads = args.threads.map_or_else(default_threads, |n| n as usize);
+    let mut renderer = OfflineRenderer::with_threads(
         EngineConfig {
             sample_rate: args.sample_rate as f32,
             seed: args.seed,
@@ -164,6 +169,7 @@ fn render(args: &Args, partial: &Path) -> Result<()> {
             mode: RenderMode::Offline,
         },
         texture,
+        threads,
     )?;
 
     // Write beside the target and rename at the end: a failed render never

@@ -31,7 +31,7 @@ pub enum TextureSetting {
 impl TextureSetting {
     /// The pre-renderer configuration for an engine of `config`, if the texture
     /// is on.
-    fn prerender_config(
+    pub(crate) fn prerender_config(
         self,
         config: &EngineConfig,
     ) -> Result<Option<PrerenderConfig>, ConfigError> {

@@ -51,6 +51,9 @@ pub struct PrerenderConfig {
     pub quality: Quality,
     /// Faults to inject (tests and demos).
     pub faults: FaultPlan,
+    /// Threads the CPU path renders each phrase on, at least 1 (the output is the
+    /// same for any number; see [`CpuRenderer::with_threads`]).
+    pub cpu_threads: usize,
 }
 
 /// A bad pre-renderer setting in the environment.
@@ -69,7 +72,7 @@ pub enum ConfigError {
 
 impl PrerenderConfig {
     /// Defaults: auto renderer, 60 s GPU cool-down, 100 ms retry pause, full
-    /// quality, no faults.
+    /// quality, no faults, the CPU path on one thread.
     #[must_use]
     pub fn new(seed: u64, sample_rate: f32) -> Self {
         Self {
@@ -80,6 +83,7 @@ impl PrerenderConfig {
             retry_pause: DEFAULT_RETRY_PAUSE,
             quality: Quality::FULL,
             faults: FaultPlan::none(),
+            cpu_threads: 1,
         }
     }
 
@@ -137,8 +141,8 @@ impl Prerenderer {
     pub fn with_stats(mut config: PrerenderConfig, stats: Arc<PrerenderStats>) -> Self {
         config.faults.restart_clock();
         let mut this = Self {
+            cpu: CpuRenderer::with_threads(config.cpu_threads),
             config,
-            cpu: CpuRenderer::new(),
             gpu: None,
             gpu_retry_at: None,
             window: FailureWindow::default(),

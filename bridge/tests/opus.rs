@@ -295,3 +295,34 @@ async fn a_plain_audio_element_plays_the_ogg_stream() {
         .await;
     assert_eq!(error.expect("script runs"), serde_json::Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_opus_listener_over_the_limit_gets_503() {
+    let bridge = common::start(Config {
+        max_clients: 1,
+        ..config()
+    })
+    .await;
+    let addr = bridge.local_addr();
+    let mut ws = connect(addr, "?codec=opus").await;
+    let hello = next_json(&mut ws, "hello", Duration::from_secs(3)).await;
+    assert_eq!(hello["format"]["codec"], "opus");
+    assert_eq!(hello["format"]["sample_rate"], 48_000);
+    let (code, body) =
+        tokio::task::spawn_blocking(move || common::http(addr, "GET", "/stream.opus", &[], ""))
+            .await
+            .expect("request");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("max_clients = 1"), "{body}");
+    // The listener in place keeps its Opus frames, in sequence.
+    let mut last = None;
+    for _ in 0..5 {
+        let (h, _) = next_audio(&mut ws, Duration::from_secs(3)).await;
+        assert_eq!(h.codec, Codec::Opus);
+        assert_eq!(h.frames, 4800);
+        if let Some(prev) = last {
+            assert_eq!(h.seq, prev + 1);
+        }
+        last = Some(h.seq);
+    }
+}

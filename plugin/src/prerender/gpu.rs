@@ -129,6 +129,26 @@ pub struct GpuContext {
     uncaptured: Arc<Mutex<Option<GpuError>>>,
 }
 
+/// Where a Linux machine shows a usable GPU: DRM render nodes (Mesa's and
+/// NVIDIA's drivers), NVIDIA's own nodes, and WSL's GPU bridge.
+const GPU_DEVICE_NODES: [&str; 3] = ["/dev/dri/renderD*", "/dev/nvidia*", "/dev/dxg"];
+
+/// Whether the machine may have a hardware GPU. Only Linux is checked (elsewhere
+/// the answer is always yes): there, a GPU the process can use has a device node.
+fn gpu_device_node_present() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let listed = |dir: &str, prefix: &str| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    };
+    listed("/dev/dri", "renderD") || listed("/dev", "nvidia") || listed("/dev", "dxg")
+}
+
 impl GpuContext {
     /// Finds an adapter (high performance preferred, software adapters accepted)
     /// and opens a device with default limits.
@@ -148,6 +168,15 @@ impl GpuContext {
     /// [`GpuError::NoAdapter`] (also for a refused software adapter) or
     /// [`GpuError::RequestDevice`].
     pub fn open(accept_software: bool) -> Result<Self, GpuError> {
+        if !accept_software && !gpu_device_node_present() {
+            // Enumerating adapters loads every installed Vulkan driver, and a
+            // software one (lavapipe, with LLVM) stays mapped: about 50 MiB
+            // resident for a server that then renders on the CPU anyway.
+            return Err(GpuError::NoAdapter(format!(
+                "no GPU device node ({}), so no hardware adapter",
+                GPU_DEVICE_NODES.join(", ")
+            )));
+        }
         let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor::from_env_or_default());
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
@@ -744,7 +773,12 @@ mod tests {
             }
             Err(GpuError::NoAdapter(why)) => {
                 assert!(any.software, "a hardware adapter was refused: {why}");
-                assert!(why.contains("software adapter"), "{why}");
+                let expected = if gpu_device_node_present() {
+                    "software adapter"
+                } else {
+                    "no GPU device node"
+                };
+                assert!(why.contains(expected), "{why}");
             }
             Err(e) => panic!("unexpected error: {e}"),
         }

@@ -2,9 +2,12 @@
 //! the soak: many concurrent connections in one tokio process, each decoding the
 //! binary frame header with the bridge's own decoder and recording its chunks,
 //! chunk rate, longest wait between chunks, sequence gaps and how it was closed.
+//! `/stream.opus` listeners ([`OggListener`]) count Ogg pages the same way, by
+//! their page sequence numbers.
 //!
-//! Per chunk a listener only parses the 44-byte header and updates a few counters,
-//! so hundreds of them fit beside the bridge on a small machine.
+//! Per chunk a listener only parses the 44-byte header (or the Ogg page header)
+//! and updates a few counters, so hundreds of them fit beside the bridge on a
+//! small machine.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use auralis_bridge::protocol::FrameHeader;
 use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -129,6 +133,53 @@ impl ClientReport {
     }
 }
 
+/// Counts the chunks (or pages) of one listener as they arrive.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Sequence number, arrival and server time (when known) of the newest one.
+    last: Option<(u64, Instant, Option<f64>)>,
+    first_counted: Option<Instant>,
+}
+
+impl Tally {
+    /// Records a chunk with sequence number `seq` arriving `now`; counted only
+    /// from `measure_from` on (but checked against the ones before).
+    fn note(
+        &mut self,
+        report: &mut ClientReport,
+        measure_from: Instant,
+        now: Instant,
+        seq: u64,
+        server_time_s: Option<f64>,
+    ) {
+        if now >= measure_from {
+            report.chunks += 1;
+            let first = *self.first_counted.get_or_insert(now);
+            report.span = now - first;
+            if let Some((last_seq, at, server_at)) = self.last {
+                report.max_gap = report.max_gap.max(now - at);
+                report.missing += seq.saturating_sub(last_seq + 1);
+                if let (Some(a), Some(b)) = (server_at, server_time_s) {
+                    let source_gap = b - a;
+                    if source_gap.is_finite() && source_gap > 0.0 {
+                        report.max_source_gap = report
+                            .max_source_gap
+                            .max(Duration::from_secs_f64(source_gap));
+                    }
+                }
+            }
+        }
+        self.last = Some((seq, now, server_time_s));
+    }
+
+    /// Ends the run: the wait since the last chunk counts as a gap too.
+    fn finish(&self, report: &mut ClientReport) {
+        if let Some((_, at, _)) = self.last.filter(|_| report.chunks > 0) {
+            report.max_gap = report.max_gap.max(Instant::now() - at);
+        }
+    }
+}
+
 /// How a listener leaves at the end of its run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Leave {
@@ -214,9 +265,7 @@ impl Listener {
         mut outbox: Option<mpsc::UnboundedReceiver<Message>>,
     ) -> ClientReport {
         let mut report = ClientReport::default();
-        // Sequence number, arrival and server time of the newest chunk.
-        let mut last: Option<(u64, Instant, f64)> = None;
-        let mut first_counted: Option<Instant> = None;
+        let mut tally = Tally::default();
         tokio::pin!(stop);
         let leave = loop {
             tokio::select! {
@@ -235,22 +284,13 @@ impl Listener {
                                 report.bad_frames += 1;
                                 continue;
                             };
-                            if now >= measure_from {
-                                report.chunks += 1;
-                                first_counted.get_or_insert(now);
-                                report.span = now - first_counted.unwrap_or(now);
-                                if let Some((seq, at, server_at)) = last {
-                                    report.max_gap = report.max_gap.max(now - at);
-                                    report.missing += header.seq.saturating_sub(seq + 1);
-                                    let source_gap = header.server_time_s - server_at;
-                                    if source_gap.is_finite() && source_gap > 0.0 {
-                                        report.max_source_gap = report
-                                            .max_source_gap
-                                            .max(Duration::from_secs_f64(source_gap));
-                                    }
-                                }
-                            }
-                            last = Some((header.seq, now, header.server_time_s));
+                            tally.note(
+                                &mut report,
+                                measure_from,
+                                now,
+                                header.seq,
+                                Some(header.server_time_s),
+                            );
                         }
                         Some(Ok(Message::Text(text))) => {
                             on_text(&mut self.ws, &text, &mut report).await;
@@ -274,9 +314,7 @@ impl Listener {
                 }
             }
         };
-        if let Some((_, at, _)) = last.filter(|_| report.chunks > 0) {
-            report.max_gap = report.max_gap.max(Instant::now() - at);
-        }
+        tally.finish(&mut report);
         match leave {
             Some(Leave::Close) => {
                 // The server may already be gone; the report is complete either way.
@@ -309,13 +347,17 @@ async fn on_text(ws: &mut WebSocketStream<TcpStream>, text: &str, report: &mut C
     }
 }
 
-/// Connects `clients` listeners to `target` with `query`, a few at a time.
+/// Connects `clients` listeners, a few at a time, each with `connect`.
 ///
 /// # Errors
 /// When one cannot connect.
-pub async fn connect_many(target: &Target, clients: usize, query: &str) -> Result<Vec<Listener>> {
+pub async fn connect_many<L, F, Fut>(clients: usize, connect: F) -> Result<Vec<L>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<L>>,
+{
     futures_util::stream::iter(0..clients)
-        .map(|_| connect(target, query))
+        .map(|_| connect())
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -323,28 +365,149 @@ pub async fn connect_many(target: &Target, clients: usize, query: &str) -> Resul
         .collect()
 }
 
+/// A listener that a crowd runs to a common end.
+pub trait CrowdMember: Send + 'static {
+    /// Listens until `end`, counting from `measure_from`; then leaves cleanly.
+    fn listen(
+        self,
+        measure_from: Instant,
+        end: Instant,
+    ) -> impl Future<Output = ClientReport> + Send;
+}
+
+impl CrowdMember for Listener {
+    async fn listen(self, measure_from: Instant, end: Instant) -> ClientReport {
+        self.run(
+            measure_from,
+            async move {
+                tokio::time::sleep_until(end).await;
+                Leave::Close
+            },
+            None,
+        )
+        .await
+    }
+}
+
+/// A listener of `/stream.opus` (HTTP/1.0, so the body is the bare Ogg stream).
+#[derive(Debug)]
+pub struct OggListener {
+    stream: TcpStream,
+}
+
+/// Opens `/stream.opus` at `target`.
+///
+/// # Errors
+/// When the connection or the request fails or takes too long.
+pub async fn connect_ogg(target: &Target) -> Result<OggListener> {
+    let addr = target.addr;
+    let open = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let request = format!("GET /stream.opus HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        anyhow::Ok(stream)
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, open)
+        .await
+        .with_context(|| format!("connecting to {addr} took over {CONNECT_TIMEOUT:?}"))?
+        .with_context(|| format!("cannot open http://{addr}/stream.opus"))?;
+    Ok(OggListener { stream })
+}
+
+/// The length and page sequence number of the Ogg page at the start of `bytes`,
+/// once it is all there; `Err` when `bytes` does not start with a page.
+fn ogg_page(bytes: &[u8]) -> Result<Option<(usize, u64)>, ()> {
+    const HEADER: usize = 27;
+    if bytes.len() < HEADER {
+        return if b"OggS".starts_with(&bytes[..bytes.len().min(4)]) {
+            Ok(None)
+        } else {
+            Err(())
+        };
+    }
+    if &bytes[..4] != b"OggS" {
+        return Err(());
+    }
+    let segments = usize::from(bytes[26]);
+    let Some(table) = bytes.get(HEADER..HEADER + segments) else {
+        return Ok(None);
+    };
+    let len = HEADER + segments + table.iter().map(|&l| usize::from(l)).sum::<usize>();
+    let seq = u32::from_le_bytes([bytes[18], bytes[19], bytes[20], bytes[21]]);
+    Ok((bytes.len() >= len).then_some((len, u64::from(seq))))
+}
+
+impl CrowdMember for OggListener {
+    async fn listen(mut self, measure_from: Instant, end: Instant) -> ClientReport {
+        let mut report = ClientReport::default();
+        let mut tally = Tally::default();
+        let mut pending: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut in_body = false;
+        let mut buf = [0_u8; 8 * 1024];
+        loop {
+            let read = tokio::select! {
+                () = tokio::time::sleep_until(end) => break,
+                read = self.stream.read(&mut buf) => read,
+            };
+            let now = Instant::now();
+            match read {
+                Ok(0) => {
+                    report.failure = Some("the server ended the stream".into());
+                    break;
+                }
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    report.failure = Some(e.to_string());
+                    break;
+                }
+            }
+            if !in_body {
+                let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&pending[..at]).into_owned();
+                if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+                    report.failure = Some(head.lines().next().unwrap_or("").to_owned());
+                    break;
+                }
+                pending.drain(..at + 4);
+                in_body = true;
+            }
+            let mut used = 0;
+            while let Ok(Some((len, seq))) = ogg_page(&pending[used..]) {
+                used += len;
+                // Pages 0 and 1 are the listener's own OpusHead and OpusTags; the
+                // shared audio pages carry the stream's numbering.
+                if seq >= 2 {
+                    tally.note(&mut report, measure_from, now, seq, None);
+                }
+            }
+            if ogg_page(&pending[used..]).is_err() {
+                report.bad_frames += 1;
+                report.failure = Some("not an Ogg page".into());
+                break;
+            }
+            pending.drain(..used);
+        }
+        tally.finish(&mut report);
+        report
+    }
+}
+
 /// Runs every listener from now to `end` (counting from `measure_from`), then
 /// closes them; returns their reports.
 ///
 /// # Errors
 /// When a listener's task panicked.
-pub async fn run_all(
-    listeners: Vec<Listener>,
+pub async fn run_all<L: CrowdMember>(
+    listeners: Vec<L>,
     measure_from: Instant,
     end: Instant,
 ) -> Result<Vec<ClientReport>> {
     let tasks: Vec<_> = listeners
         .into_iter()
-        .map(|l| {
-            tokio::spawn(l.run(
-                measure_from,
-                async move {
-                    tokio::time::sleep_until(end).await;
-                    Leave::Close
-                },
-                None,
-            ))
-        })
+        .map(|l| tokio::spawn(l.listen(measure_from, end)))
         .collect();
     let mut reports = Vec::with_capacity(tasks.len());
     for t in tasks {
@@ -437,6 +600,34 @@ impl std::fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An Ogg page with page sequence number `seq` and one 5-byte packet.
+    fn page(seq: u32) -> Vec<u8> {
+        let mut p = b"OggS\0\0".to_vec();
+        p.extend_from_slice(&[0; 8]); // granule position
+        p.extend_from_slice(&[1, 0, 0, 0]); // serial
+        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&[0; 4]); // CRC (not checked here)
+        p.extend_from_slice(&[1, 5]); // one segment of 5 bytes
+        p.extend_from_slice(b"abcde");
+        p
+    }
+
+    #[test]
+    fn ogg_pages_are_found_whole_and_numbered() {
+        let mut bytes = page(7);
+        bytes.extend_from_slice(&page(8));
+        assert_eq!(ogg_page(&bytes), Ok(Some((33, 7))));
+        assert_eq!(ogg_page(&bytes[33..]), Ok(Some((33, 8))));
+        assert_eq!(ogg_page(&bytes[..30]), Ok(None), "incomplete");
+        assert_eq!(
+            ogg_page(&bytes[..3]),
+            Ok(None),
+            "a prefix of the capture pattern"
+        );
+        assert_eq!(ogg_page(b"HTTP/1.0 200 OK\r\n\r\n--------"), Err(()));
+        assert_eq!(ogg_page(b"Og!"), Err(()));
+    }
 
     fn report(chunks: u64, missing: u64, gap_ms: u64, span_s: f64) -> ClientReport {
         ClientReport {

@@ -30,7 +30,8 @@ const USAGE: &str = "usage: cargo xtask loadtest --clients N --seconds S [--code
 
   --clients N   concurrent listeners (1-20000)
   --seconds S   measured time after they all connected (1-86400)
-  --codec C     what the listeners ask for: s16 (default), f32 or opus
+  --codec C     what the listeners ask for: s16 (default), f32 or opus on the
+                WebSocket, or ogg: GET /stream.opus
   --url URL     an already running bridge's stream; default: build and start the
                 release bridge on a free loopback port
   --bin PATH    start this bridge binary instead of building the release one
@@ -127,10 +128,26 @@ pub fn measure(
             .context("the metrics request failed")?
     };
     let (reports, before, after, wall) = runtime.block_on(async {
-        let crowd = listeners::connect_many(target, clients, codec.query()).await?;
-        let measure_from = Instant::now() + WARMUP;
-        let end = measure_from + measure;
-        let running = tokio::spawn(listeners::run_all(crowd, measure_from, end));
+        let measure_from;
+        let running = if codec == Codec::Ogg {
+            let crowd = listeners::connect_many(clients, || listeners::connect_ogg(target)).await?;
+            measure_from = Instant::now() + WARMUP;
+            tokio::spawn(listeners::run_all(
+                crowd,
+                measure_from,
+                measure_from + measure,
+            ))
+        } else {
+            let query = codec.query();
+            let crowd =
+                listeners::connect_many(clients, || listeners::connect(target, query)).await?;
+            measure_from = Instant::now() + WARMUP;
+            tokio::spawn(listeners::run_all(
+                crowd,
+                measure_from,
+                measure_from + measure,
+            ))
+        };
         tokio::time::sleep_until(measure_from).await;
         let before = fetch().await?;
         let started = Instant::now();
@@ -177,6 +194,8 @@ pub enum Codec {
     S16,
     F32,
     Opus,
+    /// `/stream.opus` listeners.
+    Ogg,
 }
 
 impl Codec {
@@ -185,14 +204,15 @@ impl Codec {
             "s16" => Ok(Self::S16),
             "f32" => Ok(Self::F32),
             "opus" => Ok(Self::Opus),
-            other => bail!("--codec: expected s16, f32 or opus, got {other:?}"),
+            "ogg" => Ok(Self::Ogg),
+            other => bail!("--codec: expected s16, f32, opus or ogg, got {other:?}"),
         }
     }
 
-    /// The stream URL's query.
+    /// The WebSocket URL's query.
     const fn query(self) -> &'static str {
         match self {
-            Self::S16 => "",
+            Self::S16 | Self::Ogg => "",
             Self::F32 => "?codec=f32",
             Self::Opus => "?codec=opus",
         }
@@ -204,6 +224,7 @@ impl Codec {
             Self::S16 => "bridge",
             Self::F32 => "bridge_f32",
             Self::Opus => "bridge_opus",
+            Self::Ogg => "bridge_ogg",
         }
     }
 }
@@ -335,7 +356,7 @@ fn trial(
 /// When the bridge cannot be built or started.
 pub fn bench(duration: Duration) -> Result<()> {
     let binary = bridge::build(Profile::Release)?;
-    for codec in [Codec::S16, Codec::Opus] {
+    for codec in [Codec::S16, Codec::Opus, Codec::Ogg] {
         bench_codec(&binary, codec, duration)?;
     }
     let at = trial(&binary, Codec::Opus, MEMORY_LISTENERS, duration)?;

@@ -162,7 +162,7 @@ fn test(extra: &[String]) -> Result<()> {
 
 /// Debian packages the tests need: a software Vulkan device (lavapipe) so the GPU
 /// kernels run, and Chromium for the browser player's tests.
-const TEST_PACKAGES: &[&str] = &["mesa-vulkan-drivers", "chromium"];
+const TEST_PACKAGES: &[&str] = &["mesa-vulkan-drivers", "chromium", "icecast2"];
 
 /// Installs the missing [`TEST_PACKAGES`] with apt when running as root (a fresh
 /// CI machine); otherwise names the command to run. The tests that need them fail

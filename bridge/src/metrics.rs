@@ -684,8 +684,11 @@ pub fn prometheus_text(sample: &Sample) -> String {
     out
 }
 
+/// One per-mount series: its name, type, help line and value.
+type MountRow = (&'static str, Kind, &'static str, fn(&MountSample) -> u64);
+
 /// The per-mount series, labelled `mount`.
-const MOUNT_ROWS: &[(&str, Kind, &str, fn(&MountSample) -> u64)] = &[
+const MOUNT_ROWS: &[MountRow] = &[
     (
         "auralis_bridge_icecast_connected",
         Gauge,

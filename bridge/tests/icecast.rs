@@ -240,12 +240,17 @@ fn listen_and_decode(addr: SocketAddr, path: &str, wall: Duration) -> (String, V
     let file = fresh_dir("icecast-capture").join("capture.opus");
     std::fs::write(&file, &body).expect("write the capture");
     let (seconds, warnings) = decoded_seconds(&file);
-    assert!(warnings.trim().is_empty(), "{path}: ffmpeg warned: {warnings}");
+    assert!(
+        warnings.trim().is_empty(),
+        "{path}: ffmpeg warned: {warnings}"
+    );
     (head, body, seconds)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("a blocking task")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a blocking task")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +306,10 @@ async fn ffmpeg_reads_twenty_seconds_from_the_mount_and_from_a_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
     let mut primary = Icecast::start("restart", "");
-    let relay = Icecast::start("restart-relay", &primary.relay_xml("/live.opus", "/relay.opus"));
+    let relay = Icecast::start(
+        "restart-relay",
+        &primary.relay_xml("/live.opus", "/relay.opus"),
+    );
     let bridge = bridge(&[primary.url(PASSWORD, "/live.opus")]).await;
     let addr = bridge.local_addr();
     let listener = Listener::start(addr, "").await;
@@ -311,7 +319,9 @@ async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
     primary.kill();
     let down = mount_reaches(addr, 0, "retrying", Duration::from_secs(5)).await;
     assert!(
-        down["last_error"].as_str().is_some_and(|e| e.contains("connection")),
+        down["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connection")),
         "{down}"
     );
     let (_, health) = common::get_json(addr, "/health");
@@ -332,15 +342,20 @@ async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
     })
     .await;
     assert!(ok, "the relay never recovered: {}", relay.error_log());
-    let (_, _, seconds) = blocking(move || {
-        listen_and_decode(relay_addr, "/relay.opus", Duration::from_secs(5))
-    })
-    .await;
-    assert!((seconds - 5.0).abs() <= 0.3, "{seconds:.3} s from the recovered relay");
+    let (_, _, seconds) =
+        blocking(move || listen_and_decode(relay_addr, "/relay.opus", Duration::from_secs(5)))
+            .await;
+    assert!(
+        (seconds - 5.0).abs() <= 0.3,
+        "{seconds:.3} s from the recovered relay"
+    );
     // The local listener heard every chunk throughout.
     let recording = listener.finish(10).await;
     recording.assert_contiguous();
-    assert!(reconnect_s < 12.0, "reconnected {reconnect_s:.1} s after the restart");
+    assert!(
+        reconnect_s < 12.0,
+        "reconnected {reconnect_s:.1} s after the restart"
+    );
     bridge.shutdown().await;
 }
 
@@ -352,14 +367,23 @@ async fn a_wrong_password_is_refused_once_and_shown_in_health_and_logs() {
     let log_dir = logs.to_str().expect("utf-8 path").to_owned();
     let bin = common::Binary::spawn(
         &["--port", "0", "--icecast", &url, "--log-dir", &log_dir],
-        &[("AURALIS_SAMPLE_RATE", "16000"), ("AURALIS_DEGRADE_ON_CPU", "false")],
+        &[
+            ("AURALIS_SAMPLE_RATE", "16000"),
+            ("AURALIS_DEGRADE_ON_CPU", "false"),
+        ],
     );
     let addr = bin.addr();
     let refused = mount_reaches(addr, 0, "refused", Duration::from_secs(10)).await;
-    let error = refused["last_error"].as_str().unwrap_or_default().to_owned();
+    let error = refused["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(error.contains("wrong source user or password"), "{refused}");
     assert!(error.contains("401"), "{refused}");
-    assert!(!error.contains("not-the-password"), "the password is never shown");
+    assert!(
+        !error.contains("not-the-password"),
+        "the password is never shown"
+    );
     let (_, health) = common::get_json(addr, "/health");
     assert_eq!(health["status"], "degraded", "{health}");
     // No retry storm: in eight more seconds, no second attempt.
@@ -390,20 +414,29 @@ async fn a_full_mount_refuses_listeners_and_a_taken_mount_is_retried() {
     let addr = bridge.local_addr();
     mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
     let icecast = primary.addr();
-    let first = blocking(move || listen(icecast, "/live.opus", Duration::from_secs(6)));
+    // Spawned now, so it holds the mount's one place while the second knocks.
+    let first =
+        tokio::task::spawn_blocking(move || listen(icecast, "/live.opus", Duration::from_secs(6)));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (refused, _) = blocking(move || listen(icecast, "/live.opus", Duration::from_secs(1))).await;
+    let (refused, _) =
+        blocking(move || listen(icecast, "/live.opus", Duration::from_secs(1))).await;
     assert!(refused.starts_with("http/1.0 403"), "{refused}");
     // A second source for the same mount is told it is taken, and retries.
     let second = self::bridge(&[url]).await;
     let taken = mount_reaches(second.local_addr(), 0, "retrying", Duration::from_secs(10)).await;
     assert!(
-        taken["last_error"].as_str().is_some_and(|e| e.contains("403")),
+        taken["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("403")),
         "{taken}"
     );
-    let (head, body) = first.await;
+    let (head, body) = first.await.expect("the first listener");
     assert!(head.starts_with("http/1.0 200"), "{head}");
-    assert!(body.len() > 50_000, "the first listener got {} bytes", body.len());
+    assert!(
+        body.len() > 50_000,
+        "the first listener got {} bytes",
+        body.len()
+    );
     let source = mounts(addr)[0].clone();
     assert_eq!(source["state"], "connected", "{source}");
     assert_eq!(source["attempts"], 1, "{source}");

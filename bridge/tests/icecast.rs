@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -188,32 +187,23 @@ async fn mount_reaches(addr: SocketAddr, i: usize, state: &str, within: Duration
     last
 }
 
-/// `GET path` on Icecast for `wall` of wall-clock time: the response head and body.
+/// `GET path` on Icecast for `wall` of wall-clock time: the response head (lower
+/// case) and body.
 fn listen(addr: SocketAddr, path: &str, wall: Duration) -> (String, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).expect("connect to icecast");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .expect("timeout");
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .expect("request");
-    let deadline = Instant::now() + wall;
-    let mut response = Vec::new();
-    let mut buf = [0_u8; 16 * 1024];
-    while Instant::now() < deadline {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => response.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("{path} stalled: {e}"),
-        }
-    }
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(response.len());
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    let body = response.get(split + 4..).unwrap_or_default().to_vec();
-    (head, body)
+    let (head, body) = common::read_for(addr, path, wall);
+    (head.to_ascii_lowercase(), body)
+}
+
+/// Waits until `relay` serves `/relay.opus`.
+async fn relay_serves(relay: &Icecast, within: Duration) {
+    let addr = relay.addr();
+    let ok = common::eventually(within, || {
+        listen(addr, "/relay.opus", Duration::from_millis(300))
+            .0
+            .starts_with("http/1.0 200")
+    })
+    .await;
+    assert!(ok, "the relay does not serve: {}", relay.error_log());
 }
 
 /// Seconds of audio ffmpeg decodes from an Ogg/Opus file, and what it warned.
@@ -263,14 +253,8 @@ async fn ffmpeg_reads_twenty_seconds_from_the_mount_and_from_a_relay() {
     let (_, health) = common::get_json(addr, "/health");
     assert_eq!(health["checks"]["icecast_connected"], true, "{health}");
     // The relay pulls the mount once it exists.
+    relay_serves(&relay, Duration::from_secs(15)).await;
     let relay_addr = relay.addr();
-    let ok = common::eventually(Duration::from_secs(15), || {
-        listen(relay_addr, "/relay.opus", Duration::from_millis(300))
-            .0
-            .starts_with("http/1.0 200")
-    })
-    .await;
-    assert!(ok, "the relay never served: {}", relay.error_log());
 
     let primary_addr = primary.addr();
     let wall = Duration::from_secs(20);
@@ -334,14 +318,8 @@ async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
     let back = mount_reaches(addr, 0, "connected", Duration::from_secs(12)).await;
     let reconnect_s = restarted.elapsed().as_secs_f64();
     assert!(back["connects"].as_u64() >= Some(2), "{back}");
+    relay_serves(&relay, Duration::from_secs(20)).await;
     let relay_addr = relay.addr();
-    let ok = common::eventually(Duration::from_secs(20), || {
-        listen(relay_addr, "/relay.opus", Duration::from_millis(300))
-            .0
-            .starts_with("http/1.0 200")
-    })
-    .await;
-    assert!(ok, "the relay never recovered: {}", relay.error_log());
     let (_, _, seconds) =
         blocking(move || listen_and_decode(relay_addr, "/relay.opus", Duration::from_secs(5)))
             .await;

@@ -78,6 +78,11 @@ pub struct Settings {
     /// Chunks queued per client before the oldest are dropped [default: 16].
     #[arg(long, env = "AURALIS_CLIENT_QUEUE")]
     pub client_queue: Option<usize>,
+    /// Seconds of the most recent audio a new listener gets at once, so that its
+    /// player starts with a cushion against network stalls; 0 starts it at the live
+    /// edge [default: 2.5].
+    #[arg(long, env = "AURALIS_BURST_S")]
+    pub burst_s: Option<f64>,
     /// Control messages per second allowed per client (burst: twice that) [default: 5].
     #[arg(long, env = "AURALIS_CONTROL_RATE")]
     pub control_rate: Option<f64>,
@@ -200,6 +205,8 @@ pub struct Config {
     pub max_lag: Duration,
     /// Chunks queued per client.
     pub client_queue: usize,
+    /// Recent audio a new listener gets at once.
+    pub burst: Duration,
     /// Control messages per second per client.
     pub control_rate_per_s: f64,
     /// Kernel send buffer per client socket, in KiB.
@@ -234,6 +241,7 @@ impl Default for Config {
             send_timeout: Duration::from_secs(5),
             max_lag: Duration::from_secs(5),
             client_queue: 16,
+            burst: Duration::from_millis(2500),
             control_rate_per_s: 5.0,
             send_buffer_kb: 256,
             status_interval: Duration::from_secs(5),
@@ -400,6 +408,7 @@ impl Settings {
             send_timeout_ms: self.send_timeout_ms.or(lower.send_timeout_ms),
             max_lag_s: self.max_lag_s.or(lower.max_lag_s),
             client_queue: self.client_queue.or(lower.client_queue),
+            burst_s: self.burst_s.or(lower.burst_s),
             control_rate: self.control_rate.or(lower.control_rate),
             send_buffer_kb: self.send_buffer_kb.or(lower.send_buffer_kb),
             status_interval_s: self.status_interval_s.or(lower.status_interval_s),
@@ -481,6 +490,7 @@ impl Config {
                 s.client_queue.unwrap_or(d.client_queue),
                 (2, 4096),
             )?,
+            burst: seconds("burst_s", s.burst_s, d.burst, (0.0, 30.0))?,
             control_rate_per_s: check_control_rate(s.control_rate.unwrap_or(d.control_rate_per_s))?,
             send_buffer_kb: within(
                 "send_buffer_kb",
@@ -517,6 +527,12 @@ impl Config {
     pub const fn frames_per_chunk(&self) -> u32 {
         // Both ranges are small: no overflow (192 000 × 200 < 2³²).
         self.sample_rate * self.chunk_ms / 1000
+    }
+
+    /// Chunks in a new listener's burst: [`Self::burst`] rounded up to whole chunks.
+    #[must_use]
+    pub fn burst_chunks(&self) -> usize {
+        (self.burst.as_secs_f64() * 1000.0 / f64::from(self.chunk_ms)).ceil() as usize
     }
 
     /// Whether control is open without a token: only on a loopback-only listener

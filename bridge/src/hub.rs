@@ -8,8 +8,12 @@
 //! than the ring's capacity behind loses its *oldest* chunks, which it sees as a
 //! sequence gap and which are counted. The registry of connected clients enforces
 //! the client limit and removes a client when its guard drops, whatever the reason.
+//!
+//! The hub also keeps the last few chunks (the burst, as Icecast's burst-on-connect
+//! does): a new listener gets them at once, then the live stream with no gap or
+//! repeat between the two, so its player starts with a cushion of audio.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -159,10 +163,22 @@ pub struct ClientLimit {
     pub max: usize,
 }
 
+/// Locks one of the hub's maps or queues. A panic while holding the lock leaves it
+/// consistent (every update is a single insert, remove, push or field store), so a
+/// poisoned lock is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The fan-out hub.
 #[derive(Debug)]
 pub struct Hub {
     audio: broadcast::Sender<Arc<Chunk>>,
+    /// The newest chunks, oldest first, at most `burst` of them. Publishing and
+    /// subscribing hold its lock, so a subscriber's burst ends just before the
+    /// first chunk its live cursor sees.
+    recent: Mutex<VecDeque<Arc<Chunk>>>,
+    burst: usize,
     events: broadcast::Sender<Utf8Bytes>,
     clients: Mutex<BTreeMap<u64, ClientInfo>>,
     count: AtomicUsize,
@@ -181,6 +197,8 @@ impl Hub {
         let (events, _) = broadcast::channel(64);
         Self {
             audio,
+            recent: Mutex::new(VecDeque::new()),
+            burst: 0,
             events,
             clients: Mutex::new(BTreeMap::new()),
             count: AtomicUsize::new(0),
@@ -191,7 +209,16 @@ impl Hub {
         }
     }
 
-    /// Publishes a chunk to every client. Never waits.
+    /// The same hub, keeping the newest `chunks` chunks for new listeners.
+    #[must_use]
+    pub fn with_burst(mut self, chunks: usize) -> Self {
+        self.burst = chunks;
+        self.recent = Mutex::new(VecDeque::with_capacity(chunks + 1));
+        self
+    }
+
+    /// Publishes a chunk to every client. Never waits for a client (the lock is
+    /// only ever held for a queue push or a copy of a few pointers).
     pub fn publish(&self, chunk: Arc<Chunk>) {
         self.metrics.record_chunk(
             chunk.header.seq,
@@ -199,6 +226,13 @@ impl Hub {
             chunk.idle(),
             self.uptime(),
         );
+        let mut recent = lock(&self.recent);
+        if self.burst > 0 {
+            recent.push_back(Arc::clone(&chunk));
+            if recent.len() > self.burst {
+                recent.pop_front();
+            }
+        }
         // An error only means that no client is connected right now.
         let _ = self.audio.send(chunk);
     }
@@ -213,6 +247,14 @@ impl Hub {
     #[must_use]
     pub fn subscribe_audio(&self) -> broadcast::Receiver<Arc<Chunk>> {
         self.audio.subscribe()
+    }
+
+    /// A new listener's view: the burst of recent chunks (oldest first), and a
+    /// cursor whose first chunk is the one after the burst's last.
+    #[must_use]
+    pub fn subscribe_audio_with_burst(&self) -> (Vec<Arc<Chunk>>, broadcast::Receiver<Arc<Chunk>>) {
+        let recent = lock(&self.recent);
+        (recent.iter().cloned().collect(), self.audio.subscribe())
     }
 
     /// A new cursor into the announcements.
@@ -247,11 +289,7 @@ impl Hub {
     }
 
     fn registry(&self) -> MutexGuard<'_, BTreeMap<u64, ClientInfo>> {
-        // A panic while holding the lock leaves a consistent map (every update is a
-        // single insert, remove or field store), so a poisoned lock is still usable.
-        self.clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.clients)
     }
 
     /// Registers a client, unless the limit is reached. The client stays registered
@@ -391,6 +429,26 @@ mod tests {
         }
         let next = rx.try_recv().expect("the newest chunks remain");
         assert_eq!(next.header.seq, 6);
+    }
+
+    #[test]
+    fn a_new_listener_gets_the_burst_then_the_live_stream_without_gap_or_repeat() {
+        let hub = Hub::new(16, 10).with_burst(3);
+        assert!(hub.subscribe_audio_with_burst().0.is_empty(), "nothing yet");
+        for seq in 0..5 {
+            hub.publish(chunk(seq));
+        }
+        let (burst, mut live) = hub.subscribe_audio_with_burst();
+        let seqs: Vec<u64> = burst.iter().map(|c| c.header.seq).collect();
+        assert_eq!(seqs, [2, 3, 4], "the newest three, oldest first");
+        hub.publish(chunk(5));
+        assert_eq!(live.try_recv().expect("live").header.seq, 5);
+        let none = Hub::new(16, 10);
+        none.publish(chunk(0));
+        assert!(
+            none.subscribe_audio_with_burst().0.is_empty(),
+            "no burst by default"
+        );
     }
 
     #[test]

@@ -119,7 +119,9 @@ pub fn build_state_with(
     source: Box<dyn Source>,
 ) -> Result<(AppState, watch::Sender<bool>), StartError> {
     let frames = source.info().sample_rate * config.chunk_ms / 1000;
-    let hub = Arc::new(Hub::new(config.client_queue, config.max_clients));
+    let hub = Arc::new(
+        Hub::new(config.client_queue, config.max_clients).with_burst(config.burst_chunks()),
+    );
     let pump = Arc::new(Pump::spawn(
         source,
         frames,

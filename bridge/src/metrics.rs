@@ -119,6 +119,7 @@ pub struct Metrics {
     disconnects: [AtomicU64; DisconnectReason::ALL.len()],
     render_ns_last: AtomicU64,
     render_ns_total: AtomicU64,
+    opus_ns_total: AtomicU64,
     audio_ns_total: AtomicU64,
     schedule_resets: AtomicU64,
     send_latency_us_total: AtomicU64,
@@ -151,6 +152,7 @@ impl Default for Metrics {
             disconnects: Default::default(),
             render_ns_last: AtomicU64::new(0),
             render_ns_total: AtomicU64::new(0),
+            opus_ns_total: AtomicU64::new(0),
             audio_ns_total: AtomicU64::new(0),
             schedule_resets: AtomicU64::new(0),
             send_latency_us_total: AtomicU64::new(0),
@@ -198,6 +200,11 @@ impl Metrics {
         self.render_ns_last.store(nanos(render), Ordering::Relaxed);
         add(&self.render_ns_total, nanos(render));
         add(&self.audio_ns_total, nanos(audio));
+    }
+
+    /// Records how long the Opus encoding of one chunk took.
+    pub fn record_opus_encode(&self, took: Duration) {
+        add(&self.opus_ns_total, nanos(took));
     }
 
     /// Records the phrase playing.
@@ -291,6 +298,7 @@ impl Metrics {
             disconnects: self.disconnects.each_ref().map(load),
             render_last: Duration::from_nanos(load(&self.render_ns_last)),
             render_ns_total: load(&self.render_ns_total),
+            opus_ns_total: load(&self.opus_ns_total),
             audio_ns_total: load(&self.audio_ns_total),
             schedule_resets: load(&self.schedule_resets),
             send_latency_us_total: load(&self.send_latency_us_total),
@@ -337,6 +345,8 @@ pub struct MetricsSnapshot {
     pub render_last: Duration,
     /// Total render time, in nanoseconds.
     pub render_ns_total: u64,
+    /// Total Opus encoding time (resampling included), in nanoseconds.
+    pub opus_ns_total: u64,
     /// Audio rendered, in nanoseconds of stream time.
     pub audio_ns_total: u64,
     /// Times the source fell so far behind that its schedule was reset.
@@ -364,6 +374,13 @@ impl MetricsSnapshot {
     #[must_use]
     pub fn render_rtf(&self) -> f64 {
         ratio(self.render_ns_total, self.audio_ns_total)
+    }
+
+    /// Opus encoding time ÷ audio time over the whole run: the fraction of one core
+    /// the stream's single encoding costs.
+    #[must_use]
+    pub fn opus_encode_rtf(&self) -> f64 {
+        ratio(self.opus_ns_total, self.audio_ns_total)
     }
 
     /// Fraction of bad chunks over the recent window.
@@ -618,6 +635,12 @@ const ROWS: &[Row] = &[
         Gauge,
         "Source render time divided by audio time (below 1: faster than real time).",
         |s| fixed(s.metrics.render_rtf(), 6),
+    ),
+    row(
+        "auralis_bridge_opus_encode_rtf",
+        Gauge,
+        "Opus encoding time divided by audio time (the share of one core it costs).",
+        |s| fixed(s.metrics.opus_encode_rtf(), 6),
     ),
     row(
         "auralis_bridge_render_last_seconds",

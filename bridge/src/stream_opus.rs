@@ -49,7 +49,7 @@ pub async fn stream_opus_handler(State(state): State<AppState>) -> Response {
     let span = tracing::info_span!("ogg_listener", id = guard.id());
     let (tx, rx) = mpsc::channel::<Bytes>(OUTBOX_PAGES);
     let preamble = state.pump.ogg_headers().preamble(&tags(&state));
-    let audio = state.hub.subscribe_audio();
+    let (burst, audio) = state.hub.subscribe_audio_with_burst();
     tokio::spawn(
         async move {
             tracing::info!("listener connected");
@@ -58,7 +58,7 @@ pub async fn stream_opus_handler(State(state): State<AppState>) -> Response {
                 guard: &guard,
                 tx,
             }
-            .run(preamble, audio)
+            .run(preamble, burst, audio)
             .await;
             tracing::info!(reason = reason.name(), "listener left");
             state.hub.metrics.count_disconnect(reason);
@@ -104,6 +104,12 @@ pub(crate) fn tags(state: &AppState) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A chunk's shared Ogg page, unless it has none (a chunk whose packets all went
+/// into the next page).
+fn page_of(chunk: &Chunk) -> Option<&Bytes> {
+    chunk.ogg_page().filter(|p| !p.is_empty())
+}
+
 /// One listener's task: moves the shared pages into its outbox.
 struct Feed<'a> {
     state: &'a AppState,
@@ -115,11 +121,17 @@ impl Feed<'_> {
     async fn run(
         &self,
         preamble: Bytes,
+        burst: Vec<Arc<Chunk>>,
         mut audio: broadcast::Receiver<Arc<Chunk>>,
     ) -> DisconnectReason {
         let mut shutdown = self.state.shutdown.clone();
         if let Err(reason) = self.send(preamble).await {
             return reason;
+        }
+        for page in burst.iter().filter_map(|c| page_of(c)) {
+            if let Err(reason) = self.send(page.clone()).await {
+                return reason;
+            }
         }
         let mut behind_since = None;
         loop {
@@ -156,7 +168,7 @@ impl Feed<'_> {
             tracing::warn!("listener too slow; dropping it");
             return Err(DisconnectReason::Lag);
         }
-        let Some(page) = chunk.ogg_page().filter(|p| !p.is_empty()) else {
+        let Some(page) = page_of(&chunk) else {
             return Ok(());
         };
         self.send(page.clone()).await?;

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
@@ -33,8 +32,8 @@ use crate::control::{self, role_for, RateLimiter};
 use crate::hub::{Chunk, ClientGuard, DisconnectReason, Role};
 use crate::protocol::{
     compat_ping, compat_pong, compat_welcome, error_message, hello_message, parse_client_bytes,
-    parse_client_text, ping_message, status_message, ClientMessage, Codec, Dialect, ProtocolError,
-    StatusInfo, StreamFormat, HEADER_LEN,
+    parse_client_text, ping_message, status_message, ClientMessage, Codec, Dialect, ErrorCode,
+    ProtocolError, StatusInfo, StreamFormat, HEADER_LEN,
 };
 use crate::AppState;
 
@@ -47,6 +46,8 @@ const TRANSPORT_MAX_MESSAGE: usize = 1024 * 1024;
 /// Clients send only small control messages, which a few KiB hold (larger ones are
 /// read in several pieces).
 const READ_BUFFER: usize = 4 * 1024;
+/// Longest piece of a client's input quoted back in an error message.
+const MAX_ECHOED_CHARS: usize = 40;
 /// Attempts for a control reply whose write timed out.
 const REPLY_ATTEMPTS: u32 = 3;
 /// Close code: going away (server shutdown).
@@ -82,22 +83,26 @@ impl ClientOptions {
     /// Reads the query string.
     ///
     /// # Errors
-    /// A message naming the query parameter that is not understood.
-    pub fn from_query(q: WsQuery) -> Result<Self, String> {
+    /// An `out_of_range` error naming the query parameter that is not understood.
+    pub fn from_query(q: WsQuery) -> Result<Self, ProtocolError> {
+        let refuse = |field: &str, expected: &str, got: &str| {
+            let got: String = got.chars().take(MAX_ECHOED_CHARS).collect();
+            ProtocolError::field(
+                ErrorCode::OutOfRange,
+                field,
+                format!("query parameter `{field}`: expected {expected}, got {got:?}"),
+            )
+        };
         let codec = match q.codec.as_deref() {
             None => Codec::S16,
-            Some(name) => Codec::from_name(name).ok_or_else(|| {
-                format!("query parameter `codec`: expected s16, f32 or opus, got {name:?}")
-            })?,
+            Some(name) => {
+                Codec::from_name(name).ok_or_else(|| refuse("codec", "s16, f32 or opus", name))?
+            }
         };
         let dialect = match q.format.as_deref() {
             None | Some("binary") => Dialect::Native,
             Some("json") => Dialect::Compat,
-            Some(other) => {
-                return Err(format!(
-                    "query parameter `format`: expected json or binary, got {other:?}"
-                ))
-            }
+            Some(other) => return Err(refuse("format", "json or binary", other)),
         };
         Ok(Self {
             codec,
@@ -116,22 +121,39 @@ impl ClientOptions {
     }
 }
 
-/// `GET /ws/stream`: upgrades to a WebSocket and serves the client.
+/// `GET /ws/stream`: upgrades to a WebSocket and serves the client. A query it
+/// does not understand is answered on the socket, where a browser's script can
+/// read it (an HTTP refusal of the upgrade is invisible to it): an `error`
+/// message naming the parameter, then close 1008.
 pub async fn ws_handler(
     State(state): State<AppState>,
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let options = match ClientOptions::from_query(query) {
-        Ok(o) => o,
-        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
-    };
+    let options = ClientOptions::from_query(query);
     ws.read_buffer_size(READ_BUFFER)
         .max_message_size(TRANSPORT_MAX_MESSAGE)
         .max_frame_size(TRANSPORT_MAX_MESSAGE)
-        .on_upgrade(move |socket| {
-            let (sink, stream) = socket.split();
-            serve_client(state, options, sink, stream)
+        .on_upgrade(move |socket| async move {
+            let (mut sink, stream) = socket.split();
+            match options {
+                Ok(options) => serve_client(state, options, sink, stream).await,
+                Err(e) => {
+                    tracing::info!(error = %e, "refused a client's query");
+                    let goodbye = [
+                        Message::Text(Utf8Bytes::from(error_message(&e, false))),
+                        close(CLOSE_POLICY, &e.message),
+                    ];
+                    // The client may already be gone; it is refused either way.
+                    let _ = tokio::time::timeout(state.config.send_timeout, async {
+                        for message in goodbye {
+                            sink.send(message).await?;
+                        }
+                        Ok::<_, axum::Error>(())
+                    })
+                    .await;
+                }
+            }
         })
 }
 
@@ -294,7 +316,7 @@ where
         if !*source_alive.borrow_and_update() {
             return DisconnectReason::Error;
         }
-        let mut audio = state.hub.subscribe_audio();
+        let (burst, mut audio) = state.hub.subscribe_audio_with_burst();
         let mut events = state.hub.subscribe_events();
         tracing::info!(
             role = self.role.name(),
@@ -304,6 +326,11 @@ where
         );
         if let Err(reason) = self.greet(warning).await {
             return reason;
+        }
+        for chunk in burst {
+            if let Err(reason) = self.send_chunk(&chunk).await {
+                return reason;
+            }
         }
         let (mut heartbeat, mut status) = timers(&state.config);
         let native = self.options.dialect == Dialect::Native;
@@ -405,6 +432,14 @@ where
             }
         };
         self.check_lag(queued)?;
+        self.send_chunk(&chunk).await?;
+        let latency_us = chunk.produced_at.elapsed().as_micros() as u64;
+        self.state.hub.metrics.record_send(latency_us);
+        Ok(())
+    }
+
+    /// Sends one chunk in the client's encoding.
+    async fn send_chunk(&mut self, chunk: &Chunk) -> Step {
         let message = match self.options.dialect {
             Dialect::Native => Message::Binary(chunk.frame(self.options.codec)),
             Dialect::Compat => Message::Text(chunk.compat_text()),
@@ -415,8 +450,6 @@ where
             }
             return Err(reason);
         }
-        let latency_us = chunk.produced_at.elapsed().as_micros() as u64;
-        self.state.hub.metrics.record_send(latency_us);
         Ok(())
     }
 

@@ -64,6 +64,7 @@ async fn health_status_and_metrics_report_the_stream() {
         "auralis_bridge_control_errors_total 0",
         "auralis_bridge_degradation_level 0",
         "auralis_bridge_render_rtf",
+        "auralis_bridge_opus_encode_rtf",
         "# TYPE auralis_bridge_chunks_sent_total counter",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
@@ -74,6 +75,16 @@ async fn health_status_and_metrics_report_the_stream() {
         .and_then(|v| v.parse().ok())
         .expect("a number");
     assert!(sent >= 5);
+    // Every stream is encoded to Opus once, whoever listens.
+    let opus_rtf: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("auralis_bridge_opus_encode_rtf "))
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert!(
+        opus_rtf > 0.0 && opus_rtf < 0.5,
+        "Opus encode cost {opus_rtf}"
+    );
 
     let (code, page) = http(addr, "GET", "/", &[], "");
     assert_eq!(code, 200);

@@ -1,6 +1,6 @@
 //! The Opus stream against real decoders: ffmpeg (libopus inside) decodes
-//! `/stream.opus` with no warning, to as much audio as the wall clock let pass,
-//! matching the PCM the same bridge sent; headless Chromium plays it in a plain
+//! `/stream.opus` with no warning, to as much audio as the wall clock let pass
+//! plus the burst a new listener gets at once, matching the PCM the same bridge sent; headless Chromium plays it in a plain
 //! `<audio>` element. A missing ffmpeg or browser fails these tests.
 
 mod common;
@@ -17,10 +17,14 @@ use common::chromium::Browser;
 use common::evidence::fresh_dir;
 use common::{connect, next_audio, next_json};
 
+/// A new listener's burst of recent audio in these tests.
+const BURST: Duration = Duration::from_secs(1);
+
 /// The stream runs at Opus's own rate, so decoded and sent samples line up.
 fn config() -> Config {
     Config {
         sample_rate: 48_000,
+        burst: BURST,
         ..common::config()
     }
 }
@@ -131,6 +135,8 @@ fn scratch(name: &str) -> PathBuf {
 async fn ffmpeg_decodes_twenty_seconds_of_the_ogg_stream_as_sent() {
     let bridge = common::start(config()).await;
     let addr = bridge.local_addr();
+    // Long enough for a whole burst to be there when the listeners come.
+    tokio::time::sleep(BURST + Duration::from_millis(500)).await;
     // The PCM the bridge sends, captured alongside the Opus stream.
     let mut ws = connect(addr, "?codec=f32").await;
     next_json(&mut ws, "hello", Duration::from_secs(3)).await;
@@ -159,10 +165,12 @@ async fn ffmpeg_decodes_twenty_seconds_of_the_ogg_stream_as_sent() {
 
     let (warnings, decoded) = decode(&file);
     assert!(warnings.trim().is_empty(), "ffmpeg warned: {warnings}");
+    // The burst of recent audio came at once, then 20 s of the live stream.
     let seconds = decoded.len() as f64 / 2.0 / 48_000.0;
+    let expected = 20.0 + BURST.as_secs_f64();
     assert!(
-        (seconds - 20.0).abs() <= 0.2,
-        "{seconds:.3} s decoded from 20 s of stream"
+        (seconds - expected).abs() <= 0.2,
+        "{seconds:.3} s decoded from 20 s of stream and a {BURST:?} burst"
     );
 
     // Line the decoded audio up with the PCM: the first page's granule position

@@ -234,6 +234,11 @@ fn setting_strategy() -> impl Strategy<Value = Setting> {
             format!("{v:?}"),
             format!("{b:?}")
         )),
+        (0.0f64..=30.0, 30.5f64..1e12).prop_map(move |(v, b)| s(
+            "burst_s",
+            format!("{v:?}"),
+            format!("{b:?}")
+        )),
         (0.1f64..=3600.0, 3600.5f64..1e12).prop_map(move |(v, b)| s(
             "status_interval_s",
             format!("{v:?}"),
@@ -260,6 +265,7 @@ fn loaded(c: &Config, name: &str) -> String {
         "heartbeat_s" => format!("{:?}", c.heartbeat.as_secs_f64()),
         "max_lag_s" => format!("{:?}", c.max_lag.as_secs_f64()),
         "status_interval_s" => format!("{:?}", c.status_interval.as_secs_f64()),
+        "burst_s" => format!("{:?}", c.burst.as_secs_f64()),
         "control_rate" => format!("{:?}", c.control_rate_per_s),
         other => panic!("no setting {other}"),
     }
@@ -341,6 +347,7 @@ fn a_mistyped_setting_is_refused_by_name() {
         "control_rate",
         "send_buffer_kb",
         "status_interval_s",
+        "burst_s",
         "seed",
         "degrade_on_cpu",
     ];

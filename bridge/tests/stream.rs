@@ -68,19 +68,33 @@ async fn many_clients_receive_contiguous_non_silent_audio_at_ten_chunks_per_seco
     bridge.shutdown().await;
 }
 
+/// A browser's script cannot read an HTTP refusal of a WebSocket upgrade, so a bad
+/// query is answered on the socket: an `error` naming the parameter, then 1008.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_codec_is_refused_with_the_parameter_name() {
+async fn an_unknown_codec_or_format_gets_an_error_frame_naming_the_parameter() {
     let bridge = start(common::config()).await;
-    let url = format!("ws://{}/ws/stream?codec=mp3", bridge.local_addr());
-    let err = tokio_tungstenite::connect_async(url)
-        .await
-        .expect_err("refused");
-    let tokio_tungstenite::tungstenite::Error::Http(response) = err else {
-        panic!("expected an HTTP refusal, got {err}");
-    };
-    assert_eq!(response.status(), 400);
-    let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).to_string();
-    assert!(body.contains("codec"), "{body}");
+    let long = "x".repeat(5000);
+    for (query, field) in [
+        ("?codec=mp3".to_owned(), "codec"),
+        ("?format=xml".to_owned(), "format"),
+        (format!("?codec={long}"), "codec"),
+    ] {
+        let mut ws = connect(bridge.local_addr(), &query).await;
+        let error = next_json(&mut ws, "error", Duration::from_secs(5)).await;
+        assert_eq!(error["code"], "out_of_range", "{query}: {error}");
+        assert_eq!(error["field"], field, "{error}");
+        let message = error["message"].as_str().expect("a message");
+        assert!(message.contains(field), "{message}");
+        assert!(
+            message.len() < 200,
+            "the input is not echoed whole: {message}"
+        );
+        let (code, reason) = common::next_close(&mut ws, Duration::from_secs(5))
+            .await
+            .expect("a close frame");
+        assert_eq!(code, 1008, "{query}");
+        assert!(reason.contains(field), "{reason}");
+    }
     bridge.shutdown().await;
 }
 

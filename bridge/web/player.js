@@ -308,9 +308,15 @@ async function connect() {
     state.connectedAt = performance.now();
     state.arrivals = [];
   };
+  // Messages are handled strictly in order: `hello` sets up the audio graph
+  // (asynchronously), and the burst of recent chunks the server sends right after
+  // it must wait for that rather than be dropped. A handler that throws does not
+  // stop the ones after it.
+  let inbox = Promise.resolve();
   ws.onmessage = (e) => {
-    if (typeof e.data === 'string') onText(e.data);
-    else onAudio(e.data);
+    inbox = inbox
+      .then(() => (typeof e.data === 'string' ? onText(e.data) : onAudio(e.data)))
+      .catch((err) => console.error('message handling failed', err));
   };
   ws.onclose = (e) => {
     if (state.ws !== ws) return;

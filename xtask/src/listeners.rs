@@ -309,13 +309,13 @@ async fn on_text(ws: &mut WebSocketStream<TcpStream>, text: &str, report: &mut C
     }
 }
 
-/// Connects `clients` listeners to `target`, a few at a time.
+/// Connects `clients` listeners to `target` with `query`, a few at a time.
 ///
 /// # Errors
 /// When one cannot connect.
-pub async fn connect_many(target: &Target, clients: usize) -> Result<Vec<Listener>> {
+pub async fn connect_many(target: &Target, clients: usize, query: &str) -> Result<Vec<Listener>> {
     futures_util::stream::iter(0..clients)
-        .map(|_| connect(target, ""))
+        .map(|_| connect(target, query))
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await

@@ -428,7 +428,9 @@ impl<'a> Runner<'a> {
             level: report.level as u8,
             flags,
         };
+        let encoding = Instant::now();
         let opus = self.encoder.encode(&header, &samples);
+        self.hub.metrics.record_opus_encode(encoding.elapsed());
         if opus.failed {
             self.hub.metrics.count_opus_failure();
         }

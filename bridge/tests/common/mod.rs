@@ -8,6 +8,7 @@
 
 pub mod chromium;
 pub mod evidence;
+pub mod lossy;
 pub mod source;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};

@@ -12,6 +12,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::codec::opus::KBPS_RANGE;
+use crate::icecast::IcecastTarget;
 
 /// Lowest and highest sample rate of the embedded source, in hertz.
 pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
@@ -105,6 +106,13 @@ pub struct Settings {
     /// degradation level, besides its own audio thread's load [default: true].
     #[arg(long, env = "AURALIS_DEGRADE_ON_CPU")]
     pub degrade_on_cpu: Option<bool>,
+    /// An Icecast mount to feed as a source:
+    /// `icecast://source:PASSWORD@HOST:PORT/MOUNT`, optionally with `?kbps=`
+    /// (must equal `--opus-kbps`), `public=1`, `name=`, `description=`, `genre=`,
+    /// `url=`. Repeat for several mounts; in `AURALIS_ICECAST`, separate them with
+    /// commas.
+    #[arg(long = "icecast", env = "AURALIS_ICECAST", value_delimiter = ',')]
+    pub icecast: Option<Vec<String>>,
 }
 
 /// The settings as flags and environment variables.
@@ -213,6 +221,8 @@ pub struct Config {
     pub preset: &'static Preset,
     /// Whether machine and process CPU count towards the degradation level.
     pub degrade_on_cpu: bool,
+    /// Icecast mounts the bridge feeds.
+    pub icecast: Vec<IcecastTarget>,
 }
 
 impl Default for Config {
@@ -239,6 +249,7 @@ impl Default for Config {
             seed: 1,
             preset: &PRESETS[0],
             degrade_on_cpu: true,
+            icecast: Vec::new(),
         }
     }
 }
@@ -331,6 +342,25 @@ pub fn parse_source(s: &str) -> Result<SourceSpec, ConfigError> {
         .map_err(|e| invalid("source", format!("{s:?}: {e}")))
 }
 
+/// Parses an `--icecast` URL for a stream encoded at `opus_kbps`: the stream is
+/// encoded once, at one bitrate, so a mount's `?kbps=` must be that one.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `icecast`.
+pub fn parse_icecast(url: &str, opus_kbps: u32) -> Result<IcecastTarget, ConfigError> {
+    let target = IcecastTarget::parse(url).map_err(|e| invalid("icecast", e))?;
+    match target.kbps {
+        Some(kbps) if kbps != opus_kbps => Err(invalid(
+            "icecast",
+            format!(
+                "{target}: ?kbps={kbps} differs from the stream's {opus_kbps} kbit/s; the \
+                 stream is encoded once, at one bitrate: drop ?kbps= or set --opus-kbps {kbps}"
+            ),
+        )),
+        _ => Ok(target),
+    }
+}
+
 fn parse_preset(name: &str) -> Result<&'static Preset, ConfigError> {
     preset(name).map_err(|e| invalid("preset", e.to_string()))
 }
@@ -386,6 +416,7 @@ impl Settings {
             seed: self.seed.or(lower.seed),
             preset: self.preset.or(lower.preset),
             degrade_on_cpu: self.degrade_on_cpu.or(lower.degrade_on_cpu),
+            icecast: self.icecast.or(lower.icecast),
         }
     }
 }
@@ -419,6 +450,11 @@ impl Config {
     pub fn from_settings(s: Settings) -> Result<Self, ConfigError> {
         let d = Self::default();
         let send_timeout_ms = u64::try_from(d.send_timeout.as_millis()).unwrap_or(u64::MAX);
+        let opus_kbps = within(
+            "opus_kbps",
+            s.opus_kbps.unwrap_or(d.opus_kbps),
+            (*KBPS_RANGE.start(), *KBPS_RANGE.end()),
+        )?;
         // Checked in this order: the first bad setting is the one reported.
         Ok(Self {
             host: s.host.as_deref().map_or(Ok(d.host), parse_host)?,
@@ -430,11 +466,7 @@ impl Config {
                 SAMPLE_RATE_RANGE,
             )?,
             chunk_ms: within("chunk_ms", s.chunk_ms.unwrap_or(d.chunk_ms), CHUNK_MS_RANGE)?,
-            opus_kbps: within(
-                "opus_kbps",
-                s.opus_kbps.unwrap_or(d.opus_kbps),
-                (*KBPS_RANGE.start(), *KBPS_RANGE.end()),
-            )?,
+            opus_kbps,
             max_clients: within(
                 "max_clients",
                 s.max_clients.unwrap_or(d.max_clients),
@@ -475,6 +507,12 @@ impl Config {
             log_dir: s.log_dir.or(d.log_dir),
             seed: s.seed.unwrap_or(d.seed),
             degrade_on_cpu: s.degrade_on_cpu.unwrap_or(d.degrade_on_cpu),
+            icecast: s
+                .icecast
+                .unwrap_or_default()
+                .iter()
+                .map(|url| parse_icecast(url, opus_kbps))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -568,5 +606,49 @@ mod tests {
         let e = parse_source("shm:").expect_err("empty name");
         assert!(e.to_string().contains("stream name"), "{e}");
         assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+    }
+
+    #[test]
+    fn icecast_mounts_come_from_flags_the_environment_or_the_file() {
+        let file: FileConfig =
+            toml::from_str("icecast = [\"icecast://source:pw@h:8001/a.opus\"]").expect("toml");
+        let c = Config::merge(&cli(&[]), &file).expect("valid");
+        assert_eq!(c.icecast.len(), 1);
+        assert_eq!(c.icecast[0].mount, "/a.opus");
+        let flags = cli(&[
+            "--icecast",
+            "icecast://source:pw@h:8001/b.opus",
+            "--icecast",
+            "icecast://source:pw@h:8001/c.opus?kbps=128,icecast://source:pw@h/d.opus",
+        ]);
+        let c = Config::merge(&flags, &file).expect("valid");
+        let mounts: Vec<&str> = c.icecast.iter().map(|t| t.mount.as_str()).collect();
+        assert_eq!(
+            mounts,
+            ["/b.opus", "/c.opus", "/d.opus"],
+            "flags replace the file"
+        );
+        let e = Config::merge(
+            &cli(&["--icecast", "icecast://source:pw@h/x?kbps=96"]),
+            &file,
+        )
+        .expect_err("a second bitrate");
+        assert_eq!(setting_of(&e), "icecast");
+        assert!(e.to_string().contains("--opus-kbps 96"), "{e}");
+        let c = Config::merge(
+            &cli(&[
+                "--opus-kbps",
+                "96",
+                "--icecast",
+                "icecast://source:pw@h/x?kbps=96",
+            ]),
+            &file,
+        )
+        .expect("the stream's own bitrate");
+        assert_eq!(c.icecast[0].kbps, Some(96));
+        let e = Config::merge(&cli(&["--icecast", "icecast://source:secret@h"]), &file)
+            .expect_err("no mount");
+        assert!(e.to_string().contains("names no mount"), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
     }
 }

@@ -139,6 +139,9 @@ struct HealthChecks {
     synthesis_ok: bool,
     composition_ok: bool,
     buffer_ok: bool,
+    /// Every configured Icecast mount is connected.
+    icecast_ok: bool,
+    icecast: Vec<crate::icecast::MountSnapshot>,
 }
 
 impl HealthChecks {
@@ -175,6 +178,8 @@ impl HealthChecks {
             // The source renders a chunk ahead: the newest chunk is never more than
             // about one chunk old unless the source is falling behind real time.
             buffer_ok: age.map_or(starting, |a| a <= chunk * 3 + Duration::from_millis(50)),
+            icecast_ok: state.icecast.all_connected(),
+            icecast: state.icecast.snapshot(),
         }
     }
 
@@ -191,6 +196,7 @@ impl HealthChecks {
             || self.level >= Level::Critical
             || self.at_capacity()
             || self.idle
+            || !self.icecast_ok
         {
             Health::Degraded
         } else {
@@ -217,7 +223,9 @@ impl HealthChecks {
                 "clients": self.clients,
                 "max_clients": self.max_clients,
                 "at_capacity": self.at_capacity(),
+                "icecast_connected": self.icecast_ok,
             },
+            "icecast": self.icecast,
         })
     }
 }
@@ -269,6 +277,7 @@ async fn status_handler(State(state): State<AppState>) -> Json<Value> {
             "bad_replaced": s.bad_chunks,
         },
         "bytes_out": s.bytes_out,
+        "icecast": state.icecast.snapshot(),
         "process": {
             "cpu_seconds": crate::procstat::cpu_seconds(),
             "resident_bytes": crate::procstat::resident_bytes(),
@@ -483,6 +492,7 @@ pub fn metrics_text(state: &AppState) -> String {
         source_up: state.pump.is_alive(),
         cpu_seconds: crate::procstat::cpu_seconds(),
         resident_bytes: crate::procstat::resident_bytes(),
+        mounts: state.icecast.samples(),
     })
 }
 

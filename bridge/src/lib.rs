@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod http;
 pub mod hub;
+pub mod icecast;
 pub mod logging;
 pub mod metrics;
 pub mod procstat;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Rate limit of `POST /api/control` (one bucket for all HTTP callers).
     pub http_limiter: Arc<tokio::sync::Mutex<control::RateLimiter>>,
+    /// The Icecast mounts this bridge feeds.
+    pub icecast: Arc<icecast::Icecast>,
 }
 
 /// Why the bridge could not start.
@@ -129,12 +132,14 @@ pub fn build_state_with(
     let http_limiter = Arc::new(tokio::sync::Mutex::new(control::RateLimiter::new(
         config.control_rate_per_s,
     )));
+    let icecast = Arc::new(icecast::Icecast::new(&config.icecast));
     let state = AppState {
         config: Arc::new(config),
         hub,
         pump,
         shutdown,
         http_limiter,
+        icecast,
     };
     Ok((state, shutdown_tx))
 }
@@ -205,6 +210,7 @@ pub async fn start_with_source(
             .await
     });
     tracing::info!(%addr, source = %state.pump.info().name, "bridge listening");
+    state.icecast.spawn(&state);
     Ok(Running {
         addr,
         state,

@@ -422,6 +422,27 @@ pub struct Sample {
     pub cpu_seconds: Option<f64>,
     /// Resident memory of the process, in bytes, when known.
     pub resident_bytes: Option<u64>,
+    /// Each Icecast mount's state and counters.
+    pub mounts: Vec<MountSample>,
+}
+
+/// One Icecast mount, as plain numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSample {
+    /// The mount (its `mount` label).
+    pub mount: String,
+    /// Whether Icecast has accepted the source now.
+    pub connected: bool,
+    /// Whether Icecast refused the credentials.
+    pub refused: bool,
+    /// Connection attempts made.
+    pub attempts: u64,
+    /// Attempts Icecast accepted.
+    pub connects: u64,
+    /// Bytes handed to the connection.
+    pub bytes_sent: u64,
+    /// Pages lost because the connection did not keep up.
+    pub pages_dropped: u64,
 }
 
 /// A value as Prometheus text.
@@ -682,7 +703,67 @@ pub fn prometheus_text(sample: &Sample) -> String {
     }
     latency_histogram(&mut out, &sample.metrics);
     disconnects(&mut out, &sample.metrics);
+    icecast_mounts(&mut out, &sample.mounts);
     out
+}
+
+/// One per-mount series: its name, type, help line and value.
+type MountRow = (&'static str, Kind, &'static str, fn(&MountSample) -> u64);
+
+/// The per-mount series, labelled `mount`.
+const MOUNT_ROWS: &[MountRow] = &[
+    (
+        "auralis_bridge_icecast_connected",
+        Gauge,
+        "1 while the Icecast mount has accepted the source.",
+        |m| u64::from(m.connected),
+    ),
+    (
+        "auralis_bridge_icecast_refused",
+        Gauge,
+        "1 while the Icecast mount refuses the source's credentials.",
+        |m| u64::from(m.refused),
+    ),
+    (
+        "auralis_bridge_icecast_attempts_total",
+        Counter,
+        "Connection attempts to the Icecast mount.",
+        |m| m.attempts,
+    ),
+    (
+        "auralis_bridge_icecast_connects_total",
+        Counter,
+        "Attempts the Icecast mount accepted.",
+        |m| m.connects,
+    ),
+    (
+        "auralis_bridge_icecast_bytes_sent_total",
+        Counter,
+        "Ogg/Opus bytes sent to the Icecast mount.",
+        |m| m.bytes_sent,
+    ),
+    (
+        "auralis_bridge_icecast_pages_dropped_total",
+        Counter,
+        "Pages the Icecast connection lost by not keeping up.",
+        |m| m.pages_dropped,
+    ),
+];
+
+fn icecast_mounts(out: &mut String, mounts: &[MountSample]) {
+    if mounts.is_empty() {
+        return;
+    }
+    for (name, kind, help, value) in MOUNT_ROWS {
+        let kind = kind.name();
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for m in mounts {
+            // The mount was checked when parsed: no quotes or control characters
+            // need escaping beyond these.
+            let label = m.mount.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "{name}{{mount=\"{label}\"}} {}", value(m));
+        }
+    }
 }
 
 fn latency_histogram(out: &mut String, m: &MetricsSnapshot) {

@@ -78,8 +78,9 @@ pub async fn stream_opus_handler(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The OpusTags comments: what is playing.
-fn tags(state: &AppState) -> Vec<(&'static str, String)> {
+/// The OpusTags comments: what is playing (the preset, key and mode); the
+/// Icecast mounts' streams carry the same.
+pub(crate) fn tags(state: &AppState) -> Vec<(&'static str, String)> {
     let p = state.pump.params();
     let preset = p.preset.unwrap_or("custom");
     vec![

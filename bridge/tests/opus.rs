@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -33,30 +32,7 @@ fn config() -> Config {
 /// Reads `GET /stream.opus` for `wall` of wall-clock time; returns the headers and
 /// the body.
 fn read_stream(addr: SocketAddr, wall: Duration) -> (String, Vec<u8>) {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    // HTTP/1.0: the body ends with the connection, with no chunked framing.
-    stream
-        .write_all(format!("GET /stream.opus HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .expect("request");
-    let deadline = Instant::now() + wall;
-    let mut response = Vec::new();
-    let mut buf = [0_u8; 16 * 1024];
-    while Instant::now() < deadline {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => response.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("the stream stalled: {e}"),
-        }
-    }
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header block");
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    (head, response[split + 4..].to_vec())
+    common::read_for(addr, "/stream.opus", wall)
 }
 
 fn ffmpeg(args: &[&str]) -> (String, Vec<u8>) {

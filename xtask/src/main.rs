@@ -160,9 +160,9 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 /// Debian packages the tests need: a software Vulkan device (lavapipe) so the GPU
-/// kernels run, Chromium for the browser player's tests, and ffmpeg (libopus) as
-/// the reference decoder of the Opus stream.
-const TEST_PACKAGES: &[&str] = &["mesa-vulkan-drivers", "chromium", "ffmpeg"];
+/// kernels run, Chromium for the browser player's tests, ffmpeg (libopus) as
+/// the reference decoder of the Opus stream, and Icecast for the Icecast source's.
+const TEST_PACKAGES: &[&str] = &["mesa-vulkan-drivers", "chromium", "ffmpeg", "icecast2"];
 
 /// Installs the missing [`TEST_PACKAGES`] with apt when running as root (a fresh
 /// CI machine); otherwise names the command to run. The tests that need them fail

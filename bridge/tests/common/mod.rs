@@ -173,6 +173,36 @@ pub fn http(
     (status, body)
 }
 
+/// `GET path` over HTTP/1.0 (so the body ends with the connection, with no chunked
+/// framing) for `wall` of wall-clock time: the response head and the body read
+/// meanwhile. A read that waits 3 s for data panics: the stream stalled.
+pub fn read_for(addr: SocketAddr, path: &str, wall: Duration) -> (String, Vec<u8>) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .expect("request");
+    let deadline = Instant::now() + wall;
+    let mut response = Vec::new();
+    let mut buf = [0_u8; 16 * 1024];
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{path} stalled: {e}"),
+        }
+    }
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = response.get(split + 4..).unwrap_or_default().to_vec();
+    (head, body)
+}
+
 /// `GET path` as JSON.
 pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
     let (code, body) = http(addr, "GET", path, &[], "");

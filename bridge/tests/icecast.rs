@@ -1,0 +1,423 @@
+//! The bridge as an Icecast source against Debian's real `icecast2` (2.4.4), each
+//! started on a free loopback port with a generated config and stopped on drop:
+//! ffmpeg reads the mount and a second Icecast's relay of it; the primary is
+//! killed and restarted mid-stream; a wrong password; a full mount. A missing
+//! `icecast2` or `ffmpeg` fails these tests (CI installs both).
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use auralis_bridge::config::parse_icecast;
+use auralis_bridge::{Config, Running};
+use common::evidence::{fresh_dir, Listener, Logs};
+use serde_json::Value;
+
+const PASSWORD: &str = "hackme-source";
+
+/// One `icecast2` process with its own directory; killed on drop.
+struct Icecast {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+/// A free loopback port (released for the process that takes it next).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Whether this process runs as root: Debian's `icecast2` then refuses to start
+/// unless it is told whom to become.
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|ids| ids.split_whitespace().next() == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl Icecast {
+    /// Starts an Icecast whose config also holds `extra` (mounts, relays).
+    fn start(tag: &str, extra: &str) -> Self {
+        let dir = fresh_dir(&format!("icecast-{tag}"));
+        // Icecast drops root for `nobody`, who must still write its logs.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+            .expect("a writable directory");
+        let mut icecast = Self {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        icecast.write_config(extra);
+        icecast.spawn();
+        icecast
+    }
+
+    fn write_config(&self, extra: &str) {
+        let dir = self.dir.display();
+        let owner = if running_as_root() {
+            "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
+        } else {
+            ""
+        };
+        let xml = format!(
+            "<icecast>
+  <location>test</location><admin>test@localhost</admin>
+  <limits><clients>200</clients><sources>8</sources><source-timeout>10</source-timeout>
+    <burst-size>0</burst-size></limits>
+  <authentication><source-password>{PASSWORD}</source-password>
+    <relay-password>{PASSWORD}</relay-password><admin-user>admin</admin-user>
+    <admin-password>{PASSWORD}</admin-password></authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <master-update-interval>1</master-update-interval>
+  {extra}
+  <fileserve>0</fileserve>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>{dir}</logdir>
+    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
+    <pidfile>{dir}/icecast.pid</pidfile></paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>3</loglevel></logging>
+  <security><chroot>0</chroot>{owner}</security>
+</icecast>",
+            port = self.port
+        );
+        std::fs::write(self.dir.join("icecast.xml"), xml).expect("write the config");
+    }
+
+    /// Starts the process and waits until it accepts connections.
+    fn spawn(&mut self) {
+        let child = Command::new("icecast2")
+            .arg("-c")
+            .arg(self.dir.join("icecast.xml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("icecast2 runs (Debian's `icecast2`; CI installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(self.addr()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "icecast2 did not listen on {}: {}",
+                self.addr(),
+                self.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The source URL of `mount` with `password`.
+    fn url(&self, password: &str, mount: &str) -> String {
+        format!("icecast://source:{password}@127.0.0.1:{}{mount}", self.port)
+    }
+
+    /// A `<relay>` of this server's `mount`, served as `local`.
+    fn relay_xml(&self, mount: &str, local: &str) -> String {
+        format!(
+            "<relay><server>127.0.0.1</server><port>{}</port><mount>{mount}</mount>
+             <local-mount>{local}</local-mount><on-demand>0</on-demand>
+             <relay-shoutcast-metadata>0</relay-shoutcast-metadata></relay>",
+            self.port
+        )
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // It may have exited already; the wait reaps it either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Icecast {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A bridge in this process feeding `urls`.
+async fn bridge(urls: &[String]) -> Running {
+    let config = Config {
+        sample_rate: 48_000,
+        ..common::config()
+    };
+    let icecast = urls
+        .iter()
+        .map(|u| parse_icecast(u, config.opus_kbps).expect("a valid URL"))
+        .collect();
+    common::start(Config { icecast, ..config }).await
+}
+
+/// The mounts of `/health`.
+fn mounts(addr: SocketAddr) -> Vec<Value> {
+    let (_, health) = common::get_json(addr, "/health");
+    health["icecast"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until mount `i` of the bridge is in `state`; returns its entry.
+async fn mount_reaches(addr: SocketAddr, i: usize, state: &str, within: Duration) -> Value {
+    let mut last = Value::Null;
+    let ok = common::eventually(within, || {
+        last = mounts(addr).get(i).cloned().unwrap_or(Value::Null);
+        last["state"] == state
+    })
+    .await;
+    assert!(ok, "mount {i} never {state} in {within:?}: {last}");
+    last
+}
+
+/// `GET path` on Icecast for `wall` of wall-clock time: the response head (lower
+/// case) and body.
+fn listen(addr: SocketAddr, path: &str, wall: Duration) -> (String, Vec<u8>) {
+    let (head, body) = common::read_for(addr, path, wall);
+    (head.to_ascii_lowercase(), body)
+}
+
+/// Waits until `relay` serves `/relay.opus`.
+async fn relay_serves(relay: &Icecast, within: Duration) {
+    let addr = relay.addr();
+    let ok = common::eventually(within, || {
+        listen(addr, "/relay.opus", Duration::from_millis(300))
+            .0
+            .starts_with("http/1.0 200")
+    })
+    .await;
+    assert!(ok, "the relay does not serve: {}", relay.error_log());
+}
+
+/// Seconds of audio ffmpeg decodes from an Ogg/Opus file, and what it warned.
+fn decoded_seconds(path: &Path) -> (f64, String) {
+    let runtime = fresh_dir("icecast-runtime");
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))
+        .expect("a private runtime directory");
+    let out = Command::new("ffmpeg")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .args(["-hide_banner", "-nostdin", "-v", "warning", "-i"])
+        .arg(path)
+        .args(["-f", "s16le", "-ac", "2", "-ar", "48000", "-"])
+        .output()
+        .expect("ffmpeg runs (Debian's `ffmpeg`; CI installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ffmpeg failed: {stderr}");
+    (out.stdout.len() as f64 / 4.0 / 48_000.0, stderr)
+}
+
+/// Reads `path` for `wall` and decodes it: the response head and the seconds.
+fn listen_and_decode(addr: SocketAddr, path: &str, wall: Duration) -> (String, Vec<u8>, f64) {
+    let (head, body) = listen(addr, path, wall);
+    assert!(head.starts_with("http/1.0 200"), "{path}: {head}");
+    let file = fresh_dir("icecast-capture").join("capture.opus");
+    std::fs::write(&file, &body).expect("write the capture");
+    let (seconds, warnings) = decoded_seconds(&file);
+    assert!(
+        warnings.trim().is_empty(),
+        "{path}: ffmpeg warned: {warnings}"
+    );
+    (head, body, seconds)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a blocking task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_reads_twenty_seconds_from_the_mount_and_from_a_relay() {
+    let primary = Icecast::start("primary", "");
+    let relay = Icecast::start("relay", &primary.relay_xml("/live.opus", "/relay.opus"));
+    let bridge = bridge(&[primary.url(PASSWORD, "/live.opus")]).await;
+    let addr = bridge.local_addr();
+    mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
+    let (_, health) = common::get_json(addr, "/health");
+    assert_eq!(health["checks"]["icecast_connected"], true, "{health}");
+    // The relay pulls the mount once it exists.
+    relay_serves(&relay, Duration::from_secs(15)).await;
+    let relay_addr = relay.addr();
+
+    let primary_addr = primary.addr();
+    let wall = Duration::from_secs(20);
+    let direct = blocking(move || listen_and_decode(primary_addr, "/live.opus", wall));
+    let relayed = blocking(move || listen_and_decode(relay_addr, "/relay.opus", wall));
+    let ((head, body, direct_s), (_, _, relayed_s)) = tokio::join!(direct, relayed);
+    for (what, seconds) in [("mount", direct_s), ("relay", relayed_s)] {
+        assert!(
+            (seconds - 20.0).abs() <= 0.3,
+            "{what}: {seconds:.3} s decoded from 20 s of listening"
+        );
+    }
+    // Icecast passes the source's ice-* headers on, and the stream's tags name
+    // the piece.
+    assert!(head.contains("icy-name:auralis: focus"), "{head}");
+    assert!(head.contains("icy-genre:ambient"), "{head}");
+    assert!(head.contains("ice-audio-info:"), "{head}");
+    assert!(head.contains("icy-pub:0"), "{head}");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("TITLE=Auralis: focus"), "no title tag");
+    assert!(text.contains("dorian"), "the tags name the mode");
+    let (_, status) = common::get_json(addr, "/api/status");
+    assert_eq!(status["icecast"][0]["state"], "connected", "{status}");
+    assert_eq!(status["icecast"][0]["pages_dropped"], 0, "{status}");
+    let metrics = common::evidence::get_metric(
+        addr,
+        "auralis_bridge_icecast_connected{mount=\"/live.opus\"}",
+    );
+    assert_eq!(metrics, 1.0);
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
+    let mut primary = Icecast::start("restart", "");
+    let relay = Icecast::start(
+        "restart-relay",
+        &primary.relay_xml("/live.opus", "/relay.opus"),
+    );
+    let bridge = bridge(&[primary.url(PASSWORD, "/live.opus")]).await;
+    let addr = bridge.local_addr();
+    let listener = Listener::start(addr, "").await;
+    mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    primary.kill();
+    let down = mount_reaches(addr, 0, "retrying", Duration::from_secs(5)).await;
+    assert!(
+        down["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connection")),
+        "{down}"
+    );
+    let (_, health) = common::get_json(addr, "/health");
+    assert_eq!(health["status"], "degraded", "a mount is down: {health}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restarted = Instant::now();
+    primary.spawn();
+    // Backoff steps of 1, 2 and 4 s (each at most 25 % longer) have passed or are
+    // under way: the next attempt comes within 10 s.
+    let back = mount_reaches(addr, 0, "connected", Duration::from_secs(12)).await;
+    let reconnect_s = restarted.elapsed().as_secs_f64();
+    assert!(back["connects"].as_u64() >= Some(2), "{back}");
+    relay_serves(&relay, Duration::from_secs(20)).await;
+    let relay_addr = relay.addr();
+    let (_, _, seconds) =
+        blocking(move || listen_and_decode(relay_addr, "/relay.opus", Duration::from_secs(5)))
+            .await;
+    assert!(
+        (seconds - 5.0).abs() <= 0.3,
+        "{seconds:.3} s from the recovered relay"
+    );
+    // The local listener heard every chunk throughout.
+    let recording = listener.finish(10).await;
+    recording.assert_contiguous();
+    assert!(
+        reconnect_s < 12.0,
+        "reconnected {reconnect_s:.1} s after the restart"
+    );
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_once_and_shown_in_health_and_logs() {
+    let primary = Icecast::start("password", "");
+    let logs = fresh_dir("icecast-logs");
+    let url = primary.url("not-the-password", "/live.opus");
+    let log_dir = logs.to_str().expect("utf-8 path").to_owned();
+    let bin = common::Binary::spawn(
+        &["--port", "0", "--icecast", &url, "--log-dir", &log_dir],
+        &[
+            ("AURALIS_SAMPLE_RATE", "16000"),
+            ("AURALIS_DEGRADE_ON_CPU", "false"),
+        ],
+    );
+    let addr = bin.addr();
+    let refused = mount_reaches(addr, 0, "refused", Duration::from_secs(10)).await;
+    let error = refused["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("wrong source user or password"), "{refused}");
+    assert!(error.contains("401"), "{refused}");
+    assert!(
+        !error.contains("not-the-password"),
+        "the password is never shown"
+    );
+    let (_, health) = common::get_json(addr, "/health");
+    assert_eq!(health["status"], "degraded", "{health}");
+    // No retry storm: in eight more seconds, no second attempt.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = mounts(addr)[0].clone();
+    assert_eq!(after["attempts"], 1, "{after}");
+    assert!(after["retry_in_s"].as_f64() > Some(30.0), "{after}");
+    let tried = primary
+        .error_log()
+        .matches("attempted to login with invalid or missing password")
+        .count();
+    assert_eq!(tried, 1, "icecast saw {tried} logins");
+    drop(bin);
+    let logged = Logs::read(&logs);
+    let lines = Logs::with_message(&logged.errors, "wrong source user or password");
+    assert_eq!(lines.len(), 1, "one error logged: {:?}", logged.errors);
+    assert_eq!(lines[0]["level"], "ERROR");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mount_refuses_listeners_and_a_taken_mount_is_retried() {
+    let primary = Icecast::start(
+        "limit",
+        "<mount><mount-name>/live.opus</mount-name><max-listeners>1</max-listeners></mount>",
+    );
+    let url = primary.url(PASSWORD, "/live.opus");
+    let bridge = bridge(std::slice::from_ref(&url)).await;
+    let addr = bridge.local_addr();
+    mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
+    let icecast = primary.addr();
+    // Spawned now, so it holds the mount's one place while the second knocks.
+    let first =
+        tokio::task::spawn_blocking(move || listen(icecast, "/live.opus", Duration::from_secs(6)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (refused, _) =
+        blocking(move || listen(icecast, "/live.opus", Duration::from_secs(1))).await;
+    assert!(refused.starts_with("http/1.0 403"), "{refused}");
+    // A second source for the same mount is told it is taken, and retries.
+    let second = self::bridge(&[url]).await;
+    let taken = mount_reaches(second.local_addr(), 0, "retrying", Duration::from_secs(10)).await;
+    assert!(
+        taken["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("403")),
+        "{taken}"
+    );
+    let (head, body) = first.await.expect("the first listener");
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(
+        body.len() > 50_000,
+        "the first listener got {} bytes",
+        body.len()
+    );
+    let source = mounts(addr)[0].clone();
+    assert_eq!(source["state"], "connected", "{source}");
+    assert_eq!(source["attempts"], 1, "{source}");
+    second.shutdown().await;
+    bridge.shutdown().await;
+}

@@ -15,6 +15,8 @@ use crate::codec::opus::KBPS_RANGE;
 
 /// Lowest and highest sample rate of the embedded source, in hertz.
 pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
+/// Lowest and highest CPU ceiling, in percent.
+pub const CPU_CEILING_RANGE: (f32, f32) = (10.0, 100.0);
 /// Shortest and longest chunk, in milliseconds.
 pub const CHUNK_MS_RANGE: (u32, u32) = (20, 200);
 
@@ -100,6 +102,11 @@ pub struct Settings {
     /// degradation level, besides its own audio thread's load [default: true].
     #[arg(long, env = "AURALIS_DEGRADE_ON_CPU")]
     pub degrade_on_cpu: Option<bool>,
+    /// Machine or process CPU in percent, 10–100, at or above which (for the
+    /// 10 s hold) the embedded engine thins its music to `high_load`; CPU never
+    /// raises the level further, only the engine's own danger does [default: 80].
+    #[arg(long, env = "AURALIS_CPU_CEILING_PCT")]
+    pub cpu_ceiling_pct: Option<f32>,
 }
 
 /// The settings as flags and environment variables.
@@ -206,6 +213,9 @@ pub struct Config {
     pub preset: &'static Preset,
     /// Whether machine and process CPU count towards the degradation level.
     pub degrade_on_cpu: bool,
+    /// CPU percent at which machine or process CPU thins the music (to
+    /// `high_load` at most).
+    pub cpu_ceiling_pct: f32,
 }
 
 impl Default for Config {
@@ -231,6 +241,7 @@ impl Default for Config {
             seed: 1,
             preset: &PRESETS[0],
             degrade_on_cpu: true,
+            cpu_ceiling_pct: auralis::degrade::DEFAULT_CPU_CEILING_PCT,
         }
     }
 }
@@ -377,6 +388,7 @@ impl Settings {
             seed: self.seed.or(lower.seed),
             preset: self.preset.or(lower.preset),
             degrade_on_cpu: self.degrade_on_cpu.or(lower.degrade_on_cpu),
+            cpu_ceiling_pct: self.cpu_ceiling_pct.or(lower.cpu_ceiling_pct),
         }
     }
 }
@@ -460,6 +472,11 @@ impl Config {
                 s.status_interval_s,
                 d.status_interval,
                 (0.1, 3600.0),
+            )?,
+            cpu_ceiling_pct: within(
+                "cpu_ceiling_pct",
+                s.cpu_ceiling_pct.unwrap_or(d.cpu_ceiling_pct),
+                CPU_CEILING_RANGE,
             )?,
             port: s.port.unwrap_or(d.port),
             log_dir: s.log_dir.or(d.log_dir),

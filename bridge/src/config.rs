@@ -16,6 +16,8 @@ use crate::icecast::IcecastTarget;
 
 /// Lowest and highest sample rate of the embedded source, in hertz.
 pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
+/// Lowest and highest CPU ceiling, in percent.
+pub const CPU_CEILING_RANGE: (f32, f32) = (10.0, 100.0);
 /// Shortest and longest chunk, in milliseconds.
 pub const CHUNK_MS_RANGE: (u32, u32) = (20, 200);
 
@@ -113,6 +115,11 @@ pub struct Settings {
     /// commas.
     #[arg(long = "icecast", env = "AURALIS_ICECAST", value_delimiter = ',')]
     pub icecast: Option<Vec<String>>,
+    /// Machine or process CPU in percent, 10–100, at or above which (for the
+    /// 10 s hold) the embedded engine thins its music to `high_load`; CPU never
+    /// raises the level further, only the engine's own danger does [default: 80].
+    #[arg(long, env = "AURALIS_CPU_CEILING_PCT")]
+    pub cpu_ceiling_pct: Option<f32>,
 }
 
 /// The settings as flags and environment variables.
@@ -223,6 +230,9 @@ pub struct Config {
     pub degrade_on_cpu: bool,
     /// Icecast mounts the bridge feeds.
     pub icecast: Vec<IcecastTarget>,
+    /// CPU percent at which machine or process CPU thins the music (to
+    /// `high_load` at most).
+    pub cpu_ceiling_pct: f32,
 }
 
 impl Default for Config {
@@ -250,6 +260,7 @@ impl Default for Config {
             preset: &PRESETS[0],
             degrade_on_cpu: true,
             icecast: Vec::new(),
+            cpu_ceiling_pct: auralis::degrade::DEFAULT_CPU_CEILING_PCT,
         }
     }
 }
@@ -417,6 +428,7 @@ impl Settings {
             preset: self.preset.or(lower.preset),
             degrade_on_cpu: self.degrade_on_cpu.or(lower.degrade_on_cpu),
             icecast: self.icecast.or(lower.icecast),
+            cpu_ceiling_pct: self.cpu_ceiling_pct.or(lower.cpu_ceiling_pct),
         }
     }
 }
@@ -502,6 +514,11 @@ impl Config {
                 s.status_interval_s,
                 d.status_interval,
                 (0.1, 3600.0),
+            )?,
+            cpu_ceiling_pct: within(
+                "cpu_ceiling_pct",
+                s.cpu_ceiling_pct.unwrap_or(d.cpu_ceiling_pct),
+                CPU_CEILING_RANGE,
             )?,
             port: s.port.unwrap_or(d.port),
             log_dir: s.log_dir.or(d.log_dir),

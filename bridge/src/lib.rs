@@ -103,7 +103,7 @@ pub fn open_source(config: &Config) -> Result<Box<dyn Source>, StartError> {
             config.seed,
             config.preset,
             config.frames_per_chunk() as usize,
-            config.degrade_on_cpu,
+            config.degrade_on_cpu.then_some(config.cpu_ceiling_pct),
         )?),
         SourceSpec::Shm(name) => Box::new(ShmSource::new(name, config.sample_rate)),
     })

@@ -249,6 +249,11 @@ fn setting_strategy() -> impl Strategy<Value = Setting> {
             format!("{v:?}"),
             format!("{b:?}")
         )),
+        (10.0f32..=100.0, 100.5f32..1e9).prop_map(move |(v, b)| s(
+            "cpu_ceiling_pct",
+            format!("{v:?}"),
+            format!("{b:?}")
+        )),
     ]
 }
 
@@ -267,6 +272,7 @@ fn loaded(c: &Config, name: &str) -> String {
         "status_interval_s" => format!("{:?}", c.status_interval.as_secs_f64()),
         "burst_s" => format!("{:?}", c.burst.as_secs_f64()),
         "control_rate" => format!("{:?}", c.control_rate_per_s),
+        "cpu_ceiling_pct" => format!("{:?}", c.cpu_ceiling_pct),
         other => panic!("no setting {other}"),
     }
 }
@@ -291,7 +297,7 @@ proptest! {
 
     #[test]
     fn config_toml_like_text_never_panics(
-        name in prop::sample::select(vec!["port", "host", "sample_rate", "chunk_ms", "heartbeat_s", "preset", "log_dir", "seed", "degrade_on_cpu", "zzz"]),
+        name in prop::sample::select(vec!["port", "host", "sample_rate", "chunk_ms", "heartbeat_s", "preset", "log_dir", "seed", "degrade_on_cpu", "cpu_ceiling_pct", "zzz"]),
         value in prop::sample::select(vec!["1", "-1", "1e400", "nan", "inf", "\"x\"", "true", "[]", "{}", "18446744073709551616", "0.0", "\"\u{0}\""]),
     ) {
         if let Ok(file) = FileConfig::from_toml(&format!("{name} = {value}")) {
@@ -350,6 +356,7 @@ fn a_mistyped_setting_is_refused_by_name() {
         "burst_s",
         "seed",
         "degrade_on_cpu",
+        "cpu_ceiling_pct",
     ];
     for name in numbers {
         let e = FileConfig::from_toml(&format!("{name} = \"lots\"")).expect_err(name);

@@ -3,6 +3,7 @@
 
 use auralis::compose::presets::Preset;
 use auralis::degrade::monitor::MonitorConfig;
+use auralis::degrade::DegradeConfig;
 use auralis::engine::{Engine, EngineConfig, EngineError, RendererProbe};
 use auralis::render::RenderMode;
 
@@ -19,8 +20,9 @@ pub struct EmbeddedSource {
 
 impl EmbeddedSource {
     /// An engine at `sample_rate` playing `preset`, with scratch space for chunks of
-    /// up to `max_frames`; `degrade_on_cpu` lets machine and process CPU use count
-    /// towards its degradation level.
+    /// up to `max_frames`; with `cpu_ceiling_pct` machine and process CPU use
+    /// at that ceiling thin its music (to `high_load` at most), without it they
+    /// do not count.
     ///
     /// # Errors
     /// [`EngineError`] when the engine cannot be built.
@@ -29,8 +31,9 @@ impl EmbeddedSource {
         seed: u64,
         preset: &'static Preset,
         max_frames: usize,
-        degrade_on_cpu: bool,
+        cpu_ceiling_pct: Option<f32>,
     ) -> Result<Self, EngineError> {
+        let defaults = MonitorConfig::default();
         let engine = Engine::with_monitor(
             EngineConfig {
                 sample_rate: sample_rate as f32,
@@ -40,8 +43,12 @@ impl EmbeddedSource {
                 mode: RenderMode::RealTime,
             },
             MonitorConfig {
-                sample_cpu: degrade_on_cpu,
-                ..MonitorConfig::default()
+                sample_cpu: cpu_ceiling_pct.is_some(),
+                machine: DegradeConfig {
+                    cpu_ceiling_pct: cpu_ceiling_pct.unwrap_or(defaults.machine.cpu_ceiling_pct),
+                    ..defaults.machine
+                },
+                ..defaults
             },
         )?;
         Ok(Self {

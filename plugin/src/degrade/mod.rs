@@ -1,19 +1,29 @@
-//! The degradation state machine: four quality levels driven by load, with the
-//! seed's thresholds, immediate escalation and held, hysteretic recovery.
+//! The degradation state machine: four quality levels driven by the engine's own
+//! danger, with the seed's thresholds, immediate escalation and held, hysteretic
+//! recovery; machine and process CPU alone thin the music at most.
 //!
-//! | level | load | quality ([`Level::profile`]) |
+//! | level | danger | quality ([`Level::profile`]) |
 //! |---|---|---|
 //! | normal | < 60 % | full |
-//! | high_load | 60–80 % | fewer melody notes, fewer partials |
+//! | high_load | 60–80 %, or CPU ≥ the ceiling for the hold time | fewer melody notes, fewer partials |
 //! | critical | 80–95 % | chords only, cheapest pad |
 //! | overload | > 95 % | replay the last good phrase as a loop |
 //!
+//! Two numbers feed it ([`Load`]): the *danger*, the worst of the engine's own
+//! deadline risks (its audio thread's load, the texture margin, the texture
+//! failure rate), and the *CPU*, the busier of the machine and this process. The
+//! danger may take the level anywhere. The CPU only counts once it has stayed at
+//! or above [`DegradeConfig::cpu_ceiling_pct`] for [`DegradeConfig::hold_s`], and
+//! then raises the level to `high_load` at most: a busy neighbour (a build, a
+//! freewheeling DAW) never loops a phrase, drops the melody or silences anything.
+//!
 //! [`step`] is a pure function `(state, load, now, config) -> (state, change)`, so it
 //! is tested with recorded traces. The level rises at once (to whatever level the
-//! load is in, possibly several at a time) and falls one level at a time, only after
-//! the load has stayed at least [`DegradeConfig::hysteresis`] points below the
-//! current level's lower bound for [`DegradeConfig::hold_s`] seconds. A pinned level
-//! is reported as is and never changed.
+//! danger is in, possibly several at a time) and falls one level at a time, only
+//! after the danger has stayed at least [`DegradeConfig::hysteresis`] points below
+//! the current level's lower bound for [`DegradeConfig::hold_s`] seconds (and, to
+//! leave `high_load`, the CPU as far below its ceiling). A pinned level is
+//! reported as is and never changed.
 
 use crate::compose::phrase::{ComposeParams, Phrase};
 
@@ -22,13 +32,22 @@ pub mod monitor;
 
 pub use level::{Level, LevelProfile, TextureDetail, HIGH_LOAD_INTENSITY_CAP};
 
+/// Default [`DegradeConfig::cpu_ceiling_pct`].
+pub const DEFAULT_CPU_CEILING_PCT: f32 = 80.0;
+
 /// Tuning of the machine.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DegradeConfig {
-    /// Seconds the load must stay low before the level falls one step (default 10).
+    /// Seconds the load must stay low before the level falls one step, and that
+    /// the CPU must stay at its ceiling before it counts (default 10).
     pub hold_s: f64,
-    /// Points below a level's lower bound that count as low (default 10).
+    /// Points below a level's lower bound (or the CPU ceiling) that count as low
+    /// (default 10).
     pub hysteresis: f32,
+    /// Machine or process CPU, percent, at or above which (held for
+    /// [`DegradeConfig::hold_s`]) the level rises to `high_load` and no further
+    /// (default [`DEFAULT_CPU_CEILING_PCT`]).
+    pub cpu_ceiling_pct: f32,
     /// A level chosen by the user: reported, never changed by load.
     pub pin: Option<Level>,
 }
@@ -38,9 +57,21 @@ impl Default for DegradeConfig {
         Self {
             hold_s: 10.0,
             hysteresis: 10.0,
+            cpu_ceiling_pct: DEFAULT_CPU_CEILING_PCT,
             pin: None,
         }
     }
+}
+
+/// One sample of what the machine is fed, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Load {
+    /// The engine's own danger, 0–100 % (more when the audio thread overruns;
+    /// non-finite counts as overload).
+    pub danger_pct: f32,
+    /// The busier of machine and process CPU, 0–100 % (non-finite counts as at
+    /// the ceiling).
+    pub cpu_pct: f32,
 }
 
 /// The machine's state.
@@ -50,6 +81,21 @@ pub struct DegradeState {
     pub level: Level,
     /// Since when (seconds) the load has stayed low enough to step down.
     pub low_since: Option<f64>,
+    /// Since when (seconds) the CPU has stayed at or above its ceiling.
+    pub cpu_high_since: Option<f64>,
+}
+
+/// What made a level change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The engine's own danger.
+    Danger,
+    /// A step down: danger (and CPU) low for the hold time.
+    Calm,
+    /// Machine or process CPU, held at the ceiling (rises to `high_load` only).
+    Cpu,
+    /// The user's pin.
+    Pin,
 }
 
 /// A change of level and the load that caused it.
@@ -59,64 +105,100 @@ pub struct Transition {
     pub from: Level,
     /// The level after.
     pub to: Level,
-    /// The effective load (percent) that caused it.
+    /// The load (percent) of the input that caused it: the CPU for a rise the
+    /// CPU made, else the danger.
     pub load: f32,
+    /// What caused it.
+    pub cause: Cause,
 }
 
-impl DegradeState {
-    /// At `level`, with no hold running.
-    const fn settled(level: Level) -> Self {
-        Self {
-            level,
-            low_since: None,
-        }
+impl Load {
+    /// Whether the CPU is at or above the ceiling (a non-finite reading is).
+    fn cpu_hot(self, config: &DegradeConfig) -> bool {
+        !self.cpu_pct.is_finite() || self.cpu_pct >= config.cpu_ceiling_pct
+    }
+
+    /// Whether the load is low enough, with hysteresis, to leave `level`: the
+    /// danger well under its lower bound and, to leave `high_load`, the CPU well
+    /// under its ceiling.
+    fn calm_for(self, level: Level, config: &DegradeConfig) -> bool {
+        let danger_low = self.danger_pct.is_finite()
+            && self.danger_pct <= level.lower_bound() - config.hysteresis;
+        let cpu_low = level > Level::HighLoad
+            || (self.cpu_pct.is_finite()
+                && self.cpu_pct <= config.cpu_ceiling_pct - config.hysteresis);
+        danger_low && cpu_low
     }
 }
 
 /// One sample of the machine: the new state and the change, if the level changed.
-/// `load` is the effective load in percent, `now_s` a monotonic time in seconds.
+/// `now_s` is a monotonic time in seconds.
 #[must_use]
 pub fn step(
     state: DegradeState,
-    load: f32,
+    load: Load,
     now_s: f64,
     config: &DegradeConfig,
 ) -> (DegradeState, Option<Transition>) {
-    let change = |to: Level| {
+    let cpu_high_since = load
+        .cpu_hot(config)
+        .then(|| state.cpu_high_since.unwrap_or(now_s));
+    let settled = |level: Level| DegradeState {
+        level,
+        low_since: None,
+        cpu_high_since,
+    };
+    let change = |to: Level, cause: Cause| {
         (to != state.level).then_some(Transition {
             from: state.level,
             to,
-            load,
+            load: if cause == Cause::Cpu {
+                load.cpu_pct
+            } else {
+                load.danger_pct
+            },
+            cause,
         })
     };
     if let Some(pin) = config.pin {
-        return (DegradeState::settled(pin), change(pin));
+        return (settled(pin), change(pin, Cause::Pin));
     }
-    let here = Level::for_load(load);
+    let danger_level = Level::for_load(load.danger_pct);
+    let cpu_held = cpu_high_since.is_some_and(|since| now_s - since >= config.hold_s);
+    let cpu_level = if cpu_held {
+        Level::HighLoad
+    } else {
+        Level::Normal
+    };
+    let here = danger_level.max(cpu_level);
     if here > state.level {
-        return (DegradeState::settled(here), change(here));
+        let cause = if danger_level >= cpu_level {
+            Cause::Danger
+        } else {
+            Cause::Cpu
+        };
+        return (settled(here), change(here, cause));
     }
     let Some(lower) = state.level.below() else {
-        return (DegradeState::default(), None);
+        return (settled(Level::Normal), None);
     };
-    let low = load.is_finite() && load <= state.level.lower_bound() - config.hysteresis;
-    if !low {
-        return (DegradeState::settled(state.level), None);
+    if !load.calm_for(state.level, config) {
+        return (settled(state.level), None);
     }
     let since = state.low_since.unwrap_or(now_s);
     if now_s - since >= config.hold_s {
         // One level down; the next step down needs its own full hold, which
         // starts now if the load is already low enough for it.
-        let still_low = load <= lower.lower_bound() - config.hysteresis;
         let next = DegradeState {
             level: lower,
-            low_since: still_low.then_some(now_s),
+            low_since: (lower.below().is_some() && load.calm_for(lower, config)).then_some(now_s),
+            cpu_high_since,
         };
-        (next, change(lower))
+        (next, change(lower, Cause::Calm))
     } else {
         let held = DegradeState {
-            level: state.level,
             low_since: Some(since),
+            ..settled(state.level)
         };
         (held, None)
     }
@@ -159,10 +241,18 @@ mod tests {
         samples
             .iter()
             .map(|&(t, load)| {
-                state = step(state, load, t, config).0;
+                state = step(state, danger(load), t, config).0;
                 state.level
             })
             .collect()
+    }
+
+    /// A danger of `pct` with an idle CPU.
+    fn danger(pct: f32) -> Load {
+        Load {
+            danger_pct: pct,
+            cpu_pct: 0.0,
+        }
     }
 
     fn every_second(loads: &[f32]) -> Vec<(f64, f32)> {
@@ -262,7 +352,7 @@ mod tests {
     fn transitions_name_the_cause() {
         let (s, t) = step(
             DegradeState::default(),
-            90.0,
+            danger(90.0),
             0.0,
             &DegradeConfig::default(),
         );
@@ -272,10 +362,14 @@ mod tests {
             Some(Transition {
                 from: Level::Normal,
                 to: Level::Critical,
-                load: 90.0
+                load: 90.0,
+                cause: Cause::Danger,
             })
         );
-        assert_eq!(step(s, 90.0, 1.0, &DegradeConfig::default()).1, None);
+        assert_eq!(
+            step(s, danger(90.0), 1.0, &DegradeConfig::default()).1,
+            None
+        );
     }
 
     #[test]
@@ -309,7 +403,105 @@ mod tests {
         assert!(notes(&sparse) < notes(&composer));
     }
 
+    /// Runs `(time_s, danger, cpu)` samples; the level and cause after each.
+    fn cpu_trace(samples: &[(f64, f32, f32)]) -> Vec<(Level, Option<Cause>)> {
+        let config = DegradeConfig::default();
+        let mut state = DegradeState::default();
+        samples
+            .iter()
+            .map(|&(t, danger_pct, cpu_pct)| {
+                let (next, change) = step(
+                    state,
+                    Load {
+                        danger_pct,
+                        cpu_pct,
+                    },
+                    t,
+                    &config,
+                );
+                state = next;
+                (state.level, change.map(|c| c.cause))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_busy_machine_alone_thins_the_music_after_the_hold_and_no_more() {
+        // CPU pinned at 100 % for a minute, the engine itself at ease.
+        let samples: Vec<_> = (0..60).map(|i| (f64::from(i), 5.0, 100.0)).collect();
+        let levels = cpu_trace(&samples);
+        assert!(
+            levels[..10].iter().all(|(l, _)| *l == Level::Normal),
+            "{levels:?}"
+        );
+        assert_eq!(levels[10], (Level::HighLoad, Some(Cause::Cpu)));
+        assert!(levels[10..].iter().all(|(l, _)| *l == Level::HighLoad));
+        // A reading that is not a number is as busy as the ceiling, no more.
+        let nan: Vec<_> = (0..30).map(|i| (f64::from(i), 5.0, f32::NAN)).collect();
+        assert!(cpu_trace(&nan).iter().all(|(l, _)| *l <= Level::HighLoad));
+    }
+
+    #[test]
+    fn cpu_must_stay_at_the_ceiling_for_the_whole_hold() {
+        // 9 s at the ceiling, one second under it, 9 s again: never long enough.
+        let samples: Vec<_> = (0..19)
+            .map(|i| (f64::from(i), 0.0, if i == 9 { 70.0 } else { 95.0 }))
+            .collect();
+        assert!(cpu_trace(&samples).iter().all(|(l, _)| *l == Level::Normal));
+    }
+
+    #[test]
+    fn cpu_comes_down_with_hysteresis() {
+        let mut samples: Vec<_> = (0..11).map(|i| (f64::from(i), 0.0, 100.0)).collect();
+        // Just under the ceiling (not 10 points under it): stays thinned.
+        samples.extend((11..40).map(|i| (f64::from(i), 0.0, 75.0)));
+        // Well under it: back to normal after the hold.
+        samples.extend((40..60).map(|i| (f64::from(i), 0.0, 30.0)));
+        let levels = cpu_trace(&samples);
+        assert!(levels[10..40].iter().all(|(l, _)| *l == Level::HighLoad));
+        assert_eq!(levels[49].0, Level::HighLoad);
+        assert_eq!(levels[50], (Level::Normal, Some(Cause::Calm)));
+    }
+
+    #[test]
+    fn real_danger_rises_at_once_even_with_a_busy_machine() {
+        let mut samples: Vec<_> = (0..12).map(|i| (f64::from(i), 5.0, 100.0)).collect();
+        samples.push((12.0, 90.0, 100.0));
+        samples.push((12.1, 99.0, 100.0));
+        let levels = cpu_trace(&samples);
+        assert_eq!(levels[12], (Level::Critical, Some(Cause::Danger)));
+        assert_eq!(levels[13], (Level::Overload, Some(Cause::Danger)));
+        // Calm danger, busy CPU: down to high_load, where the CPU keeps it.
+        let mut calm = samples.clone();
+        calm.extend((13..60).map(|i| (f64::from(i), 5.0, 100.0)));
+        let levels = cpu_trace(&calm);
+        assert_eq!(levels.last().map(|(l, _)| *l), Some(Level::HighLoad));
+    }
+
     proptest! {
+        /// Whatever the CPU does, with a calm engine the level never passes
+        /// `high_load`, and reaches it only after a full hold at the ceiling.
+        #[test]
+        fn cpu_alone_never_passes_high_load(
+            cpus in proptest::collection::vec(0.0f32..110.0, 1..200),
+            dt in 0.1f64..3.0,
+        ) {
+            let config = DegradeConfig::default();
+            let mut state = DegradeState::default();
+            let mut hot_since: Option<f64> = None;
+            for (i, &cpu) in cpus.iter().enumerate() {
+                let now = i as f64 * dt;
+                let before = state.level;
+                hot_since = (cpu >= config.cpu_ceiling_pct).then(|| hot_since.unwrap_or(now));
+                state = step(state, Load { danger_pct: 10.0, cpu_pct: cpu }, now, &config).0;
+                prop_assert!(state.level <= Level::HighLoad);
+                if state.level > before {
+                    let since = hot_since.expect("a rise needs a hot CPU");
+                    prop_assert!(now - since >= config.hold_s);
+                }
+            }
+        }
+
         /// For any trace: a rise happens in the same sample the load crosses a
         /// bound, and every fall is preceded by a full hold of low load.
         #[test]
@@ -325,7 +517,7 @@ mod tests {
                 let before = state.level;
                 let low = load <= before.lower_bound() - config.hysteresis;
                 if low { low_run_start.get_or_insert(now); } else { low_run_start = None; }
-                state = step(state, load, now, &config).0;
+                state = step(state, danger(load), now, &config).0;
                 let at_load = Level::for_load(load);
                 if at_load > before {
                     prop_assert_eq!(state.level, at_load);

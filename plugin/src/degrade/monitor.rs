@@ -1,16 +1,19 @@
-//! The load monitor: what the degradation machine is fed, about once a second,
-//! off the audio thread.
+//! The load monitor: what the degradation machine is fed, about ten times a
+//! second, off the audio thread.
 //!
-//! Every input is mapped onto one 0–100 % scale and the effective load is the worst
-//! of them:
+//! The engine's own deadline risks are mapped onto one 0–100 % scale and the
+//! *danger* is the worst of them; it may take the level anywhere:
 //!
 //! | input | 0 % | 100 % |
 //! |---|---|---|
-//! | machine CPU (all cores, `sysinfo`) | idle | every core busy |
-//! | this process's CPU | idle | every core busy for this process |
 //! | audio thread: `max(mean, 0.8 · max)` of time in `process()` ÷ block duration | idle | every block took its whole deadline |
 //! | pre-renderer margin (texture ready ahead of the playhead) | ≥ [`MARGIN_COMFORTABLE_S`] (or half a phrase, if less) | nothing ready |
 //! | pre-renderer failure rate (failures ÷ attempts, recent window) | none | every attempt failed |
+//!
+//! The *CPU* is the busier of the machine (all cores, `sysinfo`) and this process
+//! (percent of all cores); held at its ceiling it raises the level to `high_load`
+//! and no further (see [`super`]): other programs are no danger to the engine until
+//! they make its own deadlines slip, which the audio thread's load shows.
 //!
 //! A single slow block counts for less than a sustained mean (the 0.8 factor), so
 //! one scheduler hiccup alone cannot push the level past `critical`.
@@ -22,7 +25,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{step, DegradeConfig, DegradeState, Level, Transition};
+use super::{step, Cause, DegradeConfig, DegradeState, Level, Load, Transition};
 use sysinfo::{CpuRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// Seconds of texture ready ahead of the playhead that count as no load at all.
@@ -96,7 +99,7 @@ pub struct TextureLoad {
     pub phrase_s: f32,
 }
 
-/// Everything the effective load is computed from.
+/// Everything the machine's [`Load`] is computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LoadInputs {
     /// Whole-machine CPU use, 0–100 %.
@@ -137,37 +140,78 @@ impl LoadInputs {
         })
     }
 
-    /// The effective load: the worst input, 0–100 % (more when the audio thread
-    /// overruns its deadline). Non-finite inputs count as fully loaded.
+    /// The engine's own danger: the worst of its audio thread, texture margin
+    /// and texture failure rate, 0–100 % (more when the audio thread overruns
+    /// its deadline). Non-finite inputs count as fully loaded.
     #[must_use]
-    pub fn effective_load(&self) -> f32 {
-        [
-            self.machine_cpu_pct,
-            self.process_cpu_pct,
-            self.audio_pct(),
-            self.margin_pct(),
-            100.0 * self.failure_rate,
-        ]
-        .into_iter()
-        .map(|v| if v.is_finite() { v.max(0.0) } else { 100.0 })
-        .fold(0.0, f32::max)
+    pub fn danger_pct(&self) -> f32 {
+        worst(self.danger_inputs().map(|(_, v)| v))
     }
 
-    /// The name of the input that sets the effective load (for log lines).
+    /// The busier of machine and process CPU, 0–100 % (non-finite: 100).
     #[must_use]
-    pub fn dominant(&self) -> &'static str {
-        let named = [
-            ("machine_cpu", self.machine_cpu_pct),
-            ("process_cpu", self.process_cpu_pct),
+    pub fn cpu_pct(&self) -> f32 {
+        worst(self.cpu_inputs().map(|(_, v)| v))
+    }
+
+    /// What the degradation machine is fed.
+    #[must_use]
+    pub fn load(&self) -> Load {
+        Load {
+            danger_pct: self.danger_pct(),
+            cpu_pct: self.cpu_pct(),
+        }
+    }
+
+    fn danger_inputs(&self) -> [(&'static str, f32); 3] {
+        [
             ("audio_thread", self.audio_pct()),
             ("prerender_margin", self.margin_pct()),
             ("prerender_failures", 100.0 * self.failure_rate),
-        ];
-        named
-            .into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or("none", |(name, _)| name)
+        ]
     }
+
+    fn cpu_inputs(&self) -> [(&'static str, f32); 2] {
+        [
+            ("machine_cpu", self.machine_cpu_pct),
+            ("process_cpu", self.process_cpu_pct),
+        ]
+    }
+
+    /// The name of the input behind a change of `cause` (for log lines): the
+    /// worst CPU reading for [`Cause::Cpu`], the worst engine input otherwise
+    /// (`pin` for a pin, `calm` for a step down).
+    #[must_use]
+    pub fn cause_name(&self, cause: Cause) -> &'static str {
+        match cause {
+            Cause::Pin => "pin",
+            Cause::Calm => "calm",
+            Cause::Cpu => loudest(&self.cpu_inputs()),
+            Cause::Danger => loudest(&self.danger_inputs()),
+        }
+    }
+}
+
+/// The name of the worst of some named inputs.
+fn loudest(named: &[(&'static str, f32)]) -> &'static str {
+    named
+        .iter()
+        .max_by(|a, b| sanitize(a.1).total_cmp(&sanitize(b.1)))
+        .map_or("none", |(name, _)| name)
+}
+
+/// An input on the 0–100 % scale, with a non-finite one as fully loaded.
+fn sanitize(v: f32) -> f32 {
+    if v.is_finite() {
+        v.max(0.0)
+    } else {
+        100.0
+    }
+}
+
+/// The worst of some inputs.
+fn worst(values: impl IntoIterator<Item = f32>) -> f32 {
+    values.into_iter().map(sanitize).fold(0.0, f32::max)
 }
 
 /// Reads machine and process CPU use through `sysinfo`.
@@ -250,6 +294,30 @@ impl Default for MonitorConfig {
     }
 }
 
+impl MonitorConfig {
+    /// Name of the environment variable read by [`MonitorConfig::from_env`].
+    pub const CPU_CEILING_ENV: &'static str = "AURALIS_CPU_CEILING_PCT";
+
+    /// The defaults with the CPU ceiling from `AURALIS_CPU_CEILING_PCT` (percent,
+    /// 10–100), as the plugin's engine uses them; an unset variable keeps
+    /// [`super::DEFAULT_CPU_CEILING_PCT`], a malformed one too, with a warning.
+    #[must_use]
+    pub fn from_env() -> Self {
+        let mut config = Self::default();
+        if let Ok(text) = std::env::var(Self::CPU_CEILING_ENV) {
+            match text.trim().parse::<f32>() {
+                Ok(pct) if (10.0..=100.0).contains(&pct) => config.machine.cpu_ceiling_pct = pct,
+                _ => tracing::warn!(
+                    value = text,
+                    default = config.machine.cpu_ceiling_pct,
+                    "AURALIS_CPU_CEILING_PCT must be a percentage from 10 to 100; using the default"
+                ),
+            }
+        }
+        config
+    }
+}
+
 /// `pin` value meaning "not pinned".
 const NO_PIN: u8 = u8::MAX;
 
@@ -262,7 +330,7 @@ pub struct DegradeShared {
     level: AtomicU8,
     /// The pinned level, or [`NO_PIN`].
     pin: AtomicU8,
-    /// The last sample's inputs and effective load, as `f32` bits: effective,
+    /// The last sample's inputs and danger, as `f32` bits: danger,
     /// machine, process, audio mean, audio max, texture margin (NaN: none),
     /// texture failure rate.
     report: [AtomicU32; 7],
@@ -271,6 +339,9 @@ pub struct DegradeShared {
     /// Load added to every measured block, in ppm of the block duration (a test
     /// and demonstration hook: see [`DegradeShared::simulate_audio_load`]).
     simulated_ppm: AtomicU32,
+    /// Share of every block's deadline the audio thread is made to really take,
+    /// in ppm (an injected fault: see [`DegradeShared::inject_slow_process`]).
+    slow_ppm: AtomicU32,
 }
 
 impl Default for DegradeShared {
@@ -282,6 +353,7 @@ impl Default for DegradeShared {
             report: Default::default(),
             changes: AtomicU64::new(0),
             simulated_ppm: AtomicU32::new(0),
+            slow_ppm: AtomicU32::new(0),
         }
     }
 }
@@ -289,8 +361,9 @@ impl Default for DegradeShared {
 /// The monitor's last reading, for status pages and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LoadReport {
-    /// The effective load, percent.
-    pub effective_pct: f32,
+    /// The engine's own danger, percent (what may raise the level past
+    /// `high_load`).
+    pub danger_pct: f32,
     /// Machine CPU, percent.
     pub machine_cpu_pct: f32,
     /// This process's CPU, percent of all cores.
@@ -345,12 +418,37 @@ impl DegradeShared {
         self.simulated_ppm.store(ppm, Ordering::Relaxed);
     }
 
+    /// Makes every audio block really take `ratio` of its deadline (a slow
+    /// audio thread, as a heavy neighbour on its core or a slow plugin chain
+    /// would make it): an injected fault for tests and demonstrations; 0 turns
+    /// it off. Unlike [`DegradeShared::simulate_audio_load`] the time is spent,
+    /// so everything downstream sees a late block.
+    pub fn inject_slow_process(&self, ratio: f32) {
+        let ppm = (f64::from(ratio.clamp(0.0, 10.0)) * PPM) as u32;
+        self.slow_ppm.store(ppm, Ordering::Relaxed);
+    }
+
+    /// Spins (no syscall but the clock, no allocation) until the block begun at
+    /// `started` has taken the injected share of `block`, if a slow-process
+    /// fault is injected. Called from the audio thread.
+    #[inline]
+    pub fn stall(&self, started: Instant, block: Duration) {
+        let ppm = self.slow_ppm.load(Ordering::Relaxed);
+        if ppm == 0 {
+            return;
+        }
+        let until = started + block.mul_f64(f64::from(ppm) / PPM);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+
     /// The monitor's last reading.
     #[must_use]
     pub fn report(&self) -> LoadReport {
         let r = |i: usize| f32::from_bits(self.report[i].load(Ordering::Relaxed));
         LoadReport {
-            effective_pct: r(0),
+            danger_pct: r(0),
             machine_cpu_pct: r(1),
             process_cpu_pct: r(2),
             audio_mean: r(3),
@@ -361,9 +459,9 @@ impl DegradeShared {
         }
     }
 
-    fn publish(&self, inputs: &LoadInputs, effective: f32) {
+    fn publish(&self, inputs: &LoadInputs, danger_pct: f32) {
         let values = [
-            effective,
+            danger_pct,
             inputs.machine_cpu_pct,
             inputs.process_cpu_pct,
             inputs.audio.mean,
@@ -440,8 +538,8 @@ impl Monitor {
             failure_rate: texture.failure_rate,
             phrase_s: texture.phrase_s,
         };
-        let load = inputs.effective_load();
-        self.shared.publish(&inputs, load);
+        let load = inputs.load();
+        self.shared.publish(&inputs, load.danger_pct);
         let machine = DegradeConfig {
             pin: self.shared.pin(),
             ..self.config.machine
@@ -457,7 +555,9 @@ impl Monitor {
                 from = %t.from,
                 to = %t.to,
                 load_pct = t.load,
-                cause = inputs.dominant(),
+                cause = inputs.cause_name(t.cause),
+                danger_pct = load.danger_pct,
+                cpu_pct = load.cpu_pct,
                 machine_cpu_pct = inputs.machine_cpu_pct,
                 process_cpu_pct = inputs.process_cpu_pct,
                 audio_mean = inputs.audio.mean,
@@ -490,27 +590,34 @@ mod tests {
     }
 
     #[test]
-    fn effective_load_is_the_worst_input() {
+    fn danger_is_the_engines_worst_input_and_cpu_stays_apart() {
         let mut inputs = LoadInputs {
-            machine_cpu_pct: 30.0,
+            machine_cpu_pct: 97.0,
             process_cpu_pct: 10.0,
             ..LoadInputs::default()
         };
-        assert!((inputs.effective_load() - 30.0).abs() < 1e-3);
-        assert_eq!(inputs.dominant(), "machine_cpu");
+        // A busy machine is no danger by itself.
+        assert!(inputs.danger_pct().abs() < 1e-3);
+        assert!((inputs.cpu_pct() - 97.0).abs() < 1e-3);
+        assert_eq!(inputs.cause_name(Cause::Cpu), "machine_cpu");
         inputs.audio = AudioLoad {
             mean: 0.5,
             max: 1.0,
             blocks: 10,
         };
-        assert!((inputs.effective_load() - 80.0).abs() < 1e-3);
-        assert_eq!(inputs.dominant(), "audio_thread");
+        assert!((inputs.danger_pct() - 80.0).abs() < 1e-3);
+        assert_eq!(inputs.cause_name(Cause::Danger), "audio_thread");
         inputs.prerender_margin_s = Some(0.1);
-        assert!((inputs.effective_load() - 95.0).abs() < 1e-3);
+        assert!((inputs.danger_pct() - 95.0).abs() < 1e-3);
+        assert_eq!(inputs.cause_name(Cause::Danger), "prerender_margin");
         inputs.failure_rate = 1.0;
-        assert!((inputs.effective_load() - 100.0).abs() < 1e-3);
-        inputs.machine_cpu_pct = f32::NAN;
-        assert!(inputs.effective_load() >= 100.0);
+        assert!((inputs.danger_pct() - 100.0).abs() < 1e-3);
+        inputs.audio.mean = f32::NAN;
+        assert!(inputs.danger_pct() >= 100.0);
+        inputs.process_cpu_pct = f32::NAN;
+        assert!((inputs.load().cpu_pct - 100.0).abs() < 1e-3);
+        assert_eq!(inputs.cause_name(Cause::Pin), "pin");
+        assert_eq!(inputs.cause_name(Cause::Calm), "calm");
     }
 
     #[test]

@@ -119,13 +119,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds the renderer, composes the first phrase and starts the composer thread.
+    /// Builds the renderer, composes the first phrase and starts the composer
+    /// thread; the load monitor's CPU ceiling comes from `AURALIS_CPU_CEILING_PCT`
+    /// ([`MonitorConfig::from_env`]).
     ///
     /// # Errors
     /// [`EngineError`] for a sample rate or parameter out of range, or when the
     /// thread cannot be spawned.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
-        Self::with_monitor(config, MonitorConfig::default())
+        Self::with_monitor(config, MonitorConfig::from_env())
     }
 
     /// [`Engine::new`] with explicit settings for the load monitor (sampling
@@ -236,10 +238,9 @@ impl Engine {
         let started = Instant::now();
         self.renderer.process(left, right);
         let frames = left.len().min(right.len());
-        self.shared.degrade.record_block(
-            started.elapsed(),
-            Duration::from_secs_f64(frames as f64 * self.frame_s),
-        );
+        let block = Duration::from_secs_f64(frames as f64 * self.frame_s);
+        self.shared.degrade.stall(started, block);
+        self.shared.degrade.record_block(started.elapsed(), block);
     }
 
     /// Jumps to the song position `beat` (beats since the start of the piece;
@@ -295,6 +296,13 @@ impl Engine {
     /// tests, benchmarks and demonstrations (0 turns it off).
     pub fn simulate_audio_load(&self, ratio: f32) {
         self.shared.degrade.simulate_audio_load(ratio);
+    }
+
+    /// Makes every real-time block really take `ratio` of its deadline: an
+    /// injected slow audio thread, the engine's own danger (0 turns it off;
+    /// see [`DegradeShared::inject_slow_process`](crate::degrade::monitor::DegradeShared::inject_slow_process)).
+    pub fn inject_slow_process(&self, ratio: f32) {
+        self.shared.degrade.inject_slow_process(ratio);
     }
 
     /// New musical parameters, heard from the next phrase boundary (from the

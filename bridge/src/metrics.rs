@@ -28,17 +28,20 @@ pub enum DisconnectReason {
     Shutdown,
     /// A protocol or server error.
     Error,
+    /// A message over the size limit (closed with 1009).
+    TooBig,
 }
 
 impl DisconnectReason {
     /// Every reason, for metrics.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Closed,
         Self::Heartbeat,
         Self::SendTimeout,
         Self::Lag,
         Self::Shutdown,
         Self::Error,
+        Self::TooBig,
     ];
 
     /// The metric label.
@@ -51,6 +54,7 @@ impl DisconnectReason {
             Self::Lag => "lag",
             Self::Shutdown => "shutdown",
             Self::Error => "error",
+            Self::TooBig => "too_big",
         }
     }
 

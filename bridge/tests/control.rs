@@ -57,8 +57,8 @@ async fn every_bad_input_gets_an_error_naming_the_field_and_changes_nothing() {
             "bpm",
         ),
         (
-            r#"{"type":"update_params","key":7}"#.into(),
-            "wrong_type",
+            r#"{"type":"update_params","key":12}"#.into(),
+            "out_of_range",
             "key",
         ),
         // One bad field rejects the whole message: bpm 90 must not be applied.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use auralis::degrade::Level;
 use auralis::engine::RendererStatus;
+use auralis::prerender::faults::FaultKind;
 use auralis::prerender::Backend;
 
 /// Why a client was disconnected, for logs and metrics.
@@ -663,7 +664,22 @@ pub fn prometheus_text(sample: &Sample) -> String {
     }
     latency_histogram(&mut out, &sample.metrics);
     disconnects(&mut out, &sample.metrics);
+    if let Some(r) = &sample.renderer {
+        faults_injected(&mut out, &r.stats.faults_injected);
+    }
     out
+}
+
+fn faults_injected(out: &mut String, counts: &[u64; FaultKind::ALL.len()]) {
+    const NAME: &str = "auralis_bridge_texture_faults_injected_total";
+    let _ = writeln!(
+        out,
+        "# HELP {NAME} Injected pre-renderer faults (AURALIS_FAULTS) that fired, by \
+         fault.\n# TYPE {NAME} counter"
+    );
+    for ((_, name), count) in FaultKind::ALL.iter().zip(counts) {
+        let _ = writeln!(out, "{NAME}{{fault=\"{name}\"}} {count}");
+    }
 }
 
 fn latency_histogram(out: &mut String, m: &MetricsSnapshot) {

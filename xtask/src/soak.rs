@@ -596,14 +596,14 @@ async fn run_actors(
 /// The series counting injected faults, by fault.
 const FAULTS_INJECTED: &str = "auralis_bridge_texture_faults_injected_total";
 
-/// How often each fault armed in `plan` fired between `start` and `end`, in the
-/// plan's order.
-fn faults_fired(plan: &str, start: &Metrics, end: &Metrics) -> Vec<(String, f64)> {
+/// How often each fault armed in `plan` fired since the bridge started (some fire
+/// at start-up, before the first sample), as `end` counts, in the plan's order.
+fn faults_fired(plan: &str, end: &Metrics) -> Vec<(String, f64)> {
     plan.split(',')
         .filter_map(|entry| entry.split([':', '@']).next())
         .map(|name| {
             let series = format!("{FAULTS_INJECTED}{{fault=\"{name}\"}}");
-            (name.to_owned(), end.value(&series) - start.value(&series))
+            (name.to_owned(), end.value(&series))
         })
         .collect()
 }
@@ -886,7 +886,7 @@ fn report_and_check(
         "failures handled (from /metrics):\n  {}",
         recovered.join("\n  ")
     );
-    let fired = faults_fired(plan, start, end);
+    let fired = faults_fired(plan, end);
     eprintln!(
         "pre-renderer faults fired (AURALIS_FAULTS={plan}): {}",
         fired
@@ -947,12 +947,6 @@ mod tests {
     fn a_fault_that_never_fired_is_named() {
         let plan = fault_plan(Duration::from_secs(120));
         let series = |name: &str| format!("{FAULTS_INJECTED}{{fault=\"{name}\"}}");
-        let start = Metrics(
-            [("render_error", 3.0), ("gpu_oom", 1.0)]
-                .into_iter()
-                .map(|(n, v)| (series(n), v))
-                .collect(),
-        );
         let all_fired = Metrics(
             [
                 ("render_error", 40.0),
@@ -964,22 +958,22 @@ mod tests {
             .map(|(n, v)| (series(n), v))
             .collect(),
         );
-        let fired = faults_fired(&plan, &start, &all_fired);
+        let fired = faults_fired(&plan, &all_fired);
         assert_eq!(
             fired,
             [
-                ("render_error".to_owned(), 37.0),
+                ("render_error".to_owned(), 40.0),
                 ("render_nan".to_owned(), 9.0),
-                ("gpu_oom".to_owned(), 1.0),
+                ("gpu_oom".to_owned(), 2.0),
                 ("device_lost".to_owned(), 1.0)
             ]
         );
         assert!(never_fired(&fired).is_empty());
         // Disarmed: the GPU faults did not rise (the texture stayed on the CPU).
         let mut disarmed = all_fired.clone();
-        disarmed.0.insert(series("gpu_oom"), 1.0);
+        disarmed.0.insert(series("gpu_oom"), 0.0);
         disarmed.0.remove(&series("device_lost"));
-        let fired = faults_fired(&plan, &start, &disarmed);
+        let fired = faults_fired(&plan, &disarmed);
         assert_eq!(never_fired(&fired), ["gpu_oom", "device_lost"]);
     }
 

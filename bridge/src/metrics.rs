@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use auralis::degrade::Level;
 use auralis::engine::RendererStatus;
+use auralis::prerender::faults::FaultKind;
 use auralis::prerender::Backend;
 
 /// Why a client was disconnected, for logs and metrics.
@@ -28,17 +29,20 @@ pub enum DisconnectReason {
     Shutdown,
     /// A protocol or server error.
     Error,
+    /// A message over the size limit (closed with 1009).
+    TooBig,
 }
 
 impl DisconnectReason {
     /// Every reason, for metrics.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Closed,
         Self::Heartbeat,
         Self::SendTimeout,
         Self::Lag,
         Self::Shutdown,
         Self::Error,
+        Self::TooBig,
     ];
 
     /// The metric label.
@@ -51,6 +55,7 @@ impl DisconnectReason {
             Self::Lag => "lag",
             Self::Shutdown => "shutdown",
             Self::Error => "error",
+            Self::TooBig => "too_big",
         }
     }
 
@@ -704,7 +709,22 @@ pub fn prometheus_text(sample: &Sample) -> String {
     latency_histogram(&mut out, &sample.metrics);
     disconnects(&mut out, &sample.metrics);
     icecast_mounts(&mut out, &sample.mounts);
+    if let Some(r) = &sample.renderer {
+        faults_injected(&mut out, &r.stats.faults_injected);
+    }
     out
+}
+
+fn faults_injected(out: &mut String, counts: &[u64; FaultKind::ALL.len()]) {
+    const NAME: &str = "auralis_bridge_texture_faults_injected_total";
+    let _ = writeln!(
+        out,
+        "# HELP {NAME} Injected pre-renderer faults (AURALIS_FAULTS) that fired, by \
+         fault.\n# TYPE {NAME} counter"
+    );
+    for ((_, name), count) in FaultKind::ALL.iter().zip(counts) {
+        let _ = writeln!(out, "{NAME}{{fault=\"{name}\"}} {count}");
+    }
 }
 
 /// One per-mount series: its name, type, help line and value.

@@ -31,23 +31,30 @@ use crate::config::Config;
 use crate::control::{self, role_for, RateLimiter};
 use crate::hub::{Chunk, ClientGuard, DisconnectReason, Role};
 use crate::protocol::{
-    compat_ping, compat_pong, compat_welcome, error_message, hello_message, parse_client_bytes,
+    clip, compat_ping, compat_pong, compat_welcome, error_message, hello_message, parse_client_bytes,
     parse_client_text, ping_message, status_message, ClientMessage, Codec, Dialect, ErrorCode,
-    ProtocolError, StatusInfo, StreamFormat, HEADER_LEN,
+    ProtocolError, StatusInfo, StreamFormat, HEADER_LEN, MAX_CLIENT_MESSAGE_BYTES,
 };
 use crate::AppState;
 
-/// Largest frame the WebSocket layer accepts; frames between the protocol limit
-/// (64 KiB) and this get an `error` message, larger ones close the connection (1009).
-const TRANSPORT_MAX_MESSAGE: usize = 1024 * 1024;
+/// Largest message (and frame) the WebSocket layer accepts: the protocol limit.
+/// The layer refuses a larger frame from its header and a fragmented message as
+/// soon as its pieces exceed this, so no connection ever buffers more than this
+/// of a client's message; the session then closes with 1009
+/// ([`CLOSE_TOO_BIG`]) naming the limit.
+const TRANSPORT_MAX_MESSAGE: usize = MAX_CLIENT_MESSAGE_BYTES;
+/// How long a connection stays open after the 1009 close frame of an oversized
+/// message, unread, before the socket is dropped. The rest of the message is
+/// never read: a client that reads while it writes (browsers, split sockets)
+/// gets the close frame during this time even while it is still sending; the
+/// unread bytes stay in the kernel's socket buffer, not in the bridge.
+const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
 /// Read buffer of each connection. The WebSocket layer zero-fills the whole buffer
 /// before every read attempt, and a client's task attempts one each time it wakes
 /// for a chunk: the default 128 KiB cost a 128 KiB memset per client per chunk.
 /// Clients send only small control messages, which a few KiB hold (larger ones are
 /// read in several pieces).
 const READ_BUFFER: usize = 4 * 1024;
-/// Longest piece of a client's input quoted back in an error message.
-const MAX_ECHOED_CHARS: usize = 40;
 /// Attempts for a control reply whose write timed out.
 const REPLY_ATTEMPTS: u32 = 3;
 /// Close code: going away (server shutdown).
@@ -56,6 +63,8 @@ const CLOSE_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 /// Close code: internal error.
 const CLOSE_ERROR: u16 = 1011;
+/// Close code: message too big.
+const CLOSE_TOO_BIG: u16 = 1009;
 
 /// The query string of `/ws/stream`.
 #[derive(Debug, Default, Deserialize)]
@@ -86,7 +95,7 @@ impl ClientOptions {
     /// An `out_of_range` error naming the query parameter that is not understood.
     pub fn from_query(q: WsQuery) -> Result<Self, ProtocolError> {
         let refuse = |field: &str, expected: &str, got: &str| {
-            let got: String = got.chars().take(MAX_ECHOED_CHARS).collect();
+            let got = clip(got);
             ProtocolError::field(
                 ErrorCode::OutOfRange,
                 field,
@@ -290,6 +299,10 @@ where
                 Some(CLOSE_ERROR),
                 "server error: the audio source stopped".to_owned(),
             ),
+            DisconnectReason::TooBig => (
+                Some(CLOSE_TOO_BIG),
+                format!("message too big: the limit is {MAX_CLIENT_MESSAGE_BYTES} bytes"),
+            ),
             DisconnectReason::Closed | DisconnectReason::SendTimeout => (None, String::new()),
         };
         let wait = self.state.config.send_timeout.min(Duration::from_secs(1));
@@ -297,6 +310,12 @@ where
             // Best effort: the client may be unable to read it (that may be why it
             // is being dropped).
             let _ = tokio::time::timeout(wait, self.sink.send(close(code, &text))).await;
+            if reason == DisconnectReason::TooBig {
+                // The rest of the message cannot be read (the layer stops at the
+                // limit); dropping the socket at once would reset the connection and
+                // could discard the close frame at the client.
+                tokio::time::sleep(TOO_BIG_LINGER).await;
+            }
         } else if reason == DisconnectReason::Closed {
             // Completes the closing handshake the client started (flushes the
             // automatic reply); it may already be gone, which is fine.
@@ -401,6 +420,10 @@ where
         self.missed = 0;
         let action = match inbound {
             None => Inbound::Leave(DisconnectReason::Closed),
+            Some(Err(e)) if is_too_big(&e) => {
+                tracing::info!(error = %e, "client message over the limit");
+                Inbound::Leave(DisconnectReason::TooBig)
+            }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "read failed");
                 Inbound::Leave(DisconnectReason::Closed)
@@ -589,6 +612,15 @@ fn on_source_change(alive: bool) -> Step {
         tracing::error!("the audio source has stopped");
         Err(DisconnectReason::Error)
     }
+}
+
+/// Whether a read failed because the client's message is over
+/// [`TRANSPORT_MAX_MESSAGE`].
+fn is_too_big(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    std::error::Error::source(e)
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .is_some_and(|inner| matches!(inner, Error::Capacity(CapacityError::MessageTooLong { .. })))
 }
 
 fn message_len(m: &Message) -> usize {

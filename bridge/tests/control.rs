@@ -57,8 +57,8 @@ async fn every_bad_input_gets_an_error_naming_the_field_and_changes_nothing() {
             "bpm",
         ),
         (
-            r#"{"type":"update_params","key":7}"#.into(),
-            "wrong_type",
+            r#"{"type":"update_params","key":12}"#.into(),
+            "out_of_range",
             "key",
         ),
         // One bad field rejects the whole message: bpm 90 must not be applied.
@@ -85,11 +85,6 @@ async fn every_bad_input_gets_an_error_naming_the_field_and_changes_nothing() {
         (r#"{"type":"launch"}"#.into(), "unknown_type", "type"),
         (r#"{"bpm":90}"#.into(), "missing_field", "type"),
         ("not json".into(), "invalid_json", ""),
-        (
-            format!(r#"{{"type":"pong","t":{}}}"#, "1".repeat(70_000)),
-            "too_large",
-            "",
-        ),
     ];
     for (text, code, field) in &cases {
         send_text(&mut ws, text).await;
@@ -133,24 +128,6 @@ async fn every_bad_input_gets_an_error_naming_the_field_and_changes_nothing() {
     let p = next_json(&mut other, "params", T).await;
     assert_eq!(p["params"]["preset"], "sleep");
     assert_eq!(p["params"]["mode"], "lydian");
-    bridge.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transport_level_oversized_frame_closes_only_that_client() {
-    let bridge = start(common::config()).await;
-    let mut bad = connect(bridge.local_addr(), "").await;
-    let mut good = connect(bridge.local_addr(), "").await;
-    next_json(&mut bad, "hello", T).await;
-    next_json(&mut good, "hello", T).await;
-    // Over the 1 MiB transport limit: a protocol violation.
-    let _ = bad.send(Message::binary(vec![b' '; 2 * 1024 * 1024])).await;
-    let closed = common::next_close(&mut bad, T).await;
-    if let Some((code, _)) = closed {
-        assert_eq!(code, 1009, "message too big");
-    }
-    next_audio(&mut good, T).await;
-    next_audio(&mut good, T).await;
     bridge.shutdown().await;
 }
 

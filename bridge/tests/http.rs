@@ -24,6 +24,7 @@ async fn health_status_and_metrics_report_the_stream() {
     assert_eq!(health["checks"]["degradation_level"], "normal");
     assert_eq!(health["error_rate"], 0.0);
     assert_eq!(health["synthesis_functional"], true);
+    assert_eq!(health["texture_error_rate"], 0.0);
     assert_eq!(health["composition_functional"], true);
     assert_eq!(health["buffer_healthy"], true);
     assert_eq!(health["checks"]["clients"], 1);

@@ -2,11 +2,13 @@
 //! sending random valid and invalid control messages, a listener trying to control
 //! without the token, clients that come and go (closing cleanly or resetting the
 //! connection), periodic faults (a client that stops reading, a burst of connections
-//! reset at once, junk on raw sockets and invalid frames) and the pre-renderer faults
-//! of `AURALIS_FAULTS`. It samples the server's memory, file descriptors and
-//! degradation level every second and fails when a listener that stayed connected
-//! lost a chunk, memory grows, descriptors leak, a control message went unanswered,
-//! a stalled client was not dropped, or the bridge ends unhealthy or uncleanly.
+//! reset at once, junk on raw sockets, invalid frames, oversized messages) and the
+//! pre-renderer faults of `AURALIS_FAULTS`, with the texture on the GPU. It samples
+//! the server's memory, file descriptors and degradation level every second and
+//! fails when a listener that stayed connected lost a chunk, memory grows,
+//! descriptors leak, a control message went unanswered, a stalled client was not
+//! dropped, an oversized message was not closed with 1009, an armed fault never
+//! fired, or the bridge ends unhealthy or uncleanly.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -152,6 +154,9 @@ struct FaultCounts {
     junk: u64,
     invalid_frames: u64,
     invalid_frames_answered: u64,
+    oversized: u64,
+    /// Oversized messages answered with close 1009.
+    oversized_closed: u64,
 }
 
 /// A small, time-seeded random stream for one actor.
@@ -197,16 +202,10 @@ fn valid_control(rng: &mut Rng) -> String {
     }
 }
 
-/// A random invalid control message (sometimes larger than the 64 KiB limit).
+/// A random invalid control message (oversized ones close the connection, so the
+/// fault injector sends those on a connection of their own).
 fn invalid_control(rng: &mut Rng) -> String {
-    if rng.chance(0.1) {
-        format!(
-            r#"{{"type":"update_params","bpm":60,"pad":"{}"}}"#,
-            "x".repeat(70_000)
-        )
-    } else {
-        pick(rng, &INVALID_CONTROL).to_owned()
-    }
+    pick(rng, &INVALID_CONTROL).to_owned()
 }
 
 /// Sleeps a random time in `[lo, hi)` seconds, or until `end`.
@@ -343,6 +342,10 @@ async fn faults(target: Target, start: Instant, end: Instant) -> FaultCounts {
                 if invalid_frame(&target).await {
                     counts.invalid_frames_answered += 1;
                 }
+                counts.oversized += 1;
+                if oversized(&target).await {
+                    counts.oversized_closed += 1;
+                }
             }
         }
         round += 1;
@@ -437,6 +440,34 @@ async fn invalid_frame(target: &Target) -> bool {
         .await;
     drop(tx);
     report.close.is_none() && report.errors.iter().any(|c| c == "invalid_utf8")
+}
+
+/// A control message over the 64 KiB limit; returns whether the server closed the
+/// connection with 1009.
+async fn oversized(target: &Target) -> bool {
+    let Ok(l) = listeners::connect(target, "").await else {
+        return false;
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let message = format!(
+        r#"{{"type":"update_params","bpm":60,"pad":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    if tx.send(Message::text(message)).is_err() {
+        return false;
+    }
+    let report = l
+        .run(
+            Instant::now(),
+            async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Leave::Abort
+            },
+            Some(rx),
+        )
+        .await;
+    drop(tx);
+    report.close.is_some_and(|(code, _)| code == 1009)
 }
 
 /// Samples the server every second until `end`.
@@ -562,6 +593,30 @@ async fn run_actors(
     })
 }
 
+/// The series counting injected faults, by fault.
+const FAULTS_INJECTED: &str = "auralis_bridge_texture_faults_injected_total";
+
+/// How often each fault armed in `plan` fired since the bridge started (some fire
+/// at start-up, before the first sample), as `end` counts, in the plan's order.
+fn faults_fired(plan: &str, end: &Metrics) -> Vec<(String, f64)> {
+    plan.split(',')
+        .filter_map(|entry| entry.split([':', '@']).next())
+        .map(|name| {
+            let series = format!("{FAULTS_INJECTED}{{fault=\"{name}\"}}");
+            (name.to_owned(), end.value(&series))
+        })
+        .collect()
+}
+
+/// The armed faults that never fired.
+fn never_fired(fired: &[(String, f64)]) -> Vec<&str> {
+    fired
+        .iter()
+        .filter(|(_, n)| *n < 1.0)
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
 /// The pre-renderer faults armed in the bridge (see `plugin/src/prerender/faults.rs`):
 /// frequent render errors and NaN textures, an out-of-memory GPU now and then, and
 /// one device loss a third of the way in.
@@ -605,9 +660,12 @@ pub fn soak(args: &[String]) -> Result<()> {
         // A GPU retry after the cool-down loads the Vulkan driver into the process
         // once (tens of MiB, then stable); a short cool-down makes that happen
         // during the warm-up rather than read as a trend in the memory check.
+        // The texture renders on the GPU (lavapipe where there is no hardware
+        // GPU: `auto` would keep it on the CPU, leaving the GPU faults inert).
         &[
             ("AURALIS_FAULTS", faults.as_str()),
             ("AURALIS_GPU_COOLDOWN_S", "5"),
+            ("AURALIS_RENDERER", "gpu"),
         ],
         &log,
     )?;
@@ -644,8 +702,8 @@ pub fn soak(args: &[String]) -> Result<()> {
     let stopped = bridge.stop();
     report_and_check(
         &outcome,
-        &start_metrics,
-        &end_metrics,
+        &faults,
+        (&start_metrics, &end_metrics),
         (fds_before, fds_after),
         (health_code, &health),
         warmup,
@@ -655,8 +713,8 @@ pub fn soak(args: &[String]) -> Result<()> {
 
 fn report_and_check(
     o: &Outcome,
-    start: &Metrics,
-    end: &Metrics,
+    plan: &str,
+    (start, end): (&Metrics, &Metrics),
     (fds_before, fds_after): (usize, usize),
     (health_code, health): (u16, &str),
     warmup: Duration,
@@ -739,9 +797,20 @@ fn report_and_check(
     let f = &o.faults;
     eprintln!(
         "client faults: {} stalls ({} dropped by the server), {} bursts of {BURST} resets, \
-         {} rounds of junk sockets, {} invalid frames ({} answered)",
-        f.stalls, f.stalls_dropped, f.bursts, f.junk, f.invalid_frames, f.invalid_frames_answered
+         {} rounds of junk sockets, {} invalid frames ({} answered), {} oversized messages \
+         ({} closed with 1009)",
+        f.stalls,
+        f.stalls_dropped,
+        f.bursts,
+        f.junk,
+        f.invalid_frames,
+        f.invalid_frames_answered,
+        f.oversized,
+        f.oversized_closed
     );
+    if f.oversized_closed < f.oversized {
+        failures.push("an oversized message was not closed with 1009".into());
+    }
     if f.stalls_dropped < f.stalls {
         failures.push("a client that stopped reading was not dropped".into());
     }
@@ -817,6 +886,22 @@ fn report_and_check(
         "failures handled (from /metrics):\n  {}",
         recovered.join("\n  ")
     );
+    let fired = faults_fired(plan, end);
+    eprintln!(
+        "pre-renderer faults fired (AURALIS_FAULTS={plan}): {}",
+        fired
+            .iter()
+            .map(|(name, n)| format!("{name} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let idle = never_fired(&fired);
+    if !idle.is_empty() {
+        failures.push(format!(
+            "armed faults that never fired: {} (the GPU path was not exercised?)",
+            idle.join(", ")
+        ));
+    }
     eprintln!("health at the end: {health_code} {health}");
     if health_code != 200 {
         failures.push(format!("/health answered {health_code} at the end"));
@@ -856,6 +941,40 @@ mod tests {
         let (first, last) = rss_thirds(&growing, Duration::from_secs(10)).expect("enough");
         assert!(rss_grew(first, last));
         assert_eq!(rss_thirds(&flat[..5], Duration::ZERO), None);
+    }
+
+    #[test]
+    fn a_fault_that_never_fired_is_named() {
+        let plan = fault_plan(Duration::from_secs(120));
+        let series = |name: &str| format!("{FAULTS_INJECTED}{{fault=\"{name}\"}}");
+        let all_fired = Metrics(
+            [
+                ("render_error", 40.0),
+                ("render_nan", 9.0),
+                ("gpu_oom", 2.0),
+                ("device_lost", 1.0),
+            ]
+            .into_iter()
+            .map(|(n, v)| (series(n), v))
+            .collect(),
+        );
+        let fired = faults_fired(&plan, &all_fired);
+        assert_eq!(
+            fired,
+            [
+                ("render_error".to_owned(), 40.0),
+                ("render_nan".to_owned(), 9.0),
+                ("gpu_oom".to_owned(), 2.0),
+                ("device_lost".to_owned(), 1.0)
+            ]
+        );
+        assert!(never_fired(&fired).is_empty());
+        // Disarmed: the GPU faults did not rise (the texture stayed on the CPU).
+        let mut disarmed = all_fired.clone();
+        disarmed.0.insert(series("gpu_oom"), 0.0);
+        disarmed.0.remove(&series("device_lost"));
+        let fired = faults_fired(&plan, &disarmed);
+        assert_eq!(never_fired(&fired), ["gpu_oom", "device_lost"]);
     }
 
     #[test]

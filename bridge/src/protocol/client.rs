@@ -5,7 +5,7 @@ use std::fmt;
 
 use auralis::compose::phrase::BPM_RANGE;
 use auralis::compose::presets::{preset, preset_names, Preset};
-use auralis::compose::theory::{Key, Mode};
+use auralis::compose::theory::{Key, Mode, TheoryParseError};
 pub use auralis::compose::ParamUpdate;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -14,6 +14,31 @@ use super::compat;
 
 /// The largest client message accepted, in bytes; larger ones get a `too_large` error.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The most characters of a client's input an error message repeats; longer
+/// input is cut there and marked with `…`.
+pub const ECHO_MAX_CHARS: usize = 32;
+
+/// `text` as an error message repeats it: at most [`ECHO_MAX_CHARS`], then `…`.
+#[must_use]
+pub fn clip(text: &str) -> String {
+    match text.char_indices().nth(ECHO_MAX_CHARS) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+/// A number as an error message writes it: as Rust's shortest form when that is
+/// short (`72`, `0.25`), else in scientific notation (`1e308`, not 309 digits).
+#[must_use]
+pub fn compact(v: f64) -> String {
+    let plain = v.to_string();
+    if plain.len() <= 16 {
+        plain
+    } else {
+        format!("{v:e}")
+    }
+}
 
 /// Which protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -210,7 +235,8 @@ pub fn parse_client_text(text: &str, dialect: Dialect) -> Result<ClientMessage, 
             ErrorCode::UnknownType,
             "type",
             format!(
-                "unknown message type {kind:?}: expected {}",
+                "unknown message type {:?}: expected {}",
+                clip(kind),
                 match dialect {
                     Dialect::Native => "update_params, select_preset, pong or client_stats",
                     Dialect::Compat =>
@@ -269,7 +295,10 @@ fn client_stats(obj: &Map<String, Value>) -> Result<ClientMessage, ProtocolError
             return Err(ProtocolError::field(
                 ErrorCode::OutOfRange,
                 "buffered_ms",
-                format!("field `buffered_ms` must be between 0 and 3600000, got {ms}"),
+                format!(
+                    "field `buffered_ms` must be between 0 and 3600000, got {}",
+                    compact(ms)
+                ),
             ));
         }
     }
@@ -282,14 +311,17 @@ fn client_stats(obj: &Map<String, Value>) -> Result<ClientMessage, ProtocolError
 pub(super) fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), ProtocolError> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         None => Ok(()),
-        Some(k) => Err(ProtocolError::field(
-            ErrorCode::UnknownField,
-            k,
-            format!(
-                "unknown field {k:?}: expected one of {}",
-                allowed.join(", ")
-            ),
-        )),
+        Some(k) => {
+            let shown = clip(k);
+            Err(ProtocolError::field(
+                ErrorCode::UnknownField,
+                &shown,
+                format!(
+                    "unknown field {shown:?}: expected one of {}",
+                    allowed.join(", ")
+                ),
+            ))
+        }
     }
 }
 
@@ -347,24 +379,20 @@ fn ranged(
         Some(v) => Err(ProtocolError::field(
             ErrorCode::OutOfRange,
             field,
-            format!("field `{field}` must be between {min} and {max}, got {v}"),
+            format!(
+                "field `{field}` must be between {min} and {max}, got {}",
+                compact(v)
+            ),
         )),
     }
 }
 
 pub(super) fn param_update(obj: &Map<String, Value>) -> Result<ParamUpdate, ProtocolError> {
-    let key = optional_str(obj, "key")?
-        .map(|s| {
-            s.parse::<Key>().map_err(|e| {
-                ProtocolError::field(ErrorCode::OutOfRange, "key", format!("field `key`: {e}"))
-            })
-        })
-        .transpose()?;
+    let key = key_field(obj)?;
     let mode = optional_str(obj, "mode")?
         .map(|s| {
-            s.parse::<Mode>().map_err(|e| {
-                ProtocolError::field(ErrorCode::OutOfRange, "mode", format!("field `mode`: {e}"))
-            })
+            s.parse::<Mode>()
+                .map_err(|_| theory_error("mode", &TheoryParseError::Mode(clip(s))))
         })
         .transpose()?;
     let bpm = ranged(obj, "bpm", f64::from(BPM_RANGE.0), f64::from(BPM_RANGE.1))?;
@@ -377,13 +405,46 @@ pub(super) fn param_update(obj: &Map<String, Value>) -> Result<ParamUpdate, Prot
     })
 }
 
+/// `key`: a note name (`"F#"`, or a pitch class as text, `"6"`) or a pitch class
+/// as a whole number 0–11, as the error text says.
+fn key_field(obj: &Map<String, Value>) -> Result<Option<Key>, ProtocolError> {
+    let out_of_range = |shown: String| theory_error("key", &TheoryParseError::Key(shown));
+    match obj.get("key") {
+        None => Ok(None),
+        Some(Value::String(s)) => s
+            .parse::<Key>()
+            .map(Some)
+            .map_err(|_| out_of_range(clip(s))),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(pitch_class @ 0..=11) => Ok(Some(Key::new(pitch_class as u8))),
+            _ => Err(out_of_range(
+                n.as_f64().map_or_else(|| n.to_string(), compact),
+            )),
+        },
+        Some(_) => Err(ProtocolError::field(
+            ErrorCode::WrongType,
+            "key",
+            "field `key` must be a note name (a string) or a number 0-11",
+        )),
+    }
+}
+
+fn theory_error(field: &str, e: &TheoryParseError) -> ProtocolError {
+    ProtocolError::field(
+        ErrorCode::OutOfRange,
+        field,
+        format!("field `{field}`: {e}"),
+    )
+}
+
 pub(super) fn lookup_preset(name: &str, field: &str) -> Result<&'static Preset, ProtocolError> {
     preset(name).map_err(|_| {
         ProtocolError::field(
             ErrorCode::UnknownPreset,
             field,
             format!(
-                "field `{field}`: unknown preset {name:?}, expected one of {}",
+                "field `{field}`: unknown preset {:?}, expected one of {}",
+                clip(name),
                 preset_names()
             ),
         )
@@ -395,6 +456,136 @@ mod tests {
     use super::*;
     use auralis::compose::phrase::ComposeParams;
     use proptest::prelude::*;
+
+    fn accepted(message: &Value) -> bool {
+        parse_client_text(&message.to_string(), Dialect::Native).is_ok()
+    }
+
+    fn update(field: &str, v: Value) -> Value {
+        serde_json::json!({"type": "update_params", field: v})
+    }
+
+    /// The list after `marker` in `message`, up to its end or the next `stop`.
+    fn listed<'a>(message: &'a str, marker: &str) -> Vec<&'a str> {
+        let (_, rest) = message.split_once(marker).expect(message);
+        rest.split([',', ' '])
+            .filter(|w| !w.is_empty() && *w != "or")
+            .collect()
+    }
+
+    /// The range `A and B` after "between" in `message`.
+    fn stated_range(message: &str) -> (f64, f64) {
+        let (_, rest) = message.split_once("between ").expect(message);
+        let (lo, rest) = rest.split_once(" and ").expect(message);
+        let hi = rest.split(',').next().expect(message);
+        (lo.parse().expect(message), hi.parse().expect(message))
+    }
+
+    /// Every error message states what the field accepts: that is accepted, and
+    /// values just outside it are refused.
+    #[test]
+    fn every_error_message_claims_only_what_is_accepted() {
+        let ranged_fields = [
+            ("bpm", update("bpm", 1e308.into())),
+            ("intensity", update("intensity", (-2.5).into())),
+            (
+                "buffered_ms",
+                serde_json::json!({"type": "client_stats", "buffered_ms": -1}),
+            ),
+        ];
+        for (field, bad) in ranged_fields {
+            let message = err(&bad.to_string()).message;
+            let (lo, hi) = stated_range(&message);
+            let with = |v: f64| {
+                let mut m = bad.clone();
+                m[field] = v.into();
+                m
+            };
+            for inside in [lo, hi, (lo + hi) / 2.0] {
+                assert!(accepted(&with(inside)), "{message}: {inside}");
+            }
+            for outside in [lo - 1e-3, hi + 1e-3] {
+                assert!(!accepted(&with(outside)), "{message}: {outside}");
+            }
+        }
+        // "a note name such as C, F#, Bb, or a number 0-11"
+        let message = err(r#"{"type":"update_params","key":"H"}"#).message;
+        let (names, numbers) = message
+            .split_once("such as ")
+            .and_then(|(_, rest)| rest.split_once(", or a number "))
+            .expect(&message);
+        for name in names.split(", ") {
+            assert!(accepted(&update("key", name.into())), "{message}: {name}");
+        }
+        let (lo, hi) = numbers.split_once('-').expect(&message);
+        let (lo, hi): (i64, i64) = (lo.parse().expect(lo), hi.parse().expect(hi));
+        for n in lo..=hi {
+            assert!(accepted(&update("key", n.into())), "{message}: {n}");
+            assert!(
+                accepted(&update("key", n.to_string().into())),
+                "{message}: {n:?}"
+            );
+        }
+        for n in [lo - 1, hi + 1] {
+            assert!(!accepted(&update("key", n.into())), "{message}: {n}");
+        }
+        assert!(!accepted(&update("key", 1.5.into())), "not a pitch class");
+        let message = err(r#"{"type":"update_params","mode":"blues"}"#).message;
+        for mode in listed(&message, "one of ") {
+            assert!(accepted(&update("mode", mode.into())), "{message}: {mode}");
+        }
+        let message = err(r#"{"type":"select_preset","preset":"jazz"}"#).message;
+        for name in listed(&message, "one of ") {
+            let m = serde_json::json!({"type": "select_preset", "preset": name});
+            assert!(accepted(&m), "{message}: {name}");
+        }
+        let message = err(r#"{"type":"update_params","volume":1}"#).message;
+        let valid: [(&str, Value); 4] = [
+            ("key", "C".into()),
+            ("mode", "dorian".into()),
+            ("bpm", 70.into()),
+            ("intensity", 0.5.into()),
+        ];
+        for field in listed(&message, "one of ")
+            .into_iter()
+            .filter(|f| *f != "type")
+        {
+            let (_, v) = valid.iter().find(|(f, _)| *f == field).expect(field);
+            assert!(accepted(&update(field, v.clone())), "{message}: {field}");
+        }
+    }
+
+    #[test]
+    fn error_text_is_short_whatever_the_input() {
+        let message = err(r#"{"type":"update_params","bpm":1e308}"#).message;
+        assert!(message.ends_with("got 1e308"), "{message}");
+        assert_eq!(compact(72.0), "72");
+        assert_eq!(compact(0.25), "0.25");
+        assert_eq!(compact(-1e300), "-1e300");
+        let long = "z".repeat(10_000);
+        for text in [
+            serde_json::json!({"type": "update_params", "key": long}),
+            serde_json::json!({"type": "update_params", "mode": long}),
+            serde_json::json!({"type": "select_preset", "preset": long}),
+            serde_json::json!({"type": long}),
+            serde_json::json!({"type": "pong", long.as_str(): 1}),
+        ] {
+            let e = err(&text.to_string());
+            assert!(e.message.len() < 400, "{}", &e.message[..200]);
+            assert!(
+                e.message
+                    .contains(&format!("{}…", "z".repeat(ECHO_MAX_CHARS))),
+                "{}",
+                e.message
+            );
+            assert!(e.field.unwrap_or_default().len() <= ECHO_MAX_CHARS + 3);
+        }
+        assert_eq!(clip("ünïcödé"), "ünïcödé");
+        assert_eq!(
+            clip(&"é".repeat(40)),
+            format!("{}…", "é".repeat(ECHO_MAX_CHARS))
+        );
+    }
 
     fn err(text: &str) -> ProtocolError {
         parse_client_text(text, Dialect::Native).expect_err(text)
@@ -447,7 +638,8 @@ mod tests {
                 "intensity",
             ),
             (r#"{"type":"update_params","key":"H"}"#, OutOfRange, "key"),
-            (r#"{"type":"update_params","key":3}"#, WrongType, "key"),
+            (r#"{"type":"update_params","key":true}"#, WrongType, "key"),
+            (r#"{"type":"update_params","key":12}"#, OutOfRange, "key"),
             (
                 r#"{"type":"update_params","mode":"blues"}"#,
                 OutOfRange,

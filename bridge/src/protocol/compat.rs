@@ -4,7 +4,9 @@
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::client::{lookup_preset, only_fields, optional_number, param_update, required_str};
+use super::client::{
+    clip, lookup_preset, only_fields, optional_number, param_update, required_str,
+};
 use super::{to_s16, ClientMessage, ErrorCode, FrameHeader, ProtocolError, StreamFormat};
 
 /// Interleaved samples as s16le bytes (the compatibility mode's payload).
@@ -93,7 +95,8 @@ fn parameter_pair(
                     ErrorCode::OutOfRange,
                     "parameter",
                     format!(
-                        "unknown parameter {name:?}: expected key, mode, bpm, intensity or preset"
+                        "unknown parameter {:?}: expected key, mode, bpm, intensity or preset",
+                        clip(name)
                     ),
                 ));
             }

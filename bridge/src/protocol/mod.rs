@@ -17,7 +17,7 @@ pub mod frame;
 pub mod server;
 
 pub use self::client::{
-    parse_client_bytes, parse_client_text, ClientMessage, Dialect, ErrorCode, ParamUpdate,
+    clip, parse_client_bytes, parse_client_text, ClientMessage, Dialect, ErrorCode, ParamUpdate,
     ProtocolError, MAX_CLIENT_MESSAGE_BYTES,
 };
 pub use self::compat::{compat_audio_chunk, compat_ping, compat_pong, compat_welcome, s16le_bytes};

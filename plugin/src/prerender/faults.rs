@@ -50,6 +50,12 @@ impl FaultKind {
         (Self::RenderError, "render_error"),
     ];
 
+    /// Position in [`Self::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The spec name.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -267,6 +273,13 @@ impl FromStr for FaultPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_are_at_their_index() {
+        for (i, (kind, _)) in FaultKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i);
+        }
+    }
 
     #[test]
     fn parses_the_documented_example() {

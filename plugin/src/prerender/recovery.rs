@@ -117,6 +117,16 @@ pub enum TextureKind {
     Silence,
 }
 
+/// Whether `kind` fires now in `faults`, counted in `stats` if so (a free function
+/// so it can borrow these two fields while the GPU renderer is borrowed too).
+fn inject(faults: &mut FaultPlan, stats: &PrerenderStats, kind: FaultKind) -> bool {
+    let fired = faults.fire(kind);
+    if fired {
+        stats.fault_injected(kind);
+    }
+    fired
+}
+
 /// The rendering core the worker thread drives (usable directly, e.g. offline).
 #[derive(Debug)]
 pub struct Prerenderer {
@@ -183,15 +193,19 @@ impl Prerenderer {
         &self.config
     }
 
+    /// Whether the injected fault `kind` fires now, counted in the stats if so.
+    fn inject(&mut self, kind: FaultKind) -> bool {
+        inject(&mut self.config.faults, &self.stats, kind)
+    }
+
     /// Tries to (re)acquire the GPU and build its kernels.
     fn acquire_gpu(&mut self, first: bool) {
-        let faults = &mut self.config.faults;
-        let result = if faults.fire(FaultKind::GpuOom) {
+        let result = if self.inject(FaultKind::GpuOom) {
             Err(GpuError::OutOfMemory(
                 "injected fault gpu_oom at device set-up".into(),
             ))
         } else {
-            let broken = faults.fire(FaultKind::ShaderError);
+            let broken = self.inject(FaultKind::ShaderError);
             GpuContext::open(self.config.renderer == RendererChoice::Gpu)
                 .and_then(|ctx| GpuRenderer::build(ctx, broken))
         };
@@ -257,13 +271,12 @@ impl Prerenderer {
             self.acquire_gpu(false);
         }
         if let Some(gpu) = self.gpu.as_mut() {
-            let faults = &mut self.config.faults;
-            let result = if faults.fire(FaultKind::GpuOom) {
+            let result = if inject(&mut self.config.faults, &self.stats, FaultKind::GpuOom) {
                 Err(GpuError::OutOfMemory(
                     "injected fault gpu_oom while rendering".into(),
                 ))
             } else {
-                if faults.fire(FaultKind::DeviceLost) {
+                if inject(&mut self.config.faults, &self.stats, FaultKind::DeviceLost) {
                     gpu.context().destroy_device();
                 }
                 gpu.render(desc, left, right)
@@ -285,12 +298,12 @@ impl Prerenderer {
         left: &mut [f32],
         right: &mut [f32],
     ) -> Result<Backend, RenderError> {
-        if self.config.faults.fire(FaultKind::RenderError) {
+        if self.inject(FaultKind::RenderError) {
             return Err(RenderError::Injected("render_error"));
         }
         let mut desc =
             TextureDesc::build(self.config.seed, phrase, self.config.sample_rate, quality);
-        if self.config.faults.fire(FaultKind::RenderNan) {
+        if self.inject(FaultKind::RenderNan) {
             plant_nan(&mut desc);
         }
         let backend = self.render_once(&desc, left, right)?;
@@ -455,6 +468,9 @@ mod tests {
         assert_eq!(s.failures, s.attempts);
         assert_eq!((s.rendered, s.silenced), (0, 1));
         assert_eq!(s.failure_rate, 1.0);
+        let mut injected = [0; FaultKind::ALL.len()];
+        injected[FaultKind::RenderError.index()] = s.attempts;
+        assert_eq!(s.faults_injected, injected, "each injection counted");
     }
 
     #[test]

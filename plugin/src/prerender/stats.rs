@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use super::faults::FaultKind;
+
 /// Which path rendered a texture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
@@ -40,6 +42,7 @@ pub struct PrerenderStats {
     silenced: AtomicU64,
     gpu_failures: AtomicU64,
     gpu_acquisitions: AtomicU64,
+    faults_injected: [AtomicU64; FaultKind::ALL.len()],
     failure_rate_bits: AtomicU32,
     backend: AtomicU8,
     last_phrase: AtomicU64,
@@ -61,6 +64,8 @@ pub struct StatsSnapshot {
     pub gpu_failures: u64,
     /// Times a GPU device was (re)acquired successfully.
     pub gpu_acquisitions: u64,
+    /// Injected faults (`AURALIS_FAULTS`) that fired, by [`FaultKind::index`].
+    pub faults_injected: [u64; FaultKind::ALL.len()],
     /// Failures ÷ attempts over the recent window (0..=1).
     pub failure_rate: f32,
     /// The path that renders now.
@@ -82,6 +87,9 @@ impl PrerenderStats {
             silenced: self.silenced.load(Ordering::Relaxed),
             gpu_failures: self.gpu_failures.load(Ordering::Relaxed),
             gpu_acquisitions: self.gpu_acquisitions.load(Ordering::Relaxed),
+            faults_injected: std::array::from_fn(|i| {
+                self.faults_injected[i].load(Ordering::Relaxed)
+            }),
             failure_rate: self.failure_rate(),
             backend: self.backend(),
             adapter: self
@@ -122,6 +130,10 @@ impl PrerenderStats {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.last_phrase.store(phrase_index, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fault_injected(&self, kind: FaultKind) {
+        self.faults_injected[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn gpu_failed(&self) {

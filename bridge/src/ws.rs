@@ -31,9 +31,10 @@ use crate::config::Config;
 use crate::control::{self, role_for, RateLimiter};
 use crate::hub::{Chunk, ClientGuard, DisconnectReason, Role};
 use crate::protocol::{
-    clip, compat_ping, compat_pong, compat_welcome, error_message, hello_message, parse_client_bytes,
-    parse_client_text, ping_message, status_message, ClientMessage, Codec, Dialect, ErrorCode,
-    ProtocolError, StatusInfo, StreamFormat, HEADER_LEN, MAX_CLIENT_MESSAGE_BYTES,
+    clip, compat_ping, compat_pong, compat_welcome, error_message, hello_message,
+    parse_client_bytes, parse_client_text, ping_message, status_message, ClientMessage, Codec,
+    Dialect, ErrorCode, ProtocolError, StatusInfo, StreamFormat, HEADER_LEN,
+    MAX_CLIENT_MESSAGE_BYTES,
 };
 use crate::AppState;
 

@@ -123,6 +123,8 @@ struct Sample {
     rss: f64,
     fds: usize,
     level: f64,
+    /// Whether the texture renders on the GPU (`auralis_bridge_texture_backend_gpu`).
+    gpu: bool,
 }
 
 /// What the controller and the would-be controller did.
@@ -489,6 +491,7 @@ async fn monitor(
             rss: m.value("process_resident_memory_bytes"),
             fds: bridge::open_fds(pid).unwrap_or(0),
             level: m.value("auralis_bridge_degradation_level"),
+            gpu: m.value("auralis_bridge_texture_backend_gpu") > 0.5,
         });
     }
     samples
@@ -497,9 +500,25 @@ async fn monitor(
 /// Mean resident memory of the first and last thirds of the samples after
 /// `warmup`; `None` with too few samples.
 fn rss_thirds(samples: &[Sample], warmup: Duration) -> Option<(f64, f64)> {
+    // Taking the GPU again after an injected fault's cool-down creates a new
+    // device, whose memory (tens of MiB on lavapipe) settles over the renders
+    // that follow: the trend starts 10 s after the last such take, and covers
+    // at least the last 18 samples.
+    let last_take = samples
+        .windows(2)
+        .filter(|w| w[1].gpu && !w[0].gpu)
+        .map(|w| w[1].at + Duration::from_secs(10))
+        .max()
+        .unwrap_or_default();
+    let from = warmup.max(last_take).min(
+        samples
+            .len()
+            .checked_sub(18)
+            .map_or(Duration::ZERO, |i| samples[i].at),
+    );
     let after: Vec<f64> = samples
         .iter()
-        .filter(|s| s.at >= warmup)
+        .filter(|s| s.at >= from)
         .map(|s| s.rss)
         .collect();
     let third = after.len() / 3;
@@ -934,7 +953,25 @@ mod tests {
             rss: rss_mib * 1024.0 * 1024.0,
             fds: 10,
             level,
+            gpu: false,
         }
+    }
+
+    #[test]
+    fn a_new_gpu_device_is_a_step_not_a_trend() {
+        // 30 MiB at once when the GPU is taken again at 15 s: not growth.
+        let step: Vec<Sample> = (0..60)
+            .map(|t| Sample {
+                gpu: t >= 15,
+                ..sample(t, if t >= 15 { 70.0 } else { 40.0 }, 0.0)
+            })
+            .collect();
+        let (first, last) = rss_thirds(&step, Duration::ZERO).expect("enough");
+        assert!(!rss_grew(first, last), "{first} -> {last}");
+        // The same step without a GPU take is growth.
+        let plain: Vec<Sample> = step.iter().map(|s| Sample { gpu: false, ..*s }).collect();
+        let (first, last) = rss_thirds(&plain, Duration::ZERO).expect("enough");
+        assert!(rss_grew(first, last));
     }
 
     #[test]

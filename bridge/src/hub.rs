@@ -100,10 +100,14 @@ impl Chunk {
             .clone()
     }
 
-    /// The Ogg page of `/stream.opus` that carries this chunk (`None`: no Opus).
+    /// The Ogg page of `/stream.opus` that this chunk completes (`None`: no Opus,
+    /// or its packets all went into the next page).
     #[must_use]
     pub fn ogg_page(&self) -> Option<&Bytes> {
-        self.opus.as_ref().map(|o| &o.page)
+        self.opus
+            .as_ref()
+            .map(|o| &o.page)
+            .filter(|p| !p.is_empty())
     }
 
     /// Whether the source was idle for this chunk.

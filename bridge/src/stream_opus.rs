@@ -104,12 +104,6 @@ pub(crate) fn tags(state: &AppState) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A chunk's shared Ogg page, unless it has none (a chunk whose packets all went
-/// into the next page).
-fn page_of(chunk: &Chunk) -> Option<&Bytes> {
-    chunk.ogg_page().filter(|p| !p.is_empty())
-}
-
 /// One listener's task: moves the shared pages into its outbox.
 struct Feed<'a> {
     state: &'a AppState,
@@ -128,7 +122,7 @@ impl Feed<'_> {
         if let Err(reason) = self.send(preamble).await {
             return reason;
         }
-        for page in burst.iter().filter_map(|c| page_of(c)) {
+        for page in burst.iter().filter_map(|c| c.ogg_page()) {
             if let Err(reason) = self.send(page.clone()).await {
                 return reason;
             }
@@ -168,7 +162,7 @@ impl Feed<'_> {
             tracing::warn!("listener too slow; dropping it");
             return Err(DisconnectReason::Lag);
         }
-        let Some(page) = page_of(&chunk) else {
+        let Some(page) = chunk.ogg_page() else {
             return Ok(());
         };
         self.send(page.clone()).await?;

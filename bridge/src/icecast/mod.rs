@@ -522,7 +522,7 @@ impl<'a> Session<'a> {
                 Ok(())
             };
         }
-        let Some(page) = chunk.ogg_page().filter(|p| !p.is_empty()) else {
+        let Some(page) = chunk.ogg_page() else {
             return Ok(());
         };
         if self.queue(page.clone()) {

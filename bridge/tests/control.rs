@@ -57,7 +57,7 @@ async fn every_bad_input_gets_an_error_naming_the_field_and_changes_nothing() {
             "bpm",
         ),
         (
-            r#"{"type":"update_params","key":12}"#.into(),
+            r#"{"type":"update_params","key":128}"#.into(),
             "out_of_range",
             "key",
         ),
@@ -127,7 +127,7 @@ async fn every_bad_input_gets_an_error_naming_the_field_and_changes_nothing() {
     send_text(&mut ws, r#"{"type":"select_preset","preset":"sleep"}"#).await;
     let p = next_json(&mut other, "params", T).await;
     assert_eq!(p["params"]["preset"], "sleep");
-    assert_eq!(p["params"]["mode"], "lydian");
+    assert_eq!(p["params"]["mode"], "phrygian");
     bridge.shutdown().await;
 }
 
@@ -293,6 +293,7 @@ async fn http_control_validates_like_the_websocket() {
     assert_eq!(code, 200, "{body}");
     let (_, status) = get_json(addr, "/api/status");
     assert_eq!(status["params"]["preset"], "meditation");
-    assert_eq!(status["params"]["bpm"], 50.0);
+    assert_eq!(status["params"]["key"], "C");
+    assert_eq!(status["params"]["mode"], "aeolian");
     bridge.shutdown().await;
 }

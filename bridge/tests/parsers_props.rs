@@ -75,8 +75,8 @@ fn poison() -> impl Strategy<Value = (&'static str, Value, ErrorCode)> {
         (1.0001f64..1e6).prop_map(|i| ("intensity", json!(i), ErrorCode::OutOfRange)),
         (-1e6f64..-0.0001).prop_map(|i| ("intensity", json!(i), ErrorCode::OutOfRange)),
         "[H-Zh-z][a-z]{0,6}".prop_map(|k| ("key", json!(k), ErrorCode::OutOfRange)),
-        (12u32..1000).prop_map(|k| ("key", json!(k.to_string()), ErrorCode::OutOfRange)),
-        (12i64..1_000_000).prop_map(|k| ("key", json!(k), ErrorCode::OutOfRange)),
+        (128u32..1000).prop_map(|k| ("key", json!(k.to_string()), ErrorCode::OutOfRange)),
+        (128i64..1_000_000).prop_map(|k| ("key", json!(k), ErrorCode::OutOfRange)),
         (-1_000_000i64..0).prop_map(|k| ("key", json!(k), ErrorCode::OutOfRange)),
         Just(("key", json!(true), ErrorCode::WrongType)),
         "[a-z]{8,12}".prop_map(|m| ("mode", json!(m), ErrorCode::OutOfRange)),
@@ -108,6 +108,23 @@ proptest! {
             };
             prop_assert_eq!(single.is_empty(), false);
         }
+    }
+
+    /// A key as a MIDI note number, in any octave, is its pitch class, as a
+    /// JSON number (what the original client sends) or as text.
+    #[test]
+    fn a_midi_key_number_is_its_pitch_class(note in 0u64..=127, as_text in any::<bool>()) {
+        let key = if as_text { json!(note.to_string()) } else { json!(note) };
+        let expected = ClientMessage::UpdateParams(ParamUpdate {
+            key: Some(Key::new((note % 12) as u8)),
+            mode: None,
+            bpm: None,
+            intensity: None,
+        });
+        let native = json!({"type": "update_params", "key": key}).to_string();
+        prop_assert_eq!(parse_client_text(&native, Dialect::Native), Ok(expected.clone()));
+        let control = json!({"type": "control", "key": key}).to_string();
+        prop_assert_eq!(parse_client_text(&control, Dialect::Compat), Ok(expected));
     }
 
     #[test]

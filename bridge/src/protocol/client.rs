@@ -50,6 +50,28 @@ pub enum Dialect {
     Compat,
 }
 
+impl Dialect {
+    /// The dialect a `format` name asks for: `binary` (native) or `json`
+    /// (the original's), as `?format=` and `--default-format` take them.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "binary" => Some(Self::Native),
+            "json" => Some(Self::Compat),
+            _ => None,
+        }
+    }
+
+    /// Its `format` name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Native => "binary",
+            Self::Compat => "json",
+        }
+    }
+}
+
 /// A validated message from a client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
@@ -405,8 +427,9 @@ pub(super) fn param_update(obj: &Map<String, Value>) -> Result<ParamUpdate, Prot
     })
 }
 
-/// `key`: a note name (`"F#"`, or a pitch class as text, `"6"`) or a pitch class
-/// as a whole number 0–11, as the error text says.
+/// `key`: a note name (`"F#"`, or a number as text, `"66"`) or a MIDI note number
+/// 0–127, whose pitch class it takes (the original client sends 60–71), as the
+/// error text says.
 fn key_field(obj: &Map<String, Value>) -> Result<Option<Key>, ProtocolError> {
     let out_of_range = |shown: String| theory_error("key", &TheoryParseError::Key(shown));
     match obj.get("key") {
@@ -415,16 +438,15 @@ fn key_field(obj: &Map<String, Value>) -> Result<Option<Key>, ProtocolError> {
             .parse::<Key>()
             .map(Some)
             .map_err(|_| out_of_range(clip(s))),
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(pitch_class @ 0..=11) => Ok(Some(Key::new(pitch_class as u8))),
-            _ => Err(out_of_range(
-                n.as_f64().map_or_else(|| n.to_string(), compact),
-            )),
-        },
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(Key::from_midi)
+            .map(Some)
+            .ok_or_else(|| out_of_range(n.as_f64().map_or_else(|| n.to_string(), compact))),
         Some(_) => Err(ProtocolError::field(
             ErrorCode::WrongType,
             "key",
-            "field `key` must be a note name (a string) or a number 0-11",
+            "field `key` must be a note name (a string) or a number 0-127",
         )),
     }
 }
@@ -511,7 +533,7 @@ mod tests {
                 assert!(!accepted(&with(outside)), "{message}: {outside}");
             }
         }
-        // "a note name such as C, F#, Bb, or a number 0-11"
+        // "a note name such as C, F#, Bb, or a number 0-127 (a MIDI note: …)"
         let message = err(r#"{"type":"update_params","key":"H"}"#).message;
         let (names, numbers) = message
             .split_once("such as ")
@@ -520,6 +542,7 @@ mod tests {
         for name in names.split(", ") {
             assert!(accepted(&update("key", name)), "{message}: {name}");
         }
+        let numbers = numbers.split_whitespace().next().expect(&message);
         let (lo, hi) = numbers.split_once('-').expect(&message);
         let (lo, hi): (i64, i64) = (lo.parse().expect(lo), hi.parse().expect(hi));
         for n in lo..=hi {
@@ -639,7 +662,7 @@ mod tests {
             ),
             (r#"{"type":"update_params","key":"H"}"#, OutOfRange, "key"),
             (r#"{"type":"update_params","key":true}"#, WrongType, "key"),
-            (r#"{"type":"update_params","key":12}"#, OutOfRange, "key"),
+            (r#"{"type":"update_params","key":128}"#, OutOfRange, "key"),
             (
                 r#"{"type":"update_params","mode":"blues"}"#,
                 OutOfRange,

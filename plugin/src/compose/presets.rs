@@ -1,5 +1,7 @@
 //! Named presets: a key, mode, tempo and intensity plus the layer levels that suit
-//! them. `focus` is the original system's default; the others are tuned around it.
+//! them. The four are the original system's, by its names and with its key, mode,
+//! tempo and intensity (its `server/presets.py`); `focus` is its default. The mix
+//! levels are ours.
 
 use super::mix::MixLevels;
 use super::phrase::ComposeParams;
@@ -28,11 +30,11 @@ pub const PRESETS: [Preset; 4] = [
     },
     Preset {
         name: "meditation",
-        description: "A aeolian at 50 BPM, sparse and spacious, more reverb",
+        description: "C aeolian at 60 BPM, sparse and spacious, more reverb",
         compose: ComposeParams {
-            key: Key::new(9),
+            key: Key::new(0),
             mode: Mode::Aeolian,
-            bpm: 50.0,
+            bpm: 60.0,
             intensity: 0.3,
             bars: 8,
             beats_per_bar: 4,
@@ -48,12 +50,12 @@ pub const PRESETS: [Preset; 4] = [
     },
     Preset {
         name: "sleep",
-        description: "F lydian at 40 BPM, barely moving, very soft melody and percussion",
+        description: "E phrygian at 60 BPM, barely moving, very soft melody and percussion",
         compose: ComposeParams {
-            key: Key::new(5),
-            mode: Mode::Lydian,
-            bpm: 40.0,
-            intensity: 0.15,
+            key: Key::new(4),
+            mode: Mode::Phrygian,
+            bpm: 60.0,
+            intensity: 0.2,
             bars: 8,
             beats_per_bar: 4,
         },
@@ -68,12 +70,12 @@ pub const PRESETS: [Preset; 4] = [
     },
     Preset {
         name: "bright",
-        description: "G ionian at 76 BPM, busier melody and pulse, drier mix",
+        description: "G lydian at 70 BPM, busier melody and pulse, drier mix",
         compose: ComposeParams {
             key: Key::new(7),
-            mode: Mode::Ionian,
-            bpm: 76.0,
-            intensity: 0.7,
+            mode: Mode::Lydian,
+            bpm: 70.0,
+            intensity: 0.6,
             bars: 8,
             beats_per_bar: 4,
         },
@@ -145,10 +147,22 @@ mod tests {
     }
 
     #[test]
-    fn presets_are_ordered_by_energy() {
+    fn presets_are_the_originals_and_ordered_by_energy() {
         let [focus, meditation, sleep, bright] =
             ["focus", "meditation", "sleep", "bright"].map(|n| preset(n).unwrap().compose);
-        assert!(sleep.bpm < meditation.bpm && meditation.bpm < focus.bpm && focus.bpm < bright.bpm);
+        // The original's `server/presets.py`: key (MIDI 62, 60, 64, 67), mode,
+        // tempo and intensity.
+        for (p, key, mode, bpm, intensity) in [
+            (focus, 2, Mode::Dorian, 60.0, 0.5),
+            (meditation, 0, Mode::Aeolian, 60.0, 0.3),
+            (sleep, 4, Mode::Phrygian, 60.0, 0.2),
+            (bright, 7, Mode::Lydian, 70.0, 0.6),
+        ] {
+            assert_eq!(
+                (p.key, p.mode, p.bpm, p.intensity),
+                (Key::new(key), mode, bpm, intensity)
+            );
+        }
         assert!(sleep.intensity < meditation.intensity);
         assert!(meditation.intensity < focus.intensity);
         assert!(focus.intensity < bright.intensity);

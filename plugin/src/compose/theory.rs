@@ -37,6 +37,17 @@ impl Key {
         Self(pitch_class % 12)
     }
 
+    /// The key of a MIDI note number 0–127: its pitch class, whatever the
+    /// octave (60 and 0 are both C). `None` above 127.
+    #[must_use]
+    pub const fn from_midi(note: u64) -> Option<Self> {
+        if note <= 127 {
+            Some(Self((note % 12) as u8))
+        } else {
+            None
+        }
+    }
+
     /// The root pitch class, 0..12.
     #[must_use]
     pub const fn pitch_class(self) -> u8 {
@@ -59,8 +70,10 @@ impl fmt::Display for Key {
 /// Why a key or mode name was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TheoryParseError {
-    /// Not a note name such as `C`, `F#`, `Bb` or a pitch class 0–11.
-    #[error("unknown key {0:?}: expected a note name such as C, F#, Bb, or a number 0-11")]
+    /// Not a note name such as `C`, `F#`, `Bb` or a MIDI note number 0–127.
+    #[error(
+        "unknown key {0:?}: expected a note name such as C, F#, Bb, or a number 0-127 (a MIDI note: any octave gives its pitch class, so 62 and 2 are both D)"
+    )]
     Key(String),
     /// Not one of the six modes.
     #[error(
@@ -72,12 +85,13 @@ pub enum TheoryParseError {
 impl FromStr for Key {
     type Err = TheoryParseError;
 
-    /// Accepts `C`, `c#`, `Db`, `F♯`, `B♭` and the numbers `0`–`11`.
+    /// Accepts `C`, `c#`, `Db`, `F♯`, `B♭` and the MIDI note numbers `0`–`127`
+    /// ([`Key::from_midi`]).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || TheoryParseError::Key(s.to_owned());
         let t = s.trim();
-        if let Ok(n) = t.parse::<u8>() {
-            return if n < 12 { Ok(Self(n)) } else { Err(err()) };
+        if let Ok(n) = t.parse::<u64>() {
+            return Self::from_midi(n).ok_or_else(err);
         }
         let mut chars = t.chars();
         let letter = chars.next().ok_or_else(err)?.to_ascii_uppercase();

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::codec::opus::KBPS_RANGE;
 use crate::icecast::IcecastTarget;
+use crate::protocol::{clip, Dialect};
 
 /// Lowest and highest sample rate of the embedded source, in hertz.
 pub const SAMPLE_RATE_RANGE: (u32, u32) = (8_000, 192_000);
@@ -120,6 +121,18 @@ pub struct Settings {
     /// raises the level further, only the engine's own danger does [default: 80].
     #[arg(long, env = "AURALIS_CPU_CEILING_PCT")]
     pub cpu_ceiling_pct: Option<f32>,
+    /// What plain `/ws/stream` (no `?format=`) speaks: `binary`, the native
+    /// protocol, or `json`, the original Auralis server's, for deployments that
+    /// serve its unmodified browser client. `?format=` still picks either one
+    /// [default: binary].
+    #[arg(long, env = "AURALIS_DEFAULT_FORMAT")]
+    pub default_format: Option<String>,
+    /// A directory of a web client to serve instead of the built-in player: its
+    /// files under `/client/` and its `index.html` at `/`, as the original Auralis
+    /// server served its `client/` directory. The built-in player stays at
+    /// `/player/`.
+    #[arg(long, env = "AURALIS_CLIENT_DIR")]
+    pub client_dir: Option<PathBuf>,
 }
 
 /// The settings as flags and environment variables.
@@ -233,6 +246,10 @@ pub struct Config {
     /// CPU percent at which machine or process CPU thins the music (to
     /// `high_load` at most).
     pub cpu_ceiling_pct: f32,
+    /// The protocol of `/ws/stream` without `?format=`.
+    pub default_format: Dialect,
+    /// A web client served at `/` and `/client/` instead of the built-in player.
+    pub client_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -260,6 +277,8 @@ impl Default for Config {
             preset: &PRESETS[0],
             degrade_on_cpu: true,
             icecast: Vec::new(),
+            default_format: Dialect::Native,
+            client_dir: None,
             cpu_ceiling_pct: auralis::degrade::DEFAULT_CPU_CEILING_PCT,
         }
     }
@@ -372,6 +391,27 @@ pub fn parse_icecast(url: &str, opus_kbps: u32) -> Result<IcecastTarget, ConfigE
     }
 }
 
+fn parse_format(name: &str) -> Result<Dialect, ConfigError> {
+    Dialect::from_name(name).ok_or_else(|| {
+        invalid(
+            "default_format",
+            format!("expected binary or json, got {:?}", clip(name)),
+        )
+    })
+}
+
+/// A client directory must hold the page it serves at `/`.
+fn check_client_dir(dir: PathBuf) -> Result<PathBuf, ConfigError> {
+    if dir.join("index.html").is_file() {
+        Ok(dir)
+    } else {
+        Err(invalid(
+            "client_dir",
+            format!("{} has no index.html", dir.display()),
+        ))
+    }
+}
+
 fn parse_preset(name: &str) -> Result<&'static Preset, ConfigError> {
     preset(name).map_err(|e| invalid("preset", e.to_string()))
 }
@@ -429,6 +469,8 @@ impl Settings {
             degrade_on_cpu: self.degrade_on_cpu.or(lower.degrade_on_cpu),
             icecast: self.icecast.or(lower.icecast),
             cpu_ceiling_pct: self.cpu_ceiling_pct.or(lower.cpu_ceiling_pct),
+            default_format: self.default_format.or(lower.default_format),
+            client_dir: self.client_dir.or(lower.client_dir),
         }
     }
 }
@@ -520,6 +562,11 @@ impl Config {
                 s.cpu_ceiling_pct.unwrap_or(d.cpu_ceiling_pct),
                 CPU_CEILING_RANGE,
             )?,
+            default_format: s
+                .default_format
+                .as_deref()
+                .map_or(Ok(d.default_format), parse_format)?,
+            client_dir: s.client_dir.map(check_client_dir).transpose()?,
             port: s.port.unwrap_or(d.port),
             log_dir: s.log_dir.or(d.log_dir),
             seed: s.seed.unwrap_or(d.seed),
@@ -587,12 +634,22 @@ mod tests {
         assert_eq!(c.max_clients, 100);
         assert_eq!(c.heartbeat, Duration::from_secs(30));
         assert_eq!(c.preset.name, "focus");
+        assert_eq!(c.default_format, Dialect::Native);
         assert!(c.control_open());
     }
 
     #[test]
+    fn the_default_format_comes_from_a_flag_or_the_file() {
+        let file: FileConfig = toml::from_str("default_format = \"json\"").expect("toml");
+        let c = Config::merge(&cli(&[]), &file).expect("valid");
+        assert_eq!(c.default_format, Dialect::Compat);
+        let c = Config::merge(&cli(&["--default-format", "binary"]), &file).expect("valid");
+        assert_eq!(c.default_format, Dialect::Native, "the flag wins");
+    }
+
+    #[test]
     fn bad_values_name_their_setting() {
-        let cases: [(&[&str], &str); 9] = [
+        let cases: [(&[&str], &str); 11] = [
             (&["--sample-rate", "4000"], "sample_rate"),
             (&["--sample-rate", "200000"], "sample_rate"),
             (&["--chunk-ms", "10"], "chunk_ms"),
@@ -602,6 +659,8 @@ mod tests {
             (&["--source", "shm:a/b"], "source"),
             (&["--preset", "jazz"], "preset"),
             (&["--heartbeat-s", "0"], "heartbeat_s"),
+            (&["--default-format", "xml"], "default_format"),
+            (&["--client-dir", "/nonexistent-client"], "client_dir"),
         ];
         for (args, setting) in cases {
             let e = Config::merge(&cli(args), &FileConfig::default()).expect_err(setting);

@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use crate::client_dir::{client_file, client_index};
 use crate::control::{self, token_matches};
 use crate::hub::Role;
 use crate::metrics::{prometheus_text, Sample};
@@ -32,10 +33,19 @@ const CONTROL_BODY_LIMIT: usize = 1024 * 1024;
 /// Error rate (bad chunks over the recent window) above which the bridge is degraded.
 const MAX_HEALTHY_ERROR_RATE: f64 = 0.1;
 
-/// The router of the bridge.
+/// The router of the bridge. With `--client-dir`, that client is the page at `/`
+/// and its files are under `/client/`; the built-in player is always at
+/// `/player/`.
 pub fn app(state: AppState) -> Router {
+    let page = if state.config.client_dir.is_some() {
+        get(client_index)
+    } else {
+        get(index)
+    };
     Router::new()
-        .route("/", get(index))
+        .route("/", page)
+        .route("/player/", get(index))
+        .route("/client/{*path}", get(client_file))
         .route("/player.js", get(player_js))
         .route("/worklet.js", get(worklet_js))
         .route("/player.css", get(player_css))

@@ -1,7 +1,7 @@
 //! Fan-out: the source publishes each chunk once as an `Arc<Chunk>` whose encodings
-//! (binary s16, binary f32, compatibility JSON) are each made once, on first use,
-//! and then shared by reference with every client. Its Opus frame and Ogg page are
-//! made by the source's pump before publishing, since Opus is stateful.
+//! (binary s16, binary f32) are each made once, on first use, and then shared by
+//! reference with every client. Its Opus frame, Ogg page and compatibility texts
+//! are made by the source's pump before publishing, since those are stateful.
 //!
 //! Each client reads the chunks through its own cursor into a bounded broadcast ring
 //! (`tokio::sync::broadcast`): publishing never waits, and a client that falls more
@@ -23,10 +23,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::codec::OpusPart;
+use crate::codec::{Encodings, OpusPart};
 use crate::metrics::Metrics;
 pub use crate::metrics::{DisconnectReason, LATENCY_BUCKETS_S};
-use crate::protocol::{compat_audio_chunk, encode_frame, Codec, FrameHeader, FLAG_IDLE};
+use crate::protocol::{encode_frame, Codec, FrameHeader, FLAG_IDLE};
 
 /// One chunk of interleaved audio and its lazily made, shared encodings.
 #[derive(Debug)]
@@ -39,8 +39,8 @@ pub struct Chunk {
     pub produced_at: Instant,
     s16: OnceLock<Bytes>,
     f32: OnceLock<Bytes>,
-    json: OnceLock<Utf8Bytes>,
     opus: Option<OpusPart>,
+    compat: Vec<Utf8Bytes>,
 }
 
 impl Chunk {
@@ -53,16 +53,17 @@ impl Chunk {
             produced_at: Instant::now(),
             s16: OnceLock::new(),
             f32: OnceLock::new(),
-            json: OnceLock::new(),
             opus: None,
+            compat: Vec::new(),
         }
     }
 
-    /// This chunk with its Opus encoding.
+    /// This chunk with its stateful encodings.
     #[must_use]
-    pub fn with_opus(self, opus: OpusPart) -> Self {
+    pub fn with_encodings(self, encodings: Encodings) -> Self {
         Self {
-            opus: Some(opus),
+            opus: Some(encodings.opus),
+            compat: encodings.compat,
             ..self
         }
     }
@@ -93,11 +94,12 @@ impl Chunk {
         .clone()
     }
 
-    /// The compatibility mode's `audio_chunk` text, made on first use and shared.
-    pub fn compat_text(&self) -> Utf8Bytes {
-        self.json
-            .get_or_init(|| Utf8Bytes::from(compat_audio_chunk(&self.header, &self.samples)))
-            .clone()
+    /// The compatibility `audio_chunk` texts this chunk completes, oldest first
+    /// (none for a chunk published without its stateful encodings, which only
+    /// tests make).
+    #[must_use]
+    pub fn compat_texts(&self) -> &[Utf8Bytes] {
+        &self.compat
     }
 
     /// The Ogg page of `/stream.opus` that this chunk completes (`None`: no Opus,

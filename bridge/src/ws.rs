@@ -26,12 +26,13 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::Instrument;
 
+use crate::codec::compat::{COMPAT_CHUNK_FRAMES, COMPAT_RATE_HZ};
 use crate::codec::opus::OPUS_RATE_HZ;
 use crate::config::Config;
 use crate::control::{self, role_for, RateLimiter};
 use crate::hub::{Chunk, ClientGuard, DisconnectReason, Role};
 use crate::protocol::{
-    clip, compat_ping, compat_pong, compat_welcome, error_message, hello_message,
+    clip, compat_error, compat_pong, compat_welcome, error_message, hello_message,
     parse_client_bytes, parse_client_text, ping_message, status_message, ClientMessage, Codec,
     Dialect, ErrorCode, ProtocolError, StatusInfo, StreamFormat, HEADER_LEN,
     MAX_CLIENT_MESSAGE_BYTES,
@@ -72,7 +73,8 @@ const CLOSE_TOO_BIG: u16 = 1009;
 pub struct WsQuery {
     /// `s16` (default), `f32` or `opus`.
     pub codec: Option<String>,
-    /// `json` for the compatibility protocol.
+    /// `json` for the compatibility protocol, `binary` for the native one
+    /// [default: `--default-format`].
     pub format: Option<String>,
     /// The control token.
     pub token: Option<String>,
@@ -90,11 +92,11 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Reads the query string.
+    /// Reads the query string; without `format=`, the client speaks `default`.
     ///
     /// # Errors
     /// An `out_of_range` error naming the query parameter that is not understood.
-    pub fn from_query(q: WsQuery) -> Result<Self, ProtocolError> {
+    pub fn from_query(q: WsQuery, default: Dialect) -> Result<Self, ProtocolError> {
         let refuse = |field: &str, expected: &str, got: &str| {
             let got = clip(got);
             ProtocolError::field(
@@ -110,9 +112,10 @@ impl ClientOptions {
             }
         };
         let dialect = match q.format.as_deref() {
-            None | Some("binary") => Dialect::Native,
-            Some("json") => Dialect::Compat,
-            Some(other) => return Err(refuse("format", "json or binary", other)),
+            None => default,
+            Some(name) => {
+                Dialect::from_name(name).ok_or_else(|| refuse("format", "json or binary", name))?
+            }
         };
         Ok(Self {
             codec,
@@ -140,7 +143,7 @@ pub async fn ws_handler(
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let options = ClientOptions::from_query(query);
+    let options = ClientOptions::from_query(query, state.config.default_format);
     ws.read_buffer_size(READ_BUFFER)
         .max_message_size(TRANSPORT_MAX_MESSAGE)
         .max_frame_size(TRANSPORT_MAX_MESSAGE)
@@ -150,8 +153,12 @@ pub async fn ws_handler(
                 Ok(options) => serve_client(state, options, sink, stream).await,
                 Err(e) => {
                     tracing::info!(error = %e, "refused a client's query");
+                    let text = match state.config.default_format {
+                        Dialect::Native => error_message(&e, false),
+                        Dialect::Compat => compat_error(&e),
+                    };
                     let goodbye = [
-                        Message::Text(Utf8Bytes::from(error_message(&e, false))),
+                        Message::Text(Utf8Bytes::from(text)),
                         close(CLOSE_POLICY, &e.message),
                     ];
                     // The client may already be gone; it is refused either way.
@@ -360,7 +367,8 @@ where
                 Ok(()) = source_alive.changed() => on_source_change(*source_alive.borrow_and_update()),
                 inbound = self.stream.next() => self.on_inbound(inbound).await,
                 chunk = audio.recv() => self.on_chunk(chunk, audio.len()).await,
-                event = events.recv() => self.on_event(event).await,
+                // The original client knows no announcements: it gets none.
+                event = events.recv(), if native => self.on_event(event).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
                 _ = status.tick(), if native => self.on_status(audio.len()).await,
             };
@@ -374,11 +382,27 @@ where
     /// wrong token, if there is one.
     async fn greet(&mut self, warning: Option<ProtocolError>) -> Step {
         let pump = &self.state.pump;
-        let codec = if self.options.dialect == Dialect::Compat {
-            Codec::S16
-        } else {
-            self.options.codec
-        };
+        let params = pump.params().to_json();
+        if self.options.dialect == Dialect::Compat {
+            let format = StreamFormat {
+                codec: Codec::S16,
+                sample_rate: COMPAT_RATE_HZ,
+                channels: pump.info().channels,
+                frames_per_chunk: COMPAT_CHUNK_FRAMES as u32,
+                chunk_ms: COMPAT_CHUNK_FRAMES as f64 * 1000.0 / f64::from(COMPAT_RATE_HZ),
+                header_bytes: 0,
+            };
+            self.send_text(
+                compat_welcome(self.guard.id(), &format, &params),
+                REPLY_ATTEMPTS,
+            )
+            .await?;
+            if let Some(w) = warning {
+                self.send_text(compat_error(&w), REPLY_ATTEMPTS).await?;
+            }
+            return Ok(());
+        }
+        let codec = self.options.codec;
         let format = StreamFormat {
             codec,
             // Opus runs at its own rate whatever the source's.
@@ -396,18 +420,14 @@ where
             chunk_ms: pump.chunk_duration().as_secs_f64() * 1000.0,
             header_bytes: HEADER_LEN,
         };
-        let params = pump.params().to_json();
-        let first = match self.options.dialect {
-            Dialect::Native => hello_message(
-                self.guard.id(),
-                &pump.info().name,
-                &format,
-                &params,
-                self.role.name(),
-            ),
-            Dialect::Compat => compat_welcome(self.guard.id(), &format, &params),
-        };
-        self.send_text(first, REPLY_ATTEMPTS).await?;
+        let hello = hello_message(
+            self.guard.id(),
+            &pump.info().name,
+            &format,
+            &params,
+            self.role.name(),
+        );
+        self.send_text(hello, REPLY_ATTEMPTS).await?;
         if let Some(w) = warning {
             self.send_text(error_message(&w, true), REPLY_ATTEMPTS)
                 .await?;
@@ -462,12 +482,24 @@ where
         Ok(())
     }
 
-    /// Sends one chunk in the client's encoding.
+    /// Sends one chunk in the client's encoding: its binary frame, or the
+    /// compatibility texts it completes.
     async fn send_chunk(&mut self, chunk: &Chunk) -> Step {
-        let message = match self.options.dialect {
-            Dialect::Native => Message::Binary(chunk.frame(self.options.codec)),
-            Dialect::Compat => Message::Text(chunk.compat_text()),
-        };
+        match self.options.dialect {
+            Dialect::Native => {
+                self.send_audio(Message::Binary(chunk.frame(self.options.codec)))
+                    .await
+            }
+            Dialect::Compat => {
+                for text in chunk.compat_texts() {
+                    self.send_audio(Message::Text(text.clone())).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn send_audio(&mut self, message: Message) -> Step {
         if let Err(reason) = self.send(message, 1).await {
             if reason == DisconnectReason::SendTimeout {
                 tracing::warn!("audio write timed out; dropping the client");
@@ -505,8 +537,9 @@ where
         }
     }
 
-    /// Drops a client that missed too many heartbeats, else pings it (JSON and
-    /// transport-level: browsers answer the latter by themselves).
+    /// Drops a client that missed too many heartbeats, else pings it: at the
+    /// transport level, which browsers answer by themselves, and in the native
+    /// protocol also with a JSON `ping` (the original client knows none).
     async fn on_heartbeat(&mut self) -> Step {
         if self.heard_since_ping {
             self.missed = 0;
@@ -521,16 +554,10 @@ where
             }
         }
         self.heard_since_ping = false;
-        let now = crate::unix_now_s();
-        let text = match self.options.dialect {
-            Dialect::Native => ping_message(now),
-            Dialect::Compat => compat_ping(now),
-        };
-        let results = (
-            self.send_text(text, 1).await,
-            self.send(Message::Ping(Bytes::from_static(b"hb")), 1).await,
-        );
-        results.0.and(results.1)
+        if self.options.dialect == Dialect::Native {
+            self.send_text(ping_message(crate::unix_now_s()), 1).await?;
+        }
+        self.send(Message::Ping(Bytes::from_static(b"hb")), 1).await
     }
 
     /// The periodic `status`, with `queued` chunks waiting for this client.
@@ -588,7 +615,10 @@ where
             }
             Err(e) => {
                 tracing::info!(code = e.code.name(), field = ?e.field, "client message rejected");
-                Inbound::Reply(error_message(&e, true))
+                Inbound::Reply(match dialect {
+                    Dialect::Native => error_message(&e, true),
+                    Dialect::Compat => compat_error(&e),
+                })
             }
         }
     }

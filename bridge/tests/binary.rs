@@ -243,3 +243,42 @@ async fn a_full_disk_under_the_log_files_does_not_stop_the_stream() {
         .is_some_and(|s| s.success()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `AURALIS_DEFAULT_FORMAT=json` makes plain `/ws/stream` speak the original
+/// server's dialect, `?format=binary` still reaches the native protocol, and
+/// `--client-dir` serves that client at `/` and `/client/`, the built-in player at
+/// `/player/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_format_and_the_client_dir_serve_old_clients() {
+    let dir = common::evidence::fresh_dir("client-dir");
+    std::fs::write(dir.join("index.html"), "<title>old client</title>").expect("index");
+    std::fs::write(dir.join("app.js"), "console.log(1)").expect("script");
+    let dir_arg = dir.to_str().expect("a UTF-8 path");
+    let bin = Binary::spawn(
+        &[
+            "--port",
+            "0",
+            "--sample-rate",
+            "16000",
+            "--client-dir",
+            dir_arg,
+        ],
+        &[("AURALIS_DEFAULT_FORMAT", "json")],
+    );
+    let addr = bin.addr();
+    let mut plain = connect(addr, "").await;
+    let welcome = next_json(&mut plain, "welcome", T).await;
+    assert_eq!(welcome["sample_rate"], 44_100, "{welcome}");
+    let mut native = connect(addr, "?format=binary").await;
+    next_json(&mut native, "hello", T).await;
+    next_audio(&mut native, T).await;
+    let (page, _) = common::http(addr, "GET", "/", &[], "");
+    assert_eq!(page, 200);
+    let (script, body) = common::http(addr, "GET", "/client/app.js", &[], "");
+    assert_eq!((script, body.as_str()), (200, "console.log(1)"));
+    let (player, body) = common::http(addr, "GET", "/player/", &[], "");
+    assert_eq!(player, 200);
+    assert!(body.contains("/player.js"), "the built-in player");
+    let (missing, _) = common::http(addr, "GET", "/client/../Cargo.toml", &[], "");
+    assert_eq!(missing, 404);
+}

@@ -103,8 +103,15 @@ async fn compat_mode_speaks_the_original_protocol() {
     let bridge = start(common::config()).await;
     let mut ws = connect(bridge.local_addr(), "?format=json").await;
     let welcome = next_json(&mut ws, "welcome", Duration::from_secs(5)).await;
-    assert_eq!(welcome["sample_rate"], 16_000);
+    // The source runs at 16 kHz; the original client plays 44.1 kHz.
+    assert_eq!(welcome["sample_rate"], 44_100);
     assert_eq!(welcome["channels"], 2);
+    assert_eq!(
+        welcome["client_id"]
+            .as_str()
+            .map(|id| id.starts_with("client_")),
+        Some(true)
+    );
     let mut last_seq = None;
     let mut loud = 0;
     for _ in 0..5 {
@@ -112,6 +119,7 @@ async fn compat_mode_speaks_the_original_protocol() {
         for field in [
             "seq",
             "timestamp",
+            "timestamp_iso",
             "sample_rate",
             "duration_ms",
             "channels",
@@ -128,12 +136,13 @@ async fn compat_mode_speaks_the_original_protocol() {
             assert_eq!(seq, prev + 1);
         }
         last_seq = Some(seq);
-        assert_eq!(chunk["num_samples"], 1600);
+        assert_eq!(chunk["sample_rate"], 44_100);
+        assert_eq!(chunk["num_samples"], 4410);
         assert_eq!(chunk["duration_ms"], 100.0);
         let pcm = base64::engine::general_purpose::STANDARD
             .decode(chunk["data"].as_str().expect("data"))
             .expect("valid base64");
-        assert_eq!(pcm.len(), 1600 * 2 * 2, "interleaved s16le stereo");
+        assert_eq!(pcm.len(), 4410 * 2 * 2, "interleaved s16le stereo");
         let samples: Vec<f32> = pcm
             .chunks_exact(2)
             .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
@@ -146,26 +155,39 @@ async fn compat_mode_speaks_the_original_protocol() {
     // ping → pong
     common::send_text(&mut ws, r#"{"type":"ping"}"#).await;
     next_json(&mut ws, "pong", Duration::from_secs(3)).await;
-    // parameter updates in the original shapes
+    // Parameter updates in the original shapes; the original client knows no
+    // `params` announcement, so the change shows in the status.
+    let addr = bridge.local_addr();
+    let params = || common::get_json(addr, "/api/status").1["params"].clone();
     common::send_text(
         &mut ws,
         r#"{"type":"parameter_change","parameter":"bpm","value":72}"#,
     )
     .await;
-    let params = next_json(&mut ws, "params", Duration::from_secs(3)).await;
-    assert_eq!(params["params"]["bpm"], 72.0);
+    assert!(common::eventually(Duration::from_secs(3), || params()["bpm"] == 72.0).await);
     common::send_text(
         &mut ws,
         r#"{"type":"control","params":{"mode":"lydian","intensity":0.2}}"#,
     )
     .await;
-    let params = next_json(&mut ws, "params", Duration::from_secs(3)).await;
-    assert_eq!(params["params"]["mode"], "lydian");
-    assert_eq!(params["params"]["bpm"], 72.0, "other fields kept");
-    // no binary frames in compat mode
+    assert!(common::eventually(Duration::from_secs(3), || params()["mode"] == "lydian").await);
+    assert_eq!(params()["bpm"], 72.0, "other fields kept");
+    // The original's own message: a MIDI key number among the others.
+    common::send_text(
+        &mut ws,
+        r#"{"type":"control","key":67,"mode":"lydian","bpm":70,"intensity":0.6}"#,
+    )
+    .await;
+    assert!(common::eventually(Duration::from_secs(3), || params()["key"] == "G").await);
+    // Only the original's messages, and no binary frames, in compat mode.
     for _ in 0..3 {
-        if let Some(Message::Binary(_)) = next(&mut ws, Duration::from_millis(300)).await {
-            panic!("binary frame in compat mode");
+        match next(&mut ws, Duration::from_millis(300)).await {
+            Some(Message::Binary(_)) => panic!("binary frame in compat mode"),
+            Some(Message::Text(t)) => {
+                let v: serde_json::Value = serde_json::from_str(&t).expect("JSON");
+                assert_eq!(v["type"], "audio_chunk", "{t}");
+            }
+            _ => {}
         }
     }
     bridge.shutdown().await;

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::client::{
     clip, lookup_preset, only_fields, optional_number, param_update, required_str,
 };
-use super::{to_s16, ClientMessage, ErrorCode, FrameHeader, ProtocolError, StreamFormat};
+use super::{to_s16, ClientMessage, ErrorCode, ProtocolError, StreamFormat};
 
 /// Interleaved samples as s16le bytes (the compatibility mode's payload).
 #[must_use]
@@ -146,13 +146,15 @@ fn control_message(fields: &Map<String, Value>) -> Result<ClientMessage, Protoco
 // ---------------------------------------------------------------------------------
 // Server → client
 
-/// The compatibility mode's `welcome`, sent on connect.
+/// The compatibility mode's `welcome`, sent on connect: the original's
+/// `client_id` (`"client_<n>"`) and `message`, plus the stream's format and the
+/// current parameters, which the original client ignores.
 #[must_use]
 pub fn compat_welcome(client_id: u64, format: &StreamFormat, params: &Value) -> String {
     json!({
         "type": "welcome",
-        "message": "Connected to Auralis",
-        "client_id": client_id,
+        "client_id": format!("client_{client_id}"),
+        "message": "Connected to Auralis streaming server",
         "sample_rate": format.sample_rate,
         "channels": format.channels,
         "chunk_ms": format.chunk_ms,
@@ -162,34 +164,89 @@ pub fn compat_welcome(client_id: u64, format: &StreamFormat, params: &Value) -> 
     .to_string()
 }
 
-/// The compatibility mode's `audio_chunk`: base64 of interleaved s16le PCM.
-/// `num_samples` counts frames (samples per channel).
+/// What an `audio_chunk` says besides its samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompatChunk {
+    /// The compatibility stream's own gap-free count.
+    pub seq: u64,
+    /// Server time of the chunk's first frame, in seconds since the Unix epoch.
+    pub timestamp: f64,
+    /// Its rate (44,100 Hz: the original client plays every chunk at that rate).
+    pub sample_rate: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+}
+
+/// The compatibility mode's `audio_chunk`, field for field the original's:
+/// base64 of interleaved s16le PCM; `num_samples` counts frames (samples per
+/// channel); `timestamp_iso` is the timestamp in ISO 8601 (UTC).
 #[must_use]
-pub fn compat_audio_chunk(header: &FrameHeader, interleaved: &[f32]) -> String {
+pub fn compat_audio_chunk(chunk: &CompatChunk, interleaved: &[f32]) -> String {
     let data = base64::engine::general_purpose::STANDARD.encode(s16le_bytes(interleaved));
+    let frames = interleaved.len() / usize::from(chunk.channels.max(1));
     json!({
         "type": "audio_chunk",
-        "seq": header.seq,
-        "timestamp": header.server_time_s,
-        "sample_rate": header.sample_rate,
-        "duration_ms": f64::from(header.frames) * 1000.0 / f64::from(header.sample_rate.max(1)),
-        "channels": header.channels,
-        "num_samples": header.frames,
+        "seq": chunk.seq,
+        "timestamp": chunk.timestamp,
+        "timestamp_iso": iso_8601(chunk.timestamp),
+        "sample_rate": chunk.sample_rate,
+        "duration_ms": frames as f64 * 1000.0 / f64::from(chunk.sample_rate.max(1)),
+        "channels": chunk.channels,
+        "num_samples": frames,
         "data": data,
     })
     .to_string()
 }
 
-/// The compatibility mode's heartbeat `ping`, carrying the server time.
+/// `unix_s` as Python's `datetime.isoformat()` writes it (here in UTC):
+/// `2023-11-14T22:13:20.250000`, without the fraction when it is zero.
 #[must_use]
-pub fn compat_ping(server_time_s: f64) -> String {
-    json!({"type": "ping", "timestamp": server_time_s}).to_string()
+pub fn iso_8601(unix_s: f64) -> String {
+    let micros = (unix_s.max(0.0) * 1e6).round() as u64;
+    let (secs, micro) = (micros / 1_000_000, micros % 1_000_000);
+    let (days, day_s) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (day_s / 3600, day_s / 60 % 60, day_s % 60);
+    let time = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
+    if micro == 0 {
+        time
+    } else {
+        format!("{time}.{micro:06}")
+    }
 }
 
-/// The compatibility mode's answer to `ping`.
+/// The (year, month, day) of `days` since 1970-01-01 (the proleptic Gregorian
+/// calendar, after Howard Hinnant's `civil_from_days`).
+const fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+/// The compatibility mode's answer to `ping`, as the original server gave it.
 #[must_use]
 pub fn compat_pong(server_time_s: f64) -> String {
     json!({"type": "pong", "timestamp": server_time_s}).to_string()
+}
+
+/// The compatibility mode's `error`: the original client reads `message`; the
+/// code and field are there for anyone else.
+#[must_use]
+pub fn compat_error(err: &ProtocolError) -> String {
+    json!({
+        "type": "error",
+        "message": err.message,
+        "code": err.code,
+        "field": err.field,
+    })
+    .to_string()
 }
 
 #[cfg(test)]
@@ -227,5 +284,14 @@ mod tests {
         let e = parse(r#"{"type":"parameter_change","parameter":"bpm","value":5}"#)
             .expect_err("out of range");
         assert_eq!(e.field.as_deref(), Some("bpm"));
+    }
+
+    #[test]
+    fn timestamps_read_as_python_writes_them() {
+        use super::iso_8601;
+        assert_eq!(iso_8601(0.0), "1970-01-01T00:00:00");
+        assert_eq!(iso_8601(1_700_000_000.25), "2023-11-14T22:13:20.250000");
+        assert_eq!(iso_8601(951_782_400.5), "2000-02-29T00:00:00.500000");
+        assert_eq!(iso_8601(1_798_761_599.0), "2026-12-31T23:59:59");
     }
 }

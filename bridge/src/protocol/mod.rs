@@ -5,7 +5,8 @@
 //! - [`client`]: the JSON control messages a client may send, validated as a whole
 //!   (one bad field rejects the message), and the error naming what is wrong;
 //! - [`server`]: the JSON messages the server sends;
-//! - [`compat`]: the dialect of the original Python server (`?format=json`).
+//! - [`compat`]: the dialect of the original Python server and its client
+//!   (`?format=json`, or plain `/ws/stream` with `--default-format json`).
 //!
 //! Nothing here touches a socket, so every parser is property-tested against
 //! arbitrary input. Every item is re-exported here, so `protocol::X` names it
@@ -20,7 +21,10 @@ pub use self::client::{
     clip, parse_client_bytes, parse_client_text, ClientMessage, Dialect, ErrorCode, ParamUpdate,
     ProtocolError, MAX_CLIENT_MESSAGE_BYTES,
 };
-pub use self::compat::{compat_audio_chunk, compat_ping, compat_pong, compat_welcome, s16le_bytes};
+pub use self::compat::{
+    compat_audio_chunk, compat_error, compat_pong, compat_welcome, iso_8601, s16le_bytes,
+    CompatChunk,
+};
 pub use self::frame::{
     decode_payload, encode_frame, opus_frame, to_s16, Codec, FrameHeader, HeaderError,
     FLAG_FALLBACK, FLAG_IDLE, HEADER_LEN, HEADER_VERSION, MAGIC,

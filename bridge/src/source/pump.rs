@@ -21,7 +21,7 @@ use super::{
     SourceInfo,
 };
 use crate::codec::ogg::OggHeaders;
-use crate::codec::{CodecError, StreamEncoder};
+use crate::codec::{CodecError, Encodings, StreamEncoder};
 use crate::hub::{Chunk, Hub};
 use crate::metrics::SourceState;
 use crate::protocol::{
@@ -407,8 +407,8 @@ impl<'a> Runner<'a> {
         valid
     }
 
-    /// Publishes chunk `k` to every client, its default encoding and its Opus made
-    /// here.
+    /// Publishes chunk `k` to every client, with its default encoding, its Opus
+    /// and its compatibility texts made here.
     fn publish(&mut self, k: u64, samples: Vec<f32>, report: &FillReport) {
         let mut flags = 0;
         if report.idle {
@@ -429,12 +429,16 @@ impl<'a> Runner<'a> {
             flags,
         };
         let encoding = Instant::now();
-        let opus = self.encoder.encode(&header, &samples);
+        let opus = self.encoder.encode_opus(&header, &samples);
         self.hub.metrics.record_opus_encode(encoding.elapsed());
         if opus.failed {
             self.hub.metrics.count_opus_failure();
         }
-        let chunk = Chunk::new(header, samples).with_opus(opus);
+        let encodings = Encodings {
+            opus,
+            compat: self.encoder.encode_compat(&header, &samples),
+        };
+        let chunk = Chunk::new(header, samples).with_encodings(encodings);
         // Most listeners use the default codec: encode it here, off the clients'
         // tasks.
         let _ = chunk.frame(Codec::S16);

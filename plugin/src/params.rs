@@ -101,13 +101,13 @@ pub enum PresetChoice {
     /// D dorian, 60 BPM.
     #[id = "focus"]
     Focus,
-    /// A aeolian, 50 BPM.
+    /// C aeolian, 60 BPM.
     #[id = "medit"]
     Meditation,
-    /// F lydian, 40 BPM.
+    /// E phrygian, 60 BPM.
     #[id = "sleep"]
     Sleep,
-    /// G ionian, 76 BPM.
+    /// G lydian, 70 BPM.
     #[id = "bright"]
     Bright,
 }

@@ -281,7 +281,12 @@ mod tests {
         assert_eq!("Cb".parse::<Key>().unwrap(), Key::new(11));
         assert_eq!("11".parse::<Key>().unwrap(), Key::new(11));
         assert!("H".parse::<Key>().is_err());
-        assert!("12".parse::<Key>().is_err());
+        // MIDI note numbers: any octave gives the pitch class.
+        assert_eq!("62".parse::<Key>().unwrap(), Key::new(2));
+        assert_eq!("127".parse::<Key>().unwrap(), Key::new(7));
+        assert_eq!(Key::from_midi(60), Some(Key::new(0)));
+        assert!("128".parse::<Key>().is_err());
+        assert_eq!(Key::from_midi(128), None);
         assert!("".parse::<Key>().is_err());
         for k in Key::ALL {
             assert_eq!(k.name().parse::<Key>().unwrap(), k);

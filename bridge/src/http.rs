@@ -127,8 +127,9 @@ impl Health {
 /// no render happens per request); the texture's failure rate is reported beside
 /// it (`texture_error_rate`) but does not fail it, since the pad carries the music
 /// while the texture falls back — composition (a phrase is playing), buffer (the source keeps up
-/// with real time), the degradation level, and the client load. Unhealthy when no
-/// audio is produced; degraded when any other check fails.
+/// with real time), the degradation level, the client load, the Icecast mounts and
+/// the log files. Unhealthy when no audio is produced; degraded when any other
+/// check fails.
 #[must_use]
 pub fn health(state: &AppState) -> (Health, Value) {
     let checks = HealthChecks::of(state);
@@ -153,6 +154,7 @@ struct HealthChecks {
     /// Every configured Icecast mount is connected.
     icecast_ok: bool,
     icecast: Vec<crate::icecast::MountSnapshot>,
+    logging: crate::logging::LogStatus,
 }
 
 impl HealthChecks {
@@ -190,6 +192,7 @@ impl HealthChecks {
             buffer_ok: age.map_or(starting, |a| a <= chunk * 3 + Duration::from_millis(50)),
             icecast_ok: state.icecast.all_connected(),
             icecast: state.icecast.snapshot(),
+            logging: crate::logging::status(),
         }
     }
 
@@ -207,6 +210,7 @@ impl HealthChecks {
             || self.at_capacity()
             || self.idle
             || !self.icecast_ok
+            || self.logging.state == crate::logging::LogState::Failing
         {
             Health::Degraded
         } else {
@@ -234,8 +238,15 @@ impl HealthChecks {
                 "max_clients": self.max_clients,
                 "at_capacity": self.at_capacity(),
                 "icecast_connected": self.icecast_ok,
+                "logging": self.logging.state.name(),
             },
             "icecast": self.icecast,
+            "logging": {
+                "state": self.logging.state.name(),
+                "dir": self.logging.dir.as_ref().map(|d| d.display().to_string()),
+                "write_failures": self.logging.write_failures,
+                "errors": self.logging.errors,
+            },
         })
     }
 }
@@ -503,6 +514,7 @@ pub fn metrics_text(state: &AppState) -> String {
         cpu_seconds: crate::procstat::cpu_seconds(),
         resident_bytes: crate::procstat::resident_bytes(),
         mounts: state.icecast.samples(),
+        logging: crate::logging::status(),
     })
 }
 

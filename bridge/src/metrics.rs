@@ -14,6 +14,8 @@ use auralis::engine::RendererStatus;
 use auralis::prerender::faults::FaultKind;
 use auralis::prerender::Backend;
 
+use crate::logging::{LogState, LogStatus};
+
 /// Why a client was disconnected, for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisconnectReason {
@@ -429,6 +431,8 @@ pub struct Sample {
     pub resident_bytes: Option<u64>,
     /// Each Icecast mount's state and counters.
     pub mounts: Vec<MountSample>,
+    /// The log files' state.
+    pub logging: LogStatus,
 }
 
 /// One Icecast mount, as plain numbers.
@@ -516,6 +520,11 @@ fn int_usize(v: usize) -> Option<Num> {
 
 fn fixed(v: f64, decimals: usize) -> Option<Num> {
     Some(Num::Fixed(v, decimals))
+}
+
+/// A row of the log files, reported only with a log directory.
+fn log_files(s: &Sample, value: fn(&LogStatus) -> Num) -> Option<Num> {
+    (s.logging.state != LogState::Off).then(|| value(&s.logging))
 }
 
 /// A row of the texture pre-renderer, reported only for a source that has one.
@@ -676,6 +685,18 @@ const ROWS: &[Row] = &[
         Gauge,
         "1 while the source thread runs.",
         |s| int(u8::from(s.source_up)),
+    ),
+    row(
+        "auralis_bridge_logging_failing",
+        Gauge,
+        "1 while a log file of --log-dir cannot be written (its lines are dropped).",
+        |s| log_files(s, |l| Num::Int(i128::from(l.state == LogState::Failing))),
+    ),
+    row(
+        "auralis_bridge_log_write_failures_total",
+        Counter,
+        "Log lines that could not be written to the log files (and were dropped).",
+        |s| log_files(s, |l| Num::Int(l.write_failures.into())),
     ),
     row(
         "process_cpu_seconds_total",
@@ -841,6 +862,38 @@ mod tests {
         assert_eq!(bucketed, 4, "over the last bound: only in the total");
         assert_eq!(snapshot.chunks_sent, 5);
         assert_eq!(snapshot.send_latency_us_max, 3_000_000);
+    }
+
+    #[test]
+    fn log_file_rows_appear_with_a_log_directory_only() {
+        let sample = |state, write_failures| Sample {
+            metrics: Metrics::default().snapshot(),
+            clients: 0,
+            renderer: None,
+            source_up: true,
+            cpu_seconds: None,
+            resident_bytes: None,
+            mounts: Vec::new(),
+            logging: LogStatus {
+                state,
+                dir: (state != LogState::Off).then(|| "/var/log/auralis".into()),
+                write_failures,
+                errors: Vec::new(),
+            },
+        };
+        let off = prometheus_text(&sample(LogState::Off, 0));
+        assert!(!off.contains("auralis_bridge_log"), "{off}");
+        let failing = prometheus_text(&sample(LogState::Failing, 7));
+        assert!(
+            failing.contains("\nauralis_bridge_logging_failing 1\n"),
+            "{failing}"
+        );
+        assert!(
+            failing.contains("\nauralis_bridge_log_write_failures_total 7\n"),
+            "{failing}"
+        );
+        let ok = prometheus_text(&sample(LogState::Ok, 7));
+        assert!(ok.contains("\nauralis_bridge_logging_failing 0\n"), "{ok}");
     }
 
     #[test]

@@ -3,9 +3,12 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{connect, next_audio, next_close, next_json, Binary};
+use common::evidence::{fresh_dir, get_metric, Listener, Logs};
+use common::{connect, eventually, get_json, next_audio, next_close, next_json, Binary};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -130,7 +133,7 @@ async fn config_file_and_environment_are_read() {
 }
 
 /// The binary on a free port at a light sample rate, logging to `dir`, with `env`.
-fn logging_to(dir: &std::path::Path, env: &[(&str, &str)]) -> Binary {
+fn logging_to(dir: &Path, env: &[(&str, &str)]) -> Binary {
     let dir = dir.to_str().expect("utf-8");
     Binary::spawn(
         &["--port", "0", "--sample-rate", "16000", "--log-dir", dir],
@@ -198,6 +201,7 @@ async fn logs_go_to_json_files_and_an_unwritable_log_dir_does_not_stop_the_strea
     for _ in 0..3 {
         next_audio(&mut ws, T).await;
     }
+    assert!(health_is(addr, "degraded", "failing"));
     let stderr = bin.stderr_lines().join("\n");
     assert!(stderr.contains("cannot write logs"), "{stderr}");
     assert!(
@@ -208,39 +212,136 @@ async fn logs_go_to_json_files_and_an_unwritable_log_dir_does_not_stop_the_strea
     let _ = std::fs::remove_file(&blocker);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_under_the_log_files_does_not_stop_the_stream() {
-    // Today's log files point at /dev/full: every write fails with ENOSPC.
-    let dir = std::env::temp_dir().join(format!("auralis-bridge-full-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+/// The path of today's (UTC) log file `prefix` in `dir`.
+fn todays_log(dir: &Path, prefix: &str) -> PathBuf {
     let today = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d"])
         .output()
         .expect("date");
     let today = String::from_utf8_lossy(&today.stdout).trim().to_owned();
-    for prefix in ["auralis-bridge", "errors"] {
-        std::os::unix::fs::symlink("/dev/full", dir.join(format!("{prefix}.{today}.log")))
-            .expect("symlink");
-    }
-    let mut bin = logging_to(&dir, &[("RUST_LOG", "debug")]);
-    let addr = bin.addr();
+    dir.join(format!("{prefix}.{today}.log"))
+}
+
+/// A listener comes and goes: two INFO lines ("client connected", "client
+/// disconnected") for the main log.
+async fn log_a_client(addr: SocketAddr) {
     let mut ws = connect(addr, "").await;
-    let (first, _) = {
-        next_json(&mut ws, "hello", T).await;
-        next_audio(&mut ws, T).await
-    };
-    // Plenty of log lines (debug) while the disk is "full"; the stream goes on.
-    for i in 1..=20 {
-        let (h, _) = next_audio(&mut ws, T).await;
-        assert_eq!(h.seq, first.seq + i);
+    next_json(&mut ws, "hello", T).await;
+}
+
+/// `/health`'s status and its `logging` check.
+fn logging_health(addr: SocketAddr) -> (String, String) {
+    let (_, h) = get_json(addr, "/health");
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    (text(&h["status"]), text(&h["checks"]["logging"]))
+}
+
+/// Whether `/health` is `status` with `logging` as its logging check.
+fn health_is(addr: SocketAddr, status: &str, logging: &str) -> bool {
+    logging_health(addr) == (status.to_owned(), logging.to_owned())
+}
+
+/// Console lines containing `text`.
+fn count(console: &[String], text: &str) -> usize {
+    console.iter().filter(|l| l.contains(text)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_log_disk_degrades_health_and_logging_resumes_when_space_returns() {
+    // Today's log files point at /dev/full: every write fails with ENOSPC.
+    let dir = fresh_dir("full-log-disk");
+    let (main, errors) = (
+        todays_log(&dir, "auralis-bridge"),
+        todays_log(&dir, "errors"),
+    );
+    for file in [&main, &errors] {
+        std::os::unix::fs::symlink("/dev/full", file).expect("symlink");
     }
-    bin.signal("TERM");
-    let (code, _) = next_close(&mut ws, T).await.expect("close frame");
-    assert_eq!(code, 1001);
-    assert!(bin
-        .wait(Duration::from_secs(10))
-        .is_some_and(|s| s.success()));
+    let mut bin = logging_to(&dir, &[]);
+    let addr = bin.addr();
+    let listener = Listener::start(addr, "").await;
+    assert!(
+        eventually(T, || health_is(addr, "degraded", "failing")).await,
+        "{:?}",
+        logging_health(addr)
+    );
+    let (_, health) = get_json(addr, "/health");
+    assert_eq!(health["synthesis_functional"], true, "{health}");
+    let error = health["logging"]["errors"][0].as_str().unwrap_or_default();
+    assert!(
+        error.contains("No space left on device") && error.contains("auralis-bridge."),
+        "{health}"
+    );
+    const FAILURES: &str = "auralis_bridge_log_write_failures_total";
+    assert_eq!(get_metric(addr, "auralis_bridge_logging_failing"), 1.0);
+    let failed = get_metric(addr, FAILURES);
+    assert!(failed >= 1.0, "{failed}");
+    // Every line meanwhile is counted; the console says it once.
+    for _ in 0..3 {
+        log_a_client(addr).await;
+    }
+    assert!(eventually(T, || get_metric(addr, FAILURES) >= failed + 6.0).await);
+
+    // Space again: the next line lands, with no restart.
+    std::fs::remove_file(&main).expect("remove the link");
+    log_a_client(addr).await;
+    assert!(
+        eventually(T, || health_is(addr, "healthy", "ok")).await,
+        "{:?}",
+        logging_health(addr)
+    );
+    assert_eq!(get_metric(addr, "auralis_bridge_logging_failing"), 0.0);
+    let lost = get_metric(addr, FAILURES);
+    let recording = listener.finish(10).await;
+    recording.assert_contiguous();
+    std::fs::remove_file(&errors).expect("remove the link");
+    assert!(bin.terminate());
+    let console = bin.stderr_lines();
+    assert_eq!(count(&console, "cannot write logs"), 1, "{console:#?}");
+    assert_eq!(count(&console, "can be written again"), 1, "{console:#?}");
+    let logs = Logs::read(&dir);
+    let back = Logs::with_message(&logs.main, "can be written again");
+    assert_eq!(back.len(), 1, "{:?}", logs.main);
+    assert_eq!(back[0]["fields"]["lost"].as_f64(), Some(lost), "{back:?}");
+    assert!(!Logs::with_message(&logs.main, "client connected").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_log_directory_is_made_again_and_one_that_cannot_be_is_reported() {
+    let dir = fresh_dir("removed-log-dir");
+    let main = todays_log(&dir, "auralis-bridge");
+    let mut bin = logging_to(&dir, &[]);
+    let addr = bin.addr();
+    let landed =
+        || std::fs::read_to_string(&main).is_ok_and(|t| t.contains("\"client connected\""));
+    log_a_client(addr).await;
+    assert!(eventually(T, landed).await);
+    // Removed: made again by the next line.
+    std::fs::remove_dir_all(&dir).expect("remove the log directory");
+    log_a_client(addr).await;
+    assert!(
+        eventually(T, landed).await,
+        "the log directory is made again"
+    );
+    assert!(health_is(addr, "healthy", "ok"));
+    // A file where the directory was: failing until it is gone.
+    std::fs::remove_dir_all(&dir).expect("remove the log directory");
+    std::fs::write(&dir, "in the way").expect("write");
+    log_a_client(addr).await;
+    assert!(eventually(T, || health_is(addr, "degraded", "failing")).await);
+    std::fs::remove_file(&dir).expect("remove the file");
+    log_a_client(addr).await;
+    assert!(eventually(T, || health_is(addr, "healthy", "ok")).await);
+    assert!(landed());
+    assert!(bin.terminate());
+    let console = bin.stderr_lines();
+    assert_eq!(count(&console, "removed or replaced"), 2, "{console:#?}");
+    assert_eq!(count(&console, "cannot write logs"), 1, "{console:#?}");
+    assert_eq!(count(&console, "can be written again"), 1, "{console:#?}");
+    // Every line is whole JSON.
+    let logs = Logs::read(&dir);
+    assert!(!Logs::with_message(&logs.main, "can be written again").is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

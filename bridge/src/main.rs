@@ -43,8 +43,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let running = auralis_bridge::start(config)
         .await
         .context("cannot start the bridge")?;
+    // Watch the signals before saying where to connect: whoever reads the address
+    // may stop the bridge at once, and must get a clean exit.
+    let signalled = stop_signal()?;
     announce(running.local_addr());
-    wait_for_signal().await?;
+    signalled.await;
     running.shutdown().await;
     Ok(())
 }
@@ -57,23 +60,28 @@ fn announce(addr: std::net::SocketAddr) {
     println!("Auralis bridge listening: open http://{addr}/ (stream: ws://{addr}/ws/stream)");
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Installs the SIGINT/SIGTERM (Ctrl-C) handlers now; the future ends when one
+/// arrives.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot watch Ctrl-C")?;
-        tracing::info!("Ctrl-C received");
+        Ok(async {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => tracing::info!("Ctrl-C received"),
+                Err(e) => tracing::error!("cannot watch Ctrl-C: {e}"),
+            }
+        })
     }
-    Ok(())
 }

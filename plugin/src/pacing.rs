@@ -41,7 +41,12 @@ pub enum RunMode {
 
 impl RunMode {
     /// Every mode, by its number.
-    pub const ALL: [Self; 4] = [Self::RealTime, Self::Starting, Self::Freewheel, Self::Offline];
+    pub const ALL: [Self; 4] = [
+        Self::RealTime,
+        Self::Starting,
+        Self::Freewheel,
+        Self::Offline,
+    ];
 
     /// Whether the engine renders in real time or as a bounce (waiting for every
     /// phrase and texture, never degrading).
@@ -144,7 +149,12 @@ mod tests {
 
     /// Feeds `seconds` of audio in 10 ms blocks at `speed` times real time from
     /// `*now` on; returns the pace after each block.
-    fn feed(d: &mut PacingDetector, now: &mut Instant, seconds: f64, speed: f64) -> Vec<Option<Pace>> {
+    fn feed(
+        d: &mut PacingDetector,
+        now: &mut Instant,
+        seconds: f64,
+        speed: f64,
+    ) -> Vec<Option<Pace>> {
         let blocks = (seconds * 100.0).round() as usize;
         (0..blocks)
             .map(|_| {

@@ -245,19 +245,40 @@ fn a_bounce_does_not_degrade_and_real_time_starts_afresh() {
     let start = Instant::now();
     while engine.level() < Level::Critical {
         assert!(start.elapsed() < Duration::from_secs(5), "never degraded");
-        run(&mut engine, Duration::from_millis(20), &mut out, &mut levels);
+        run(
+            &mut engine,
+            Duration::from_millis(20),
+            &mut out,
+            &mut levels,
+        );
     }
     engine.set_run_mode(RunMode::Freewheel);
     assert_eq!(engine.level(), Level::Normal);
     levels.clear();
-    run(&mut engine, Duration::from_millis(300), &mut out, &mut levels);
-    assert!(levels.iter().all(|(_, l)| *l == Level::Normal), "{levels:?}");
+    run(
+        &mut engine,
+        Duration::from_millis(300),
+        &mut out,
+        &mut levels,
+    );
+    assert!(
+        levels.iter().all(|(_, l)| *l == Level::Normal),
+        "{levels:?}"
+    );
     assert_eq!(engine.status().run_mode, RunMode::Freewheel);
     engine.simulate_audio_load(0.0);
     engine.set_run_mode(RunMode::RealTime);
     levels.clear();
     // Less than one hold time: stepping down from critical would still be there.
-    run(&mut engine, Duration::from_millis(200), &mut out, &mut levels);
-    assert!(levels.iter().all(|(_, l)| *l == Level::Normal), "{levels:?}");
+    run(
+        &mut engine,
+        Duration::from_millis(200),
+        &mut out,
+        &mut levels,
+    );
+    assert!(
+        levels.iter().all(|(_, l)| *l == Level::Normal),
+        "{levels:?}"
+    );
     assert_eq!(engine.status().run_mode, RunMode::RealTime);
 }

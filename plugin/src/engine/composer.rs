@@ -216,8 +216,7 @@ impl ComposerThread {
         // Real time, the level decides whether a texture is heard, so whether one
         // is rendered; in a bounce every phrase has one (the renderer waits for it).
         let texture = self.textures.is_some()
-            && (self.run_mode.render_mode() == RenderMode::Offline
-                || self.level.profile().texture);
+            && (self.run_mode.render_mode() == RenderMode::Offline || self.level.profile().texture);
         let copy = texture.then(|| phrase.clone());
         if self.sender.outgoing.push(phrase).is_ok() {
             self.sent = Some((index, last));

@@ -285,7 +285,13 @@ mod tests {
             remote_control: true,
         };
         wait_until(&mut out, &|o| o.is_streaming());
-        out.write(&block, &block, Level::HighLoad, RunMode::Freewheel, &compose);
+        out.write(
+            &block,
+            &block,
+            Level::HighLoad,
+            RunMode::Freewheel,
+            &compose,
+        );
         let reader = ShmReader::open(&name).unwrap();
         assert!(reader.write_pos() >= 64);
         assert_eq!(reader.level(), Level::HighLoad);

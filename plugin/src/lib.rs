@@ -45,7 +45,7 @@ mod plugin {
     use crate::compose::theory::Key;
     use crate::engine::{Engine, EngineConfig};
     use crate::host_sync::{HeldNotes, HostPosition, TransportFollower};
-    use crate::pacing::{Pace, PacingDetector, RunMode};
+    use crate::pacing::{parse_freewheel_setting, Pace, PacingDetector, RunMode, FREEWHEEL_ENV};
     use crate::params::{AuralisParams, TempoSource};
     use crate::render::RenderMode;
     use crate::stream::remote::RemoteControl;
@@ -86,6 +86,8 @@ mod plugin {
         host_offline: bool,
         /// Judges whether a real-time host freewheels.
         pacing: PacingDetector,
+        /// Freewheel detection is on ([`FREEWHEEL_ENV`], read at activation).
+        detect_freewheel: bool,
     }
 
     impl Auralis {
@@ -94,6 +96,9 @@ mod plugin {
         fn run_mode(&mut self, now: Instant, frames: usize, sample_rate: f32) -> RunMode {
             if self.host_offline {
                 return RunMode::Offline;
+            }
+            if !self.detect_freewheel {
+                return RunMode::RealTime;
             }
             match self.pacing.observe(now, frames, sample_rate) {
                 None => RunMode::Starting,
@@ -241,6 +246,12 @@ mod plugin {
         ) -> bool {
             let settings = self.params.settings();
             self.host_offline = buffer_config.process_mode == ProcessMode::Offline;
+            let setting = std::env::var(FREEWHEEL_ENV).ok();
+            self.detect_freewheel =
+                parse_freewheel_setting(setting.as_deref()).unwrap_or_else(|bad| {
+                    tracing::warn!(value = bad, "{FREEWHEEL_ENV} is auto or off; detecting");
+                    true
+                });
             let mode = if self.host_offline {
                 RenderMode::Offline
             } else {
@@ -256,7 +267,7 @@ mod plugin {
                 mode,
             }) {
                 Ok(mut engine) => {
-                    if !self.host_offline {
+                    if !self.host_offline && self.detect_freewheel {
                         // Until the host's pace is known, blocks render as a
                         // bounce; the first one must not wait for the texture.
                         engine.set_run_mode(RunMode::Starting);

@@ -21,6 +21,25 @@ pub const FREEWHEEL_RATIO: f64 = 0.5;
 /// A window delivered in at least this share of its duration is real time.
 pub const REALTIME_RATIO: f64 = 0.8;
 
+/// The environment variable that turns freewheel detection off (`off`) or on
+/// (`auto`, the default): off, a fast host is played in real time (what a
+/// benchmark of the real-time path, or a user who wants the export to sound as
+/// the live playback did, asks for); the host's own offline mode still applies.
+pub const FREEWHEEL_ENV: &str = "AURALIS_FREEWHEEL";
+
+/// Whether freewheel detection is on for a value of [`FREEWHEEL_ENV`] (`None`:
+/// unset).
+///
+/// # Errors
+/// The value, for anything but `auto` or `off` (any case, spaces ignored).
+pub fn parse_freewheel_setting(value: Option<&str>) -> Result<bool, String> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("auto") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(other.to_owned()),
+    }
+}
+
 /// How the engine renders and why (what the status shows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
@@ -197,6 +216,17 @@ mod tests {
         assert!(paces.iter().all(|p| *p == Some(Pace::RealTime)));
         d.reset();
         assert_eq!(d.observe(now, 480, 48_000.0), None);
+    }
+
+    #[test]
+    fn the_freewheel_setting_parses_strictly() {
+        assert_eq!(parse_freewheel_setting(None), Ok(true));
+        assert_eq!(parse_freewheel_setting(Some(" Auto ")), Ok(true));
+        assert_eq!(parse_freewheel_setting(Some("OFF")), Ok(false));
+        assert_eq!(
+            parse_freewheel_setting(Some("never")),
+            Err("never".to_owned())
+        );
     }
 
     #[test]

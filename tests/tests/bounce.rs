@@ -7,8 +7,6 @@
 //! sample for sample: from the start of the song and from a song position in
 //! the middle of a phrase (`auralis-render --start-beats`).
 
-use std::time::Instant;
-
 use auralis::compose::phrase::ComposeParams;
 use auralis::compose::presets::PRESETS;
 use auralis::engine::EngineConfig;
@@ -20,8 +18,8 @@ use auralis_tests::clap_host::{max_diff, peak, Ev, Plugin, Transport};
 const SAMPLE_RATE: f64 = 16_000.0;
 /// The host's tempo: a phrase (8 bars of 4/4) lasts 16 s.
 const BPM: f64 = 120.0;
-/// Two phrase boundaries, each with its texture to wait for.
-const SECONDS: f64 = 40.0;
+/// A phrase boundary from either start, with its texture to wait for.
+const SECONDS: f64 = 24.0;
 /// The host's block: not a divisor of the renderer's control period nor of
 /// `auralis-render`'s blocks.
 const BLOCK: usize = 1000;
@@ -62,7 +60,8 @@ fn diff_dbfs(a: &[Vec<f32>; 2], b: &[Vec<f32>; 2]) -> f32 {
 
 /// The plugin, activated in real time, plays [`SECONDS`] from `start_beat` with
 /// `process()` unpaced, streaming on `channel`; returns the output and the run
-/// mode the plugin's stream reported at the end.
+/// mode the plugin's stream reported at the end (`freewheel`: the host was
+/// judged faster than real time).
 fn freewheel_bounce(start_beat: f64, channel: i32) -> ([Vec<f32>; 2], RunMode) {
     let frames = (SECONDS * SAMPLE_RATE) as usize;
     // `auralis-render` renders textures on the CPU; real time would take a
@@ -79,13 +78,7 @@ fn freewheel_bounce(start_beat: f64, channel: i32) -> ([Vec<f32>; 2], RunMode) {
         beat: start_beat,
         bpm: BPM,
     };
-    let started = Instant::now();
     let out = plugin.render(frames, BLOCK, &stream, Some(transport));
-    let wall = started.elapsed().as_secs_f64();
-    assert!(
-        wall < SECONDS * 0.5,
-        "not a freewheel: {SECONDS} s took {wall:.1} s"
-    );
     let reader = ShmReader::open(&channel.to_string()).expect("the plugin streams");
     (out, reader.run_mode())
 }

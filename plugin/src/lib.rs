@@ -12,6 +12,7 @@ pub mod dsp;
 pub mod engine;
 pub mod host_sync;
 pub mod offline;
+pub mod pacing;
 #[cfg(feature = "plugin")]
 pub mod params;
 pub mod prerender;
@@ -32,6 +33,7 @@ pub use self::plugin::Auralis;
 mod plugin {
     use std::num::NonZeroU32;
     use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
     use nice_plug::prelude::{
         ActivateContext, AudioIOLayout, AuxiliaryBuffers, Buffer, BufferConfig, ClapFeature,
@@ -43,13 +45,23 @@ mod plugin {
     use crate::compose::theory::Key;
     use crate::engine::{Engine, EngineConfig};
     use crate::host_sync::{HeldNotes, HostPosition, TransportFollower};
+    use crate::pacing::{parse_freewheel_setting, Pace, PacingDetector, RunMode, FREEWHEEL_ENV};
     use crate::params::{AuralisParams, TempoSource};
     use crate::render::RenderMode;
     use crate::stream::remote::RemoteControl;
     use crate::stream::service::{StreamOutput, StreamService, StreamWish};
 
+    /// How long `activate()` waits for the first phrase's texture in real time,
+    /// so the first blocks (rendered as a bounce until the host's pace is known)
+    /// do not wait for it on the audio thread.
+    const FIRST_TEXTURE_WAIT: Duration = Duration::from_secs(10);
+
     /// The Auralis instrument: an [`Engine`] built in `activate()` and driven by
-    /// the host's buffers, parameters, notes and transport.
+    /// the host's buffers, parameters, notes and transport. It renders as
+    /// `auralis-render` does (waiting for every phrase and texture, never
+    /// degrading) when the host says it renders offline, and when it calls
+    /// `process()` faster than real time ([`PacingDetector`]); see
+    /// [`RunMode`].
     #[derive(Default)]
     pub struct Auralis {
         params: Arc<AuralisParams>,
@@ -69,9 +81,32 @@ mod plugin {
         /// The host's musical parameters at the previous block (a host change
         /// drops the remote value of that parameter).
         host_compose: Option<ComposeParams>,
+        /// The host renders offline (its process mode at activation: a change
+        /// makes nice-plug restart the plugin, so it is read again).
+        host_offline: bool,
+        /// Judges whether a real-time host freewheels.
+        pacing: PacingDetector,
+        /// Freewheel detection is on ([`FREEWHEEL_ENV`], read at activation).
+        detect_freewheel: bool,
     }
 
     impl Auralis {
+        /// The run mode for a block starting `now`: offline if the host said so,
+        /// else from the host's pace (a bounce until it is known).
+        fn run_mode(&mut self, now: Instant, frames: usize, sample_rate: f32) -> RunMode {
+            if self.host_offline {
+                return RunMode::Offline;
+            }
+            if !self.detect_freewheel {
+                return RunMode::RealTime;
+            }
+            match self.pacing.observe(now, frames, sample_rate) {
+                None => RunMode::Starting,
+                Some(Pace::Freewheel) => RunMode::Freewheel,
+                Some(Pace::RealTime) => RunMode::RealTime,
+            }
+        }
+
         /// Applies one note event: a held note sets the key.
         fn handle_event(&mut self, event: &NoteEvent<()>) {
             match *event {
@@ -210,7 +245,14 @@ mod plugin {
             _context: &mut impl ActivateContext<Self>,
         ) -> bool {
             let settings = self.params.settings();
-            let mode = if buffer_config.process_mode == ProcessMode::Offline {
+            self.host_offline = buffer_config.process_mode == ProcessMode::Offline;
+            let setting = std::env::var(FREEWHEEL_ENV).ok();
+            self.detect_freewheel =
+                parse_freewheel_setting(setting.as_deref()).unwrap_or_else(|bad| {
+                    tracing::warn!(value = bad, "{FREEWHEEL_ENV} is auto or off; detecting");
+                    true
+                });
+            let mode = if self.host_offline {
                 RenderMode::Offline
             } else {
                 RenderMode::RealTime
@@ -224,7 +266,15 @@ mod plugin {
                 levels: settings.levels,
                 mode,
             }) {
-                Ok(engine) => {
+                Ok(mut engine) => {
+                    if !self.host_offline && self.detect_freewheel {
+                        // Until the host's pace is known, blocks render as a
+                        // bounce; the first one must not wait for the texture.
+                        engine.set_run_mode(RunMode::Starting);
+                        if !engine.wait_for_first_texture(FIRST_TEXTURE_WAIT) {
+                            tracing::warn!("the first texture is late; the first block waits");
+                        }
+                    }
                     tracing::info!(
                         sample_rate = buffer_config.sample_rate,
                         seed = settings.seed,
@@ -236,6 +286,7 @@ mod plugin {
                     self.restart_requested = false;
                     self.held.clear();
                     self.follower.reset();
+                    self.pacing.reset();
                     self.start_streaming(buffer_config.sample_rate);
                     true
                 }
@@ -257,18 +308,29 @@ mod plugin {
             _aux: &mut AuxiliaryBuffers<'_>,
             context: &mut impl ProcessContext<Self>,
         ) -> ProcessStatus {
+            let now = Instant::now();
             while let Some(event) = context.next_event() {
                 self.handle_event(&event);
             }
             let frames = buffer.samples();
             let sample_rate = context.transport().sample_rate;
+            let run_mode = self.run_mode(now, frames, sample_rate);
+            if let Some(engine) = self.engine.as_mut() {
+                engine.set_run_mode(run_mode);
+            }
             self.follow_host(context, frames, sample_rate);
             let channels = buffer.as_slice();
             match (self.engine.as_mut(), channels) {
                 (Some(engine), [left, right, ..]) => {
                     engine.process(left, right);
                     if let Some(stream) = self.stream.as_mut() {
-                        stream.write(left, right, engine.level(), engine.compose_params());
+                        stream.write(
+                            left,
+                            right,
+                            engine.level(),
+                            engine.run_mode(),
+                            engine.compose_params(),
+                        );
                     }
                 }
                 (_, channels) => {

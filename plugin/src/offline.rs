@@ -79,6 +79,13 @@ impl OfflineRenderer {
         })
     }
 
+    /// Starts the render at the song position `beat` (beats since the start of
+    /// the piece), as a host's playhead starting there does
+    /// ([`Engine::seek_beats`]). Call before the first block.
+    pub fn start_at_beat(&mut self, beat: f64) {
+        self.engine.seek_beats(beat);
+    }
+
     /// Renders the next `frames` frames (at most [`BLOCK_FRAMES`]) and returns them.
     pub fn next_block(&mut self, frames: usize) -> (&[f32], &[f32]) {
         let n = frames.min(BLOCK_FRAMES);

@@ -120,6 +120,8 @@ fn bad_arguments_are_refused_clearly() {
         (&["--key", "H", "--out", out], "key"),
         (&["--mode", "locrian", "--out", out], "mode"),
         (&["--texture", "maybe", "--out", out], "texture"),
+        (&["--start-beats", "-1", "--out", out], "start-beats"),
+        (&["--start-beats", "inf", "--out", out], "start-beats"),
         (
             &[
                 "--seconds",

@@ -24,6 +24,9 @@ fn main() {
     let copy = std::env::temp_dir().join(format!("auralis-bench-{}.clap", std::process::id()));
     std::fs::copy(&bundle, &copy)
         .unwrap_or_else(|e| panic!("copy {}: {e} (bundle it first)", bundle.display()));
+    // Blocks come back to back, which the plugin would take for a freewheeling
+    // export and render as a bounce: this measures the real-time path.
+    std::env::set_var("AURALIS_FREEWHEEL", "off");
     let entry: &'static _ = Box::leak(Box::new(load_entry(&copy)));
     let mut plugin = Plugin::with_entry(entry);
     plugin.activate(SAMPLE_RATE, BLOCK as u32, false);

@@ -9,6 +9,7 @@ use auralis::compose::phrase::ComposeParams;
 use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::{DegradeConfig, Level};
 use auralis::engine::{Engine, EngineConfig, TextureSetting};
+use auralis::pacing::RunMode;
 use auralis::prerender::gpu::RendererChoice;
 use auralis::prerender::PrerenderConfig;
 use auralis::render::mix::MixLevels;
@@ -231,4 +232,53 @@ fn a_pinned_level_applies_offline_too() {
         Level::Normal,
         "offline, nothing else degrades"
     );
+}
+
+/// A bounce (a freewheeling host) does not degrade, however loaded the audio
+/// thread looks; back in real time the machine starts afresh at normal rather
+/// than stepping down from where it was, one hold time per level.
+#[test]
+fn a_bounce_does_not_degrade_and_real_time_starts_afresh() {
+    let mut engine = engine();
+    let (mut out, mut levels) = (Vec::new(), Vec::new());
+    engine.simulate_audio_load(5.0);
+    let start = Instant::now();
+    while engine.level() < Level::Critical {
+        assert!(start.elapsed() < Duration::from_secs(5), "never degraded");
+        run(
+            &mut engine,
+            Duration::from_millis(20),
+            &mut out,
+            &mut levels,
+        );
+    }
+    engine.set_run_mode(RunMode::Freewheel);
+    assert_eq!(engine.level(), Level::Normal);
+    levels.clear();
+    run(
+        &mut engine,
+        Duration::from_millis(300),
+        &mut out,
+        &mut levels,
+    );
+    assert!(
+        levels.iter().all(|(_, l)| *l == Level::Normal),
+        "{levels:?}"
+    );
+    assert_eq!(engine.status().run_mode, RunMode::Freewheel);
+    engine.simulate_audio_load(0.0);
+    engine.set_run_mode(RunMode::RealTime);
+    levels.clear();
+    // Less than one hold time: stepping down from critical would still be there.
+    run(
+        &mut engine,
+        Duration::from_millis(200),
+        &mut out,
+        &mut levels,
+    );
+    assert!(
+        levels.iter().all(|(_, l)| *l == Level::Normal),
+        "{levels:?}"
+    );
+    assert_eq!(engine.status().run_mode, RunMode::RealTime);
 }

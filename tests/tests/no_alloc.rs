@@ -1,13 +1,17 @@
 //! The rendering path never allocates: the engine runs under `assert_no_alloc`
 //! (which aborts the process on any allocation or free on the checked thread) for
 //! more than ten minutes of audio across block sizes and sample rates, in real-time
-//! mode with its composer thread running alongside. Every sample must be finite and
+//! mode with its composer thread running alongside, and while a freewheeling host
+//! switches it between real time and a bounce. Every sample must be finite and
 //! at most 0 dBFS.
 
 use assert_no_alloc::{assert_no_alloc, AllocDisabler};
 use auralis::compose::phrase::ComposeParams;
 use auralis::compose::presets::PRESETS;
+use std::time::{Duration, Instant};
+
 use auralis::engine::{Engine, EngineConfig};
+use auralis::pacing::{Pace, PacingDetector, RunMode};
 use auralis::render::RenderMode;
 
 #[global_allocator]
@@ -66,4 +70,61 @@ fn engine_renders_ten_minutes_without_allocating() {
         total_s += seconds;
     }
     assert!(total_s >= 600.0, "only {total_s} s rendered");
+}
+
+/// The plugin's freewheel path: a pacing detector fed a host that alternates
+/// between real time and a freewheel (its clock advanced by hand), the engine
+/// switched to match at every block, all in the checked region.
+#[test]
+fn switching_between_real_time_and_a_bounce_never_allocates() {
+    let sample_rate = 48_000.0;
+    let block = 480;
+    let mut engine = Engine::new(EngineConfig {
+        sample_rate,
+        seed: 3,
+        compose: PRESETS[1].compose,
+        levels: PRESETS[1].levels,
+        mode: RenderMode::RealTime,
+    })
+    .expect("engine");
+    let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
+    let mut pacing = PacingDetector::default();
+    let mut clock = Instant::now();
+    let mut seen = Vec::with_capacity(8);
+    let mut peak = 0.0f32;
+    // 30 s of audio: 5 s at a time, real time and 50x real time by turns.
+    for b in 0..3_000 {
+        let speed = if (b / 500) % 2 == 0 { 1.0 } else { 50.0 };
+        let mode = assert_no_alloc(|| {
+            let mode = match pacing.observe(clock, block, sample_rate) {
+                None => RunMode::Starting,
+                Some(Pace::RealTime) => RunMode::RealTime,
+                Some(Pace::Freewheel) => RunMode::Freewheel,
+            };
+            engine.set_run_mode(mode);
+            engine.process(&mut left, &mut right);
+            mode
+        });
+        clock += Duration::from_secs_f64(0.01 / speed);
+        if seen.last() != Some(&mode) {
+            seen.push(mode);
+        }
+        for &x in left.iter().chain(&right) {
+            assert!(x.is_finite(), "non-finite sample in block {b}");
+            peak = peak.max(x.abs());
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            RunMode::Starting,
+            RunMode::RealTime,
+            RunMode::Freewheel,
+            RunMode::RealTime,
+            RunMode::Freewheel,
+            RunMode::RealTime,
+            RunMode::Freewheel,
+        ]
+    );
+    assert!(peak <= 1.0 && peak > 0.01, "peak {peak}");
 }

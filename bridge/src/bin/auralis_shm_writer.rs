@@ -99,7 +99,13 @@ fn main() -> anyhow::Result<()> {
                 .context("remote values are validated")?;
         }
         engine.process(&mut left, &mut right);
-        output.write(&left, &right, engine.level(), engine.compose_params());
+        output.write(
+            &left,
+            &right,
+            engine.level(),
+            engine.run_mode(),
+            engine.compose_params(),
+        );
         blocks += 1;
         // Real-time pace from the start instant: no drift.
         let due = start + block * blocks;

@@ -51,6 +51,10 @@ struct Args {
     /// Intensity from 0 to 1, overriding the preset's.
     #[arg(long, allow_negative_numbers = true)]
     intensity: Option<f32>,
+    /// Song position to start at, in beats (quarter notes): what a host's bounce
+    /// starting there plays.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_beats, allow_negative_numbers = true)]
+    start_beats: f64,
     /// Sample format of the file.
     #[arg(long, value_enum, default_value_t = Format::S24)]
     format: Format,
@@ -116,6 +120,15 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_beats(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err("must be a song position of 0 beats or more".into())
+    }
+}
+
 fn main() {
     if let Err(e) = run(&Args::parse()) {
         eprintln!("auralis-render: error: {e:#}");
@@ -171,6 +184,7 @@ fn render(args: &Args, partial: &Path) -> Result<()> {
         texture,
         threads,
     )?;
+    renderer.start_at_beat(args.start_beats);
 
     // Write beside the target and rename at the end: a failed render never
     // destroys a good file that was there.

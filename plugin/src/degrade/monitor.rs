@@ -395,6 +395,14 @@ impl DegradeShared {
         Level::from_u8(self.pin.load(Ordering::Acquire))
     }
 
+    /// Puts the machine's level back to normal (entering a bounce: what the
+    /// real-time load made it says nothing about the music after the bounce).
+    /// An atomic store; the monitor starts afresh when it next runs
+    /// ([`Monitor::restart`]).
+    pub fn reset_level(&self) {
+        self.level.store(Level::Normal as u8, Ordering::Release);
+    }
+
     /// Pins a level (`None`: automatic).
     pub fn set_pin(&self, pin: Option<Level>) {
         self.pin
@@ -512,6 +520,18 @@ impl Monitor {
             next_cpu_sample: now + config.cpu_interval,
             cpu: (0.0, 0.0),
         }
+    }
+
+    /// Starts afresh at [`Level::Normal`], as if just built (after a bounce,
+    /// whose blocks said nothing about the real-time load): the machine's level
+    /// drops to normal, the meter's blocks so far are dropped.
+    pub fn restart(&mut self) {
+        let now = Instant::now();
+        self.state = DegradeState::default();
+        self.shared.reset_level();
+        let _stale = self.shared.meter.take();
+        self.epoch = now;
+        self.next_sample = now + self.config.interval;
     }
 
     /// Samples and steps if a sample is due, counting `texture` (the texture

@@ -2,7 +2,7 @@
 //! newest parameters and degradation level, asks the pre-renderer for its
 //! texture, and (in real time) polls the load monitor.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use crate::compose::phrase::Phrase;
 use crate::compose::Composer;
 use crate::degrade::monitor::{DegradeShared, Monitor, TextureLoad};
 use crate::degrade::{shape_params, thin_phrase, Level};
+use crate::pacing::RunMode;
 use crate::prerender::{Quality, TextureRequester};
 use crate::render::feed::PhraseSender;
 use crate::render::RenderMode;
@@ -28,6 +29,24 @@ pub(super) struct Shared {
     pub(super) params: ParamsCell,
     /// Load meter, degradation level and pin.
     pub(super) degrade: Arc<DegradeShared>,
+    /// The [`RunMode`] in force, set by the audio thread.
+    pub(super) run_mode: AtomicU8,
+}
+
+impl Shared {
+    /// The run mode in force.
+    pub(super) fn run_mode(&self) -> RunMode {
+        RunMode::from_u8(self.run_mode.load(Ordering::Acquire))
+    }
+
+    /// The degradation level that applies: the machine's (or the pin) in real
+    /// time; as a bounce there is no deadline, so only a pin.
+    pub(super) fn level(&self) -> Level {
+        match self.run_mode().render_mode() {
+            RenderMode::RealTime => self.degrade.level(),
+            RenderMode::Offline => self.degrade.pin().unwrap_or_default(),
+        }
+    }
 }
 
 /// The composer thread's end of the texture layer.
@@ -44,8 +63,8 @@ pub(super) struct ComposerThread {
     composer: Composer,
     /// The degradation level phrases are composed for.
     level: Level,
-    /// Samples the load and steps the degradation machine (real time only).
-    monitor: Option<Monitor>,
+    /// Samples the load and steps the degradation machine (in real time).
+    monitor: Monitor,
     shared: Arc<Shared>,
     sender: PhraseSender,
     params_version: u64,
@@ -59,7 +78,8 @@ pub(super) struct ComposerThread {
     textures: Option<TextureClient>,
     /// A texture request the full request ring refused, to send again.
     unrequested: Option<Phrase>,
-    mode: RenderMode,
+    /// The run mode seen at the last step.
+    run_mode: RunMode,
 }
 
 impl ComposerThread {
@@ -67,13 +87,13 @@ impl ComposerThread {
         seed: u64,
         shared: Arc<Shared>,
         sender: PhraseSender,
-        monitor: Option<Monitor>,
+        monitor: Monitor,
         textures: Option<TextureClient>,
-        mode: RenderMode,
     ) -> Self {
         let (params_version, params) = shared.params.read();
         let seek_gen = shared.seek_gen.load(Ordering::Acquire);
-        let level = shared.degrade.level();
+        let level = shared.level();
+        let run_mode = shared.run_mode();
         if let Some(t) = textures.as_ref() {
             t.requester.set_quality(Quality::for_level(level));
         }
@@ -89,7 +109,7 @@ impl ComposerThread {
             sent_prev: None,
             textures,
             unrequested: None,
-            mode,
+            run_mode,
         }
     }
 
@@ -100,12 +120,31 @@ impl ComposerThread {
         }
     }
 
-    /// Looks for work every `poll` until the engine stops.
-    pub(super) fn run(mut self, poll: Duration) {
+    /// Looks for work until the engine stops: every `realtime` in real time,
+    /// every `bounce` as a bounce (where the renderer may be waiting).
+    pub(super) fn run(mut self, realtime: Duration, bounce: Duration) {
         while !self.shared.stop.load(Ordering::Acquire) {
             self.step();
-            std::thread::sleep(poll);
+            std::thread::sleep(match self.run_mode.render_mode() {
+                RenderMode::RealTime => realtime,
+                RenderMode::Offline => bounce,
+            });
         }
+    }
+
+    /// Notices a change of run mode: logs it (once, from this thread, never the
+    /// audio thread's) and, back in real time, starts the load monitor afresh
+    /// (what it measured before the bounce says nothing about now).
+    fn follow_run_mode(&mut self) {
+        let mode = self.shared.run_mode();
+        if mode == self.run_mode {
+            return;
+        }
+        tracing::info!(from = %self.run_mode, to = %mode, "render mode changed");
+        if mode.render_mode() == RenderMode::RealTime {
+            self.monitor.restart();
+        }
+        self.run_mode = mode;
     }
 
     /// One look for work: free returned phrases, pick up new parameters and
@@ -125,12 +164,13 @@ impl ComposerThread {
             self.sent = None;
             self.sent_prev = None;
         }
-        if let Some(monitor) = self.monitor.as_mut() {
+        self.follow_run_mode();
+        if self.run_mode.render_mode() == RenderMode::RealTime {
             let texture = self
                 .textures
                 .as_ref()
                 .map_or_else(TextureLoad::default, |t| t.probe.texture_load());
-            monitor.poll(texture);
+            self.monitor.poll(texture);
         }
         let changed = self.pick_up_changes();
         self.send_wanted(changed);
@@ -140,7 +180,7 @@ impl ComposerThread {
     /// composed just like new parameters); returns whether either changed.
     fn pick_up_changes(&mut self) -> bool {
         let (version, params) = self.shared.params.read();
-        let level = self.shared.degrade.level();
+        let level = self.shared.level();
         if version == self.params_version && level == self.level {
             return false;
         }
@@ -174,9 +214,9 @@ impl ComposerThread {
         thin_phrase(self.level, &mut phrase);
         let last = phrase.last_degree();
         // Real time, the level decides whether a texture is heard, so whether one
-        // is rendered; offline every phrase has one (the renderer waits for it).
+        // is rendered; in a bounce every phrase has one (the renderer waits for it).
         let texture = self.textures.is_some()
-            && (self.mode == RenderMode::Offline || self.level.profile().texture);
+            && (self.run_mode.render_mode() == RenderMode::Offline || self.level.profile().texture);
         let copy = texture.then(|| phrase.clone());
         if self.sender.outgoing.push(phrase).is_ok() {
             self.sent = Some((index, last));

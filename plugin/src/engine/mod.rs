@@ -24,6 +24,12 @@
 //! the renderer waits for every texture, which is rendered on the CPU unless
 //! `AURALIS_RENDERER=gpu` asks for the GPU, so a bounce does not depend on the
 //! machine's GPU.
+//!
+//! **Run mode.** [`Engine::set_run_mode`] switches between real time and a
+//! bounce at any block ([`RunMode`]): a bounce waits for every phrase and
+//! texture and applies no degradation but a pinned level, exactly as an engine
+//! built offline does, so a freewheeling host's export equals `auralis-render`.
+//! The texture's renderer (CPU or GPU) is chosen when the engine is built.
 
 mod composer;
 mod params_cell;
@@ -41,6 +47,7 @@ use crate::compose::mix::MixLevels;
 use crate::compose::phrase::{ComposeParams, ParamError};
 use crate::degrade::monitor::{Monitor, MonitorConfig};
 use crate::degrade::Level;
+use crate::pacing::RunMode;
 use crate::prerender::{ConfigError, PrerenderWorker};
 use crate::render::feed::phrase_channel;
 use crate::render::{RenderMode, Renderer, SeekTarget, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
@@ -50,7 +57,7 @@ pub use self::texture::TextureSetting;
 
 /// How often the composer thread looks for work in real-time mode.
 const COMPOSER_POLL_REALTIME: Duration = Duration::from_millis(5);
-/// How often it looks in offline mode, where the renderer may be waiting on it.
+/// How often it looks in a bounce, where the renderer may be waiting on it.
 /// Even at 300x real time a phrase lasts tens of milliseconds of wall time, and the
 /// next one is composed as soon as the current one starts, so this rarely matters.
 const COMPOSER_POLL_OFFLINE: Duration = Duration::from_millis(1);
@@ -66,7 +73,8 @@ pub struct EngineConfig {
     pub compose: ComposeParams,
     /// Layer and effect levels (smoothed when changed).
     pub levels: MixLevels,
-    /// Real-time (never waits) or offline (waits for every phrase).
+    /// Real-time (never waits) or offline (waits for every phrase); see
+    /// [`Engine::set_run_mode`] to change it later.
     pub mode: RenderMode,
 }
 
@@ -105,7 +113,8 @@ pub struct Engine {
     renderer: Renderer,
     shared: Arc<Shared>,
     compose: ComposeParams,
-    mode: RenderMode,
+    /// The run mode in force (the audio thread's copy of [`Shared::run_mode`]).
+    run_mode: RunMode,
     /// Duration of one frame, for the audio thread's load measurement.
     frame_s: f64,
     /// No jump and no parameter change yet, so the phrase composed at
@@ -132,8 +141,8 @@ impl Engine {
 
     /// [`Engine::new`] with explicit settings for the load monitor (sampling
     /// interval, hold time, whether CPU use counts). In real time the composer
-    /// thread samples the load and steps the degradation machine; offline there is
-    /// no deadline, so only a pinned level applies.
+    /// thread samples the load and steps the degradation machine; in a bounce
+    /// there is no deadline, so only a pinned level applies.
     ///
     /// # Errors
     /// As [`Engine::new`].
@@ -157,7 +166,11 @@ impl Engine {
         }
         config.compose.validate()?;
         config.levels.validate()?;
-        let shared = Arc::new(Shared::default());
+        let run_mode = RunMode::from_render_mode(config.mode);
+        let shared = Arc::new(Shared {
+            run_mode: (run_mode as u8).into(),
+            ..Shared::default()
+        });
         shared.params.write(&config.compose);
         let textures = TextureSetup::start(texture, &config, &shared.degrade)?;
         let (prerender, client, layer) = match textures {
@@ -171,17 +184,9 @@ impl Engine {
             None => (None, None, None),
         };
         let (sender, feed) = phrase_channel();
-        let monitor = (config.mode == RenderMode::RealTime)
-            .then(|| Monitor::new(monitor, Arc::clone(&shared.degrade)));
-        let worker = ComposerThread::new(
-            config.seed,
-            Arc::clone(&shared),
-            sender,
-            monitor,
-            client,
-            config.mode,
-        );
-        let composer = Self::start_composer(worker, config.mode)?;
+        let monitor = Monitor::new(monitor, Arc::clone(&shared.degrade));
+        let worker = ComposerThread::new(config.seed, Arc::clone(&shared), sender, monitor, client);
+        let composer = Self::start_composer(worker)?;
         let mut renderer = Renderer::new(
             config.sample_rate,
             config.seed,
@@ -197,7 +202,7 @@ impl Engine {
             renderer,
             shared,
             compose: config.compose,
-            mode: config.mode,
+            run_mode,
             frame_s: 1.0 / f64::from(config.sample_rate),
             pristine: true,
             start_beat: 0.0,
@@ -208,30 +213,24 @@ impl Engine {
 
     /// Composes phrase 0 (and asks for its texture) so real time starts with
     /// music, then starts the composer thread.
-    fn start_composer(
-        mut worker: ComposerThread,
-        mode: RenderMode,
-    ) -> Result<JoinHandle<()>, EngineError> {
-        let poll = match mode {
-            RenderMode::RealTime => COMPOSER_POLL_REALTIME,
-            RenderMode::Offline => COMPOSER_POLL_OFFLINE,
-        };
+    fn start_composer(mut worker: ComposerThread) -> Result<JoinHandle<()>, EngineError> {
         worker.step();
         std::thread::Builder::new()
             .name("auralis-composer".into())
-            .spawn(move || worker.run(poll))
+            .spawn(move || worker.run(COMPOSER_POLL_REALTIME, COMPOSER_POLL_OFFLINE))
             .map_err(EngineError::Spawn)
     }
 
     /// Renders `left.len()` frames into `left`/`right` (overwritten). Any length,
-    /// no allocation, no locks; in offline mode it waits for the composer.
+    /// no allocation, no locks; in a bounce it waits for the composer and the
+    /// pre-renderer.
     ///
     /// The degradation level is applied at the start of the block; in real time
     /// the time spent here is measured (a clock read and three atomic operations)
     /// for the load monitor.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
-        self.renderer.set_quality(self.shared.degrade.level());
-        if self.mode == RenderMode::Offline {
+        self.renderer.set_quality(self.shared.level());
+        if self.run_mode.render_mode() == RenderMode::Offline {
             self.renderer.process(left, right);
             return;
         }
@@ -278,6 +277,50 @@ impl Engine {
         self.renderer.beat_position()
     }
 
+    /// Renders in real time or as a bounce from the next block on ([`RunMode`]:
+    /// also why, for the status). A bounce waits for every phrase and texture
+    /// and applies only a pinned level; back in real time the load monitor
+    /// starts afresh at normal. The composer thread logs each change. Never
+    /// allocates; a few atomic stores when the mode changes, nothing otherwise.
+    pub fn set_run_mode(&mut self, mode: RunMode) {
+        if mode == self.run_mode {
+            return;
+        }
+        if mode.render_mode() == RenderMode::Offline {
+            self.shared.degrade.reset_level();
+        }
+        self.run_mode = mode;
+        self.shared.run_mode.store(mode as u8, Ordering::Release);
+        self.renderer.set_mode(mode.render_mode());
+    }
+
+    /// The run mode in force.
+    #[must_use]
+    pub const fn run_mode(&self) -> RunMode {
+        self.run_mode
+    }
+
+    /// Waits up to `timeout` (off the audio thread) until the texture of the
+    /// first phrase is delivered, so real time starts with the music a bounce
+    /// starts with; returns at once with the texture off. Returns whether it
+    /// came.
+    pub fn wait_for_first_texture(&self, timeout: Duration) -> bool {
+        let Some((_, probe)) = self.prerender.as_ref() else {
+            return true;
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let stats = probe.stats.snapshot();
+            if stats.rendered + stats.silenced > 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Pins the degradation level (`None`: automatic): the machine keeps
     /// measuring and reporting, but the pinned level is the one applied. Never
     /// allocates.
@@ -285,10 +328,11 @@ impl Engine {
         self.shared.degrade.set_pin(pin);
     }
 
-    /// The degradation level in force (the pinned one if any).
+    /// The degradation level in force (the pinned one if any; in a bounce,
+    /// normal unless pinned).
     #[must_use]
     pub fn level(&self) -> Level {
-        self.shared.degrade.level()
+        self.shared.level()
     }
 
     /// Makes every audio block measure `ratio` of its deadline busier than it
@@ -380,6 +424,7 @@ impl Engine {
             compose: self.compose,
             levels: *self.levels(),
             level: self.level(),
+            run_mode: self.run_mode,
             level_pin: self.shared.degrade.pin(),
             load: self.shared.degrade.report(),
             active_voices: self.active_voices(),

@@ -7,6 +7,7 @@ use crate::compose::mix::MixLevels;
 use crate::compose::phrase::ComposeParams;
 use crate::degrade::monitor::{DegradeShared, LoadReport, TextureLoad};
 use crate::degrade::Level;
+use crate::pacing::RunMode;
 use crate::prerender::worker::SharedQuality;
 use crate::prerender::{PrerenderStats, Quality, StatsSnapshot};
 use crate::render::texture::TextureTelemetry;
@@ -76,6 +77,8 @@ pub struct EngineStatus {
     pub levels: MixLevels,
     /// The degradation level (the pinned one when the user pins one).
     pub level: Level,
+    /// Real time or a bounce, and why.
+    pub run_mode: RunMode,
     /// The level the user pinned, if any.
     pub level_pin: Option<Level>,
     /// The load monitor's last reading (zeros offline or before the first).

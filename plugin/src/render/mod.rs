@@ -519,6 +519,15 @@ impl Renderer {
         }
     }
 
+    /// Waits for phrases and textures (offline) or never (real time) from the
+    /// next block on. Never allocates.
+    pub fn set_mode(&mut self, mode: RenderMode) {
+        self.mode = mode;
+        if let Some(layer) = self.texture.as_mut() {
+            layer.set_mode(mode);
+        }
+    }
+
     /// Renders `left.len()` frames (the shorter of the two slices) into the buffers,
     /// overwriting them. Never allocates; in offline mode it may wait for phrases.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {

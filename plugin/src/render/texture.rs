@@ -188,6 +188,11 @@ impl TextureLayer {
         self.enabled = enabled;
     }
 
+    /// Waits for each texture (offline) or never (real time) from now on.
+    pub fn set_mode(&mut self, mode: RenderMode) {
+        self.mode = mode;
+    }
+
     /// Whether the playing phrase loops (overload): its own texture is then
     /// the next one, always ready.
     pub fn set_looping(&mut self, looping: bool) {

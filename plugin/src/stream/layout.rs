@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 use crate::compose::phrase::ComposeParams;
 use crate::degrade::Level;
+use crate::pacing::RunMode;
 
 /// The directory streams live in (a tmpfs on Linux).
 pub const SHM_DIR: &str = "/dev/shm";
@@ -97,8 +98,11 @@ pub mod word {
     pub const CONTROL_READ: usize = 15;
     /// Control records the writer refused (invalid, or remote control off).
     pub const CONTROL_REFUSED: usize = 16;
+    /// The writer's [`RunMode`](crate::pacing::RunMode) (0–3; 0, real time,
+    /// from a writer that predates it).
+    pub const RUN_MODE: usize = 17;
     /// Words in use; the rest of the page is zero.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
 }
 
 /// Flag: the writer stopped (deactivated or removed); no more audio comes.
@@ -129,6 +133,8 @@ pub struct Header {
     pub heartbeat: u64,
     /// The writer's degradation level.
     pub level: Level,
+    /// How the writer renders (real time or a bounce, and why).
+    pub run_mode: RunMode,
     /// The writer closed the stream.
     pub closed: bool,
     /// The plugin accepts remote control.
@@ -271,6 +277,7 @@ pub fn parse_header_prefix(prefix: &[u8], file_len: u64) -> Result<Header, Heade
     )?;
     let writer_pid = in_range("writer_pid", w(word::WRITER_PID), 1, u64::from(u32::MAX))?;
     let level = in_range("level", w(word::LEVEL), 0, 3)?;
+    let run_mode = in_range("run_mode", w(word::RUN_MODE), 0, 3)?;
     let flags = in_range(
         "flags",
         w(word::FLAGS),
@@ -296,6 +303,7 @@ pub fn parse_header_prefix(prefix: &[u8], file_len: u64) -> Result<Header, Heade
         write_pos: w(word::WRITE_POS),
         heartbeat: w(word::HEARTBEAT),
         level: Level::from_u8(u8::try_from(level).unwrap_or(3)).unwrap_or(Level::Overload),
+        run_mode: RunMode::from_u8(u8::try_from(run_mode).unwrap_or(0)),
         closed: flags & FLAG_CLOSED != 0,
         remote_control: flags & FLAG_REMOTE_CONTROL != 0,
         compose,
@@ -434,7 +442,7 @@ mod tests {
     #[test]
     fn every_bad_field_is_named() {
         let good = example_file(48_000, 2, 4096);
-        let cases: [(usize, u64, &str); 9] = [
+        let cases: [(usize, u64, &str); 10] = [
             (word::MAGIC, 7, "magic"),
             (word::VERSION, 2, "version"),
             (word::SAMPLE_RATE, 4_000, "sample_rate"),
@@ -443,6 +451,7 @@ mod tests {
             (word::CONTROL_SLOTS, 3, "control_slots"),
             (word::RING_OFFSET, 0, "ring_offset"),
             (word::LEVEL, 9, "level"),
+            (word::RUN_MODE, 4, "run_mode"),
             (word::FLAGS, 8, "flags"),
         ];
         for (i, v, name) in cases {

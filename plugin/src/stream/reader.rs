@@ -22,6 +22,7 @@ use super::mapping::{Backing, Mapping};
 use crate::compose::phrase::ComposeParams;
 use crate::compose::ParamUpdate;
 use crate::degrade::Level;
+use crate::pacing::RunMode;
 
 /// Why a stream could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +185,14 @@ impl ShmReader {
         Level::from_u8(u8::try_from(v).unwrap_or(u8::MAX)).unwrap_or(Level::Overload)
     }
 
+    /// How the writer renders: in real time or as a bounce, and why
+    /// (real time for a value out of range).
+    #[must_use]
+    pub fn run_mode(&self) -> RunMode {
+        let v = self.map.header()[word::RUN_MODE].load(Ordering::Relaxed);
+        RunMode::from_u8(u8::try_from(v).unwrap_or(u8::MAX))
+    }
+
     fn flags(&self) -> u64 {
         self.map.header()[word::FLAGS].load(Ordering::Acquire)
     }
@@ -342,7 +351,7 @@ mod tests {
         while n < 3 * capacity {
             let left: Vec<f32> = (n..n + 64).map(|i| i as f32).collect();
             let right: Vec<f32> = left.iter().map(|x| -x).collect();
-            writer.write(&left, &right, Level::Normal, &compose);
+            writer.write(&left, &right, Level::Normal, RunMode::RealTime, &compose);
             n += 64;
         }
         assert_eq!(reader.write_pos(), n);

@@ -26,6 +26,7 @@ use super::remote::RemoteControl;
 use super::writer::{ShmWriter, StreamFile};
 use crate::compose::phrase::ComposeParams;
 use crate::degrade::Level;
+use crate::pacing::RunMode;
 
 /// How often the stream thread looks at the parameters and the control ring.
 pub const POLL: Duration = Duration::from_millis(10);
@@ -66,7 +67,14 @@ pub struct StreamOutput {
 impl StreamOutput {
     /// Takes a pending attach/detach, then writes the block to the current
     /// stream, if any. Wait-free; no allocation, no syscall.
-    pub fn write(&mut self, left: &[f32], right: &[f32], level: Level, compose: &ComposeParams) {
+    pub fn write(
+        &mut self,
+        left: &[f32],
+        right: &[f32],
+        level: Level,
+        run_mode: RunMode,
+        compose: &ComposeParams,
+    ) {
         if let Some(old) = self.parked.take() {
             self.give_back(old);
         }
@@ -82,7 +90,7 @@ impl StreamOutput {
             }
         }
         if let Some(writer) = self.writer.as_mut() {
-            writer.write(left, right, level, compose);
+            writer.write(left, right, level, run_mode, compose);
         }
     }
 
@@ -268,7 +276,7 @@ mod tests {
             let deadline = Instant::now() + Duration::from_secs(5);
             while !cond(out) {
                 assert!(Instant::now() < deadline, "timed out");
-                out.write(&block, &block, Level::Normal, &compose);
+                out.write(&block, &block, Level::Normal, RunMode::RealTime, &compose);
                 std::thread::sleep(Duration::from_millis(2));
             }
         };
@@ -277,10 +285,17 @@ mod tests {
             remote_control: true,
         };
         wait_until(&mut out, &|o| o.is_streaming());
-        out.write(&block, &block, Level::HighLoad, &compose);
+        out.write(
+            &block,
+            &block,
+            Level::HighLoad,
+            RunMode::Freewheel,
+            &compose,
+        );
         let reader = ShmReader::open(&name).unwrap();
         assert!(reader.write_pos() >= 64);
         assert_eq!(reader.level(), Level::HighLoad);
+        assert_eq!(reader.run_mode(), RunMode::Freewheel);
         let mut frames = [0.0f32; 128];
         reader.read(reader.write_pos() - 64, &mut frames).unwrap();
         assert!(frames.iter().all(|x| *x == 0.25));

@@ -22,6 +22,7 @@ use super::mapping::{Backing, Mapping};
 use crate::compose::phrase::ComposeParams;
 use crate::compose::ParamUpdate;
 use crate::degrade::Level;
+use crate::pacing::RunMode;
 
 /// Channels the plugin streams (its stereo output).
 pub const CHANNELS: u16 = 2;
@@ -240,8 +241,16 @@ pub struct ShmWriter {
 impl ShmWriter {
     /// Copies a block (`left` and `right` of equal length; the shorter one rules)
     /// into the ring, publishes the new write position with release ordering,
-    /// bumps the heartbeat and publishes `level` and `compose`. Atomic stores only.
-    pub fn write(&mut self, left: &[f32], right: &[f32], level: Level, compose: &ComposeParams) {
+    /// bumps the heartbeat and publishes `level`, `run_mode` and `compose`.
+    /// Atomic stores only.
+    pub fn write(
+        &mut self,
+        left: &[f32],
+        right: &[f32],
+        level: Level,
+        run_mode: RunMode,
+        compose: &ComposeParams,
+    ) {
         let map = &self.file.map;
         let ring = map.ring();
         for (l, r) in left.iter().zip(right) {
@@ -261,6 +270,7 @@ impl ShmWriter {
         h[word::COMPOSE_A].store(a, Ordering::Relaxed);
         h[word::COMPOSE_B].store(b, Ordering::Relaxed);
         h[word::LEVEL].store(level as u64, Ordering::Relaxed);
+        h[word::RUN_MODE].store(run_mode as u64, Ordering::Relaxed);
         h[word::WRITE_POS].store(self.pos, Ordering::Release);
         self.heartbeat += 1;
         h[word::HEARTBEAT].store(self.heartbeat, Ordering::Release);
@@ -299,7 +309,7 @@ mod tests {
             minor_faults(&mut stat, &mut buf);
             let before = minor_faults(&mut stat, &mut buf);
             for _ in 0..laps {
-                writer.write(&block, &block, Level::Normal, &compose);
+                writer.write(&block, &block, Level::Normal, RunMode::RealTime, &compose);
             }
             let after = minor_faults(&mut stat, &mut buf);
             assert_eq!(after, before, "page faults while writing three laps");

@@ -421,3 +421,66 @@ async fn a_full_mount_refuses_listeners_and_a_taken_mount_is_retried() {
     second.shutdown().await;
     bridge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_link_is_dropped_and_the_music_goes_on_locally() {
+    let primary = Icecast::start("stall", "");
+    let link = common::stall::StallLink::start(primary.addr()).await;
+    let logs = fresh_dir("icecast-stall-logs");
+    let url = format!(
+        "icecast://source:{PASSWORD}@127.0.0.1:{}/live.opus",
+        link.addr().port()
+    );
+    let log_dir = logs.to_str().expect("utf-8 path").to_owned();
+    let bin = common::Binary::spawn(
+        &["--port", "0", "--icecast", &url, "--log-dir", &log_dir],
+        &[
+            ("AURALIS_SAMPLE_RATE", "16000"),
+            ("AURALIS_DEGRADE_ON_CPU", "false"),
+            ("AURALIS_SEND_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let addr = bin.addr();
+    let listener = Listener::start(addr, "").await;
+    mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    link.stall(true);
+    let stalled_at = Instant::now();
+    let dropped = mount_reaches(addr, 0, "retrying", Duration::from_secs(8)).await;
+    let noticed_s = stalled_at.elapsed().as_secs_f64();
+    assert!(
+        dropped["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("took no data")),
+        "{dropped}"
+    );
+    let (_, health) = common::get_json(addr, "/health");
+    assert_eq!(health["status"], "degraded", "a mount is down: {health}");
+
+    link.stall(false);
+    let back = mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
+    assert!(back["connects"].as_u64() >= Some(2), "{back}");
+    let icecast = primary.addr();
+    let (head, body) =
+        blocking(move || listen(icecast, "/live.opus", Duration::from_secs(1))).await;
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(
+        body.len() > 4_000,
+        "{} bytes after the reconnect",
+        body.len()
+    );
+    // The local listener heard every chunk throughout.
+    listener.finish(10).await.assert_contiguous();
+    drop(bin);
+    let logged = Logs::read(&logs);
+    let lines = Logs::with_message(&logged.main, "took no data");
+    assert_eq!(lines.len(), 1, "one stall logged: {:?}", logged.main.len());
+    assert_eq!(lines[0]["level"], "WARN", "{}", lines[0]);
+    // The socket buffers (about 2.5 s of the stream) fill, then pages wait in
+    // the outbox for the 1 s send timeout.
+    assert!(
+        noticed_s < 6.0,
+        "the stall was noticed {noticed_s:.1} s after it began"
+    );
+}

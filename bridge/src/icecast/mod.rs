@@ -9,9 +9,11 @@
 //! doubling to 60 s, each delay ±25 % at random so many bridges do not knock in
 //! step). A wrong password (401) goes straight to the longest delay: it needs the
 //! operator, not a retry storm. The connection is fed through a small bounded
-//! outbox: a mount whose outbox stays full for the send timeout is stalled and
-//! dropped, and the music goes on for everyone else; the source and the WebSocket
-//! listeners never wait for Icecast. Each mount's state, last error and counters
+//! outbox over a socket with a small send buffer ([`SEND_BUFFER`]), so a server
+//! that stops reading shows within seconds: a mount whose pages keep waiting in
+//! the outbox for the send timeout (`--send-timeout-ms`, 5 s by default) is
+//! stalled, logged at warn and dropped, and the music goes on for everyone else;
+//! the source and the WebSocket listeners never wait for Icecast. Each mount's state, last error and counters
 //! are in `/health`, `/api/status` and `/metrics`.
 
 pub mod target;
@@ -28,7 +30,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
@@ -50,6 +52,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pages queued for the connection: three seconds of 100 ms chunks.
 const OUTBOX_PAGES: usize = 32;
+/// The source socket's send buffer (the kernel doubles it for its bookkeeping):
+/// about two seconds of a 128 kbit/s stream. The kernel's default grows to
+/// megabytes, which a stalled server would fill for minutes before the outbox
+/// noticed.
+pub const SEND_BUFFER: u32 = 16 * 1024;
 /// Most bytes of a refusal's body kept as the server's reason.
 const REASON_BYTES: usize = 4096;
 
@@ -367,8 +374,8 @@ struct Session<'a> {
     outbox: Option<mpsc::Sender<Bytes>>,
     /// When Icecast accepted the source.
     connected_at: Option<Instant>,
-    /// Since when the outbox has been full.
-    full_since: Option<Instant>,
+    /// Since when pages have been waiting in the outbox.
+    waiting_since: Option<Instant>,
     /// The body of Icecast's `200 OK` (it sends one after `100 Continue`), kept
     /// open: dropping it would end the connection.
     answer: Option<Incoming>,
@@ -384,7 +391,7 @@ impl<'a> Session<'a> {
             state,
             outbox: None,
             connected_at: None,
-            full_since: None,
+            waiting_since: None,
             answer: None,
         }
     }
@@ -401,15 +408,12 @@ impl<'a> Session<'a> {
     async fn stream(&mut self) -> Result<Infallible, Failure> {
         let target = &self.mount.target;
         tracing::debug!("connecting");
-        let tcp = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            TcpStream::connect((target.host.as_str(), target.port)),
-        )
-        .await
-        .map_err(|_| {
-            Failure::Unreachable(format!("no connection in {} s", CONNECT_TIMEOUT.as_secs()))
-        })?
-        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target.host, target.port))
+            .await
+            .map_err(|_| {
+                Failure::Unreachable(format!("no connection in {} s", CONNECT_TIMEOUT.as_secs()))
+            })?
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
@@ -525,13 +529,22 @@ impl<'a> Session<'a> {
         let Some(page) = chunk.ogg_page() else {
             return Ok(());
         };
-        if self.queue(page.clone()) {
-            self.full_since = None;
-            return Ok(());
+        // Chunks come every 100 ms; a connection that keeps up has taken the
+        // previous page long before the next one.
+        if self
+            .outbox
+            .as_ref()
+            .is_some_and(|tx| tx.capacity() == tx.max_capacity())
+        {
+            self.waiting_since = None;
         }
-        let full_for = self.full_since.get_or_insert_with(Instant::now).elapsed();
-        if full_for > self.state.config.send_timeout {
-            return Err(Failure::Stalled(full_for));
+        self.queue(page.clone());
+        let waiting_for = self
+            .waiting_since
+            .get_or_insert_with(Instant::now)
+            .elapsed();
+        if waiting_for > self.state.config.send_timeout {
+            return Err(Failure::Stalled(waiting_for));
         }
         Ok(())
     }
@@ -550,6 +563,27 @@ impl<'a> Session<'a> {
             false
         }
     }
+}
+
+/// A TCP connection to `host:port` (the first address that answers) whose send
+/// buffer is [`SEND_BUFFER`].
+async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }?;
+        socket.set_send_buffer_size(SEND_BUFFER)?;
+        match socket.connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+    }))
 }
 
 /// The request body: the outbox's pages as they come, ending when the session

@@ -10,6 +10,7 @@ pub mod chromium;
 pub mod evidence;
 pub mod lossy;
 pub mod source;
+pub mod stall;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;

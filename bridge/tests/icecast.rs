@@ -164,7 +164,7 @@ async fn bridge(urls: &[String]) -> Running {
     };
     let icecast = urls
         .iter()
-        .map(|u| parse_icecast(u, config.opus_kbps).expect("a valid URL"))
+        .map(|u| parse_icecast(u).expect("a valid URL"))
         .collect();
     common::start(Config { icecast, ..config }).await
 }
@@ -483,4 +483,38 @@ async fn a_stalled_link_is_dropped_and_the_music_goes_on_locally() {
         noticed_s < 6.0,
         "the stall was noticed {noticed_s:.1} s after it began"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounts_at_two_bitrates_each_get_their_own_stream() {
+    let primary = Icecast::start("kbps", "");
+    let low = format!("{}?kbps=64", primary.url(PASSWORD, "/low.opus"));
+    // The stream's own 128 kbit/s: the pump's pages, shared with /stream.opus.
+    let high = format!("{}?kbps=128", primary.url(PASSWORD, "/high.opus"));
+    let bridge = bridge(&[low, high]).await;
+    let addr = bridge.local_addr();
+    for i in 0..2 {
+        mount_reaches(addr, i, "connected", Duration::from_secs(10)).await;
+    }
+    let icecast = primary.addr();
+    let wall = Duration::from_secs(6);
+    let low = blocking(move || listen_and_decode(icecast, "/low.opus", wall));
+    let high = blocking(move || listen_and_decode(icecast, "/high.opus", wall));
+    let ((low_head, low_body, low_s), (_, high_body, high_s)) = tokio::join!(low, high);
+    assert!(low_head.contains("bitrate=64"), "{low_head}");
+    for (what, kbps, body, seconds) in [
+        ("64 kbit/s", 64.0, &low_body, low_s),
+        ("128 kbit/s", 128.0, &high_body, high_s),
+    ] {
+        assert!(
+            (seconds - 6.0).abs() <= 0.3,
+            "{what}: {seconds:.3} s decoded"
+        );
+        let rate = body.len() as f64 * 8.0 / 1000.0 / wall.as_secs_f64();
+        assert!(
+            (rate / kbps - 1.0).abs() <= 0.25,
+            "{what}: {rate:.1} kbit/s through Icecast"
+        );
+    }
+    bridge.shutdown().await;
 }

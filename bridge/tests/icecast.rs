@@ -6,154 +6,21 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auralis_bridge::config::parse_icecast;
 use auralis_bridge::{Config, Running};
 use common::evidence::{fresh_dir, Listener, Logs};
+use common::icecast_server::{Icecast, PASSWORD};
 use serde_json::Value;
 
-const PASSWORD: &str = "hackme-source";
-
-/// One `icecast2` process with its own directory; killed on drop.
-struct Icecast {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-/// A free loopback port (released for the process that takes it next).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Whether this process runs as root: Debian's `icecast2` then refuses to start
-/// unless it is told whom to become.
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|ids| ids.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-impl Icecast {
-    /// Starts an Icecast whose config also holds `extra` (mounts, relays).
-    fn start(tag: &str, extra: &str) -> Self {
-        let dir = fresh_dir(&format!("icecast-{tag}"));
-        // Icecast drops root for `nobody`, who must still write its logs.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-            .expect("a writable directory");
-        let mut icecast = Self {
-            child: None,
-            port: free_port(),
-            dir,
-        };
-        icecast.write_config(extra);
-        icecast.spawn();
-        icecast
-    }
-
-    fn write_config(&self, extra: &str) {
-        let dir = self.dir.display();
-        let owner = if running_as_root() {
-            "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
-        } else {
-            ""
-        };
-        let xml = format!(
-            "<icecast>
-  <location>test</location><admin>test@localhost</admin>
-  <limits><clients>200</clients><sources>8</sources><source-timeout>10</source-timeout>
-    <burst-size>0</burst-size></limits>
-  <authentication><source-password>{PASSWORD}</source-password>
-    <relay-password>{PASSWORD}</relay-password><admin-user>admin</admin-user>
-    <admin-password>{PASSWORD}</admin-password></authentication>
-  <hostname>127.0.0.1</hostname>
-  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
-  <master-update-interval>1</master-update-interval>
-  {extra}
-  <fileserve>0</fileserve>
-  <paths><basedir>/usr/share/icecast2</basedir><logdir>{dir}</logdir>
-    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
-    <pidfile>{dir}/icecast.pid</pidfile></paths>
-  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>3</loglevel></logging>
-  <security><chroot>0</chroot>{owner}</security>
-</icecast>",
-            port = self.port
-        );
-        std::fs::write(self.dir.join("icecast.xml"), xml).expect("write the config");
-    }
-
-    /// Starts the process and waits until it accepts connections.
-    fn spawn(&mut self) {
-        let child = Command::new("icecast2")
-            .arg("-c")
-            .arg(self.dir.join("icecast.xml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("icecast2 runs (Debian's `icecast2`; CI installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(self.addr()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "icecast2 did not listen on {}: {}",
-                self.addr(),
-                self.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// The source URL of `mount` with `password`.
-    fn url(&self, password: &str, mount: &str) -> String {
-        format!("icecast://source:{password}@127.0.0.1:{}{mount}", self.port)
-    }
-
-    /// A `<relay>` of this server's `mount`, served as `local`.
-    fn relay_xml(&self, mount: &str, local: &str) -> String {
-        format!(
-            "<relay><server>127.0.0.1</server><port>{}</port><mount>{mount}</mount>
-             <local-mount>{local}</local-mount><on-demand>0</on-demand>
-             <relay-shoutcast-metadata>0</relay-shoutcast-metadata></relay>",
-            self.port
-        )
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // It may have exited already; the wait reaps it either way.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Icecast {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// An Icecast for the test `tag` whose config also holds `extra`.
+fn icecast(tag: &str, extra: &str) -> Icecast {
+    Icecast::start(fresh_dir(&format!("icecast-{tag}")), extra, 200)
 }
 
 /// A bridge in this process feeding `urls`.
@@ -245,8 +112,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_reads_twenty_seconds_from_the_mount_and_from_a_relay() {
-    let primary = Icecast::start("primary", "");
-    let relay = Icecast::start("relay", &primary.relay_xml("/live.opus", "/relay.opus"));
+    let primary = icecast("primary", "");
+    let relay = icecast("relay", &primary.relay_xml("/live.opus", "/relay.opus"));
     let bridge = bridge(&[primary.url(PASSWORD, "/live.opus")]).await;
     let addr = bridge.local_addr();
     mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
@@ -289,8 +156,8 @@ async fn ffmpeg_reads_twenty_seconds_from_the_mount_and_from_a_relay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
-    let mut primary = Icecast::start("restart", "");
-    let relay = Icecast::start(
+    let mut primary = icecast("restart", "");
+    let relay = icecast(
         "restart-relay",
         &primary.relay_xml("/live.opus", "/relay.opus"),
     );
@@ -339,7 +206,7 @@ async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_refused_once_and_shown_in_health_and_logs() {
-    let primary = Icecast::start("password", "");
+    let primary = icecast("password", "");
     let logs = fresh_dir("icecast-logs");
     let url = primary.url("not-the-password", "/live.opus");
     let log_dir = logs.to_str().expect("utf-8 path").to_owned();
@@ -383,7 +250,7 @@ async fn a_wrong_password_is_refused_once_and_shown_in_health_and_logs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_mount_refuses_listeners_and_a_taken_mount_is_retried() {
-    let primary = Icecast::start(
+    let primary = icecast(
         "limit",
         "<mount><mount-name>/live.opus</mount-name><max-listeners>1</max-listeners></mount>",
     );
@@ -424,7 +291,7 @@ async fn a_full_mount_refuses_listeners_and_a_taken_mount_is_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_link_is_dropped_and_the_music_goes_on_locally() {
-    let primary = Icecast::start("stall", "");
+    let primary = icecast("stall", "");
     let link = common::stall::StallLink::start(primary.addr()).await;
     let logs = fresh_dir("icecast-stall-logs");
     let url = format!(
@@ -487,7 +354,7 @@ async fn a_stalled_link_is_dropped_and_the_music_goes_on_locally() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mounts_at_two_bitrates_each_get_their_own_stream() {
-    let primary = Icecast::start("kbps", "");
+    let primary = icecast("kbps", "");
     let low = format!("{}?kbps=64", primary.url(PASSWORD, "/low.opus"));
     // The stream's own 128 kbit/s: the pump's pages, shared with /stream.opus.
     let high = format!("{}?kbps=128", primary.url(PASSWORD, "/high.opus"));

@@ -8,6 +8,7 @@
 
 pub mod chromium;
 pub mod evidence;
+pub mod icecast_server;
 pub mod lossy;
 pub mod source;
 pub mod stall;

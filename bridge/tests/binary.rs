@@ -351,7 +351,7 @@ async fn a_removed_log_directory_is_made_again_and_one_that_cannot_be_is_reporte
 /// `/player/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_format_and_the_client_dir_serve_old_clients() {
-    let dir = common::evidence::fresh_dir("client-dir");
+    let dir = fresh_dir("client-dir");
     std::fs::write(dir.join("index.html"), "<title>old client</title>").expect("index");
     std::fs::write(dir.join("app.js"), "console.log(1)").expect("script");
     let dir_arg = dir.to_str().expect("a UTF-8 path");

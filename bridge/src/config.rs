@@ -372,19 +372,20 @@ pub fn parse_source(s: &str) -> Result<SourceSpec, ConfigError> {
         .map_err(|e| invalid("source", format!("{s:?}: {e}")))
 }
 
-/// Parses an `--icecast` URL for a stream encoded at `opus_kbps`: the stream is
-/// encoded once, at one bitrate, so a mount's `?kbps=` must be that one.
+/// Parses an `--icecast` URL. A `?kbps=` must be in the range `--opus-kbps`
+/// takes; a mount at another bitrate than the stream's gets its own encoding.
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming `icecast`.
-pub fn parse_icecast(url: &str, opus_kbps: u32) -> Result<IcecastTarget, ConfigError> {
+pub fn parse_icecast(url: &str) -> Result<IcecastTarget, ConfigError> {
     let target = IcecastTarget::parse(url).map_err(|e| invalid("icecast", e))?;
     match target.kbps {
-        Some(kbps) if kbps != opus_kbps => Err(invalid(
+        Some(kbps) if !KBPS_RANGE.contains(&kbps) => Err(invalid(
             "icecast",
             format!(
-                "{target}: ?kbps={kbps} differs from the stream's {opus_kbps} kbit/s; the \
-                 stream is encoded once, at one bitrate: drop ?kbps= or set --opus-kbps {kbps}"
+                "{target}: ?kbps={kbps} is outside {}..={} kbit/s",
+                KBPS_RANGE.start(),
+                KBPS_RANGE.end()
             ),
         )),
         _ => Ok(target),
@@ -575,7 +576,7 @@ impl Config {
                 .icecast
                 .unwrap_or_default()
                 .iter()
-                .map(|url| parse_icecast(url, opus_kbps))
+                .map(|url| parse_icecast(url))
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -704,24 +705,18 @@ mod tests {
             ["/b.opus", "/c.opus", "/d.opus"],
             "flags replace the file"
         );
-        let e = Config::merge(
+        let c = Config::merge(
             &cli(&["--icecast", "icecast://source:pw@h/x?kbps=96"]),
             &file,
         )
-        .expect_err("a second bitrate");
-        assert_eq!(setting_of(&e), "icecast");
-        assert!(e.to_string().contains("--opus-kbps 96"), "{e}");
-        let c = Config::merge(
-            &cli(&[
-                "--opus-kbps",
-                "96",
-                "--icecast",
-                "icecast://source:pw@h/x?kbps=96",
-            ]),
-            &file,
-        )
-        .expect("the stream's own bitrate");
-        assert_eq!(c.icecast[0].kbps, Some(96));
+        .expect("a mount at its own bitrate");
+        assert_eq!((c.opus_kbps, c.icecast[0].kbps), (128, Some(96)));
+        for kbps in [31, 257] {
+            let url = format!("icecast://source:pw@h/x?kbps={kbps}");
+            let e = Config::merge(&cli(&["--icecast", &url]), &file).expect_err("out of range");
+            assert_eq!(setting_of(&e), "icecast");
+            assert!(e.to_string().contains("outside 32..=256"), "{e}");
+        }
         let e = Config::merge(&cli(&["--icecast", "icecast://source:secret@h"]), &file)
             .expect_err("no mount");
         assert!(e.to_string().contains("names no mount"), "{e}");

@@ -6,154 +6,21 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auralis_bridge::config::parse_icecast;
 use auralis_bridge::{Config, Running};
 use common::evidence::{fresh_dir, Listener, Logs};
+use common::icecast_server::{Icecast, PASSWORD};
 use serde_json::Value;
 
-const PASSWORD: &str = "hackme-source";
-
-/// One `icecast2` process with its own directory; killed on drop.
-struct Icecast {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-/// A free loopback port (released for the process that takes it next).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Whether this process runs as root: Debian's `icecast2` then refuses to start
-/// unless it is told whom to become.
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|ids| ids.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-impl Icecast {
-    /// Starts an Icecast whose config also holds `extra` (mounts, relays).
-    fn start(tag: &str, extra: &str) -> Self {
-        let dir = fresh_dir(&format!("icecast-{tag}"));
-        // Icecast drops root for `nobody`, who must still write its logs.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-            .expect("a writable directory");
-        let mut icecast = Self {
-            child: None,
-            port: free_port(),
-            dir,
-        };
-        icecast.write_config(extra);
-        icecast.spawn();
-        icecast
-    }
-
-    fn write_config(&self, extra: &str) {
-        let dir = self.dir.display();
-        let owner = if running_as_root() {
-            "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
-        } else {
-            ""
-        };
-        let xml = format!(
-            "<icecast>
-  <location>test</location><admin>test@localhost</admin>
-  <limits><clients>200</clients><sources>8</sources><source-timeout>10</source-timeout>
-    <burst-size>0</burst-size></limits>
-  <authentication><source-password>{PASSWORD}</source-password>
-    <relay-password>{PASSWORD}</relay-password><admin-user>admin</admin-user>
-    <admin-password>{PASSWORD}</admin-password></authentication>
-  <hostname>127.0.0.1</hostname>
-  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
-  <master-update-interval>1</master-update-interval>
-  {extra}
-  <fileserve>0</fileserve>
-  <paths><basedir>/usr/share/icecast2</basedir><logdir>{dir}</logdir>
-    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
-    <pidfile>{dir}/icecast.pid</pidfile></paths>
-  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>3</loglevel></logging>
-  <security><chroot>0</chroot>{owner}</security>
-</icecast>",
-            port = self.port
-        );
-        std::fs::write(self.dir.join("icecast.xml"), xml).expect("write the config");
-    }
-
-    /// Starts the process and waits until it accepts connections.
-    fn spawn(&mut self) {
-        let child = Command::new("icecast2")
-            .arg("-c")
-            .arg(self.dir.join("icecast.xml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("icecast2 runs (Debian's `icecast2`; CI installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(self.addr()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "icecast2 did not listen on {}: {}",
-                self.addr(),
-                self.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// The source URL of `mount` with `password`.
-    fn url(&self, password: &str, mount: &str) -> String {
-        format!("icecast://source:{password}@127.0.0.1:{}{mount}", self.port)
-    }
-
-    /// A `<relay>` of this server's `mount`, served as `local`.
-    fn relay_xml(&self, mount: &str, local: &str) -> String {
-        format!(
-            "<relay><server>127.0.0.1</server><port>{}</port><mount>{mount}</mount>
-             <local-mount>{local}</local-mount><on-demand>0</on-demand>
-             <relay-shoutcast-metadata>0</relay-shoutcast-metadata></relay>",
-            self.port
-        )
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // It may have exited already; the wait reaps it either way.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Icecast {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// An Icecast for the test `tag` whose config also holds `extra`.
+fn icecast(tag: &str, extra: &str) -> Icecast {
+    Icecast::start(fresh_dir(&format!("icecast-{tag}")), extra, 200)
 }
 
 /// A bridge in this process feeding `urls`.
@@ -164,7 +31,7 @@ async fn bridge(urls: &[String]) -> Running {
     };
     let icecast = urls
         .iter()
-        .map(|u| parse_icecast(u, config.opus_kbps).expect("a valid URL"))
+        .map(|u| parse_icecast(u).expect("a valid URL"))
         .collect();
     common::start(Config { icecast, ..config }).await
 }
@@ -245,8 +112,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_reads_twenty_seconds_from_the_mount_and_from_a_relay() {
-    let primary = Icecast::start("primary", "");
-    let relay = Icecast::start("relay", &primary.relay_xml("/live.opus", "/relay.opus"));
+    let primary = icecast("primary", "");
+    let relay = icecast("relay", &primary.relay_xml("/live.opus", "/relay.opus"));
     let bridge = bridge(&[primary.url(PASSWORD, "/live.opus")]).await;
     let addr = bridge.local_addr();
     mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
@@ -289,8 +156,8 @@ async fn ffmpeg_reads_twenty_seconds_from_the_mount_and_from_a_relay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
-    let mut primary = Icecast::start("restart", "");
-    let relay = Icecast::start(
+    let mut primary = icecast("restart", "");
+    let relay = icecast(
         "restart-relay",
         &primary.relay_xml("/live.opus", "/relay.opus"),
     );
@@ -339,7 +206,7 @@ async fn a_restarted_primary_is_fed_again_and_the_relay_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_refused_once_and_shown_in_health_and_logs() {
-    let primary = Icecast::start("password", "");
+    let primary = icecast("password", "");
     let logs = fresh_dir("icecast-logs");
     let url = primary.url("not-the-password", "/live.opus");
     let log_dir = logs.to_str().expect("utf-8 path").to_owned();
@@ -383,7 +250,7 @@ async fn a_wrong_password_is_refused_once_and_shown_in_health_and_logs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_mount_refuses_listeners_and_a_taken_mount_is_retried() {
-    let primary = Icecast::start(
+    let primary = icecast(
         "limit",
         "<mount><mount-name>/live.opus</mount-name><max-listeners>1</max-listeners></mount>",
     );
@@ -419,5 +286,102 @@ async fn a_full_mount_refuses_listeners_and_a_taken_mount_is_retried() {
     assert_eq!(source["state"], "connected", "{source}");
     assert_eq!(source["attempts"], 1, "{source}");
     second.shutdown().await;
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_link_is_dropped_and_the_music_goes_on_locally() {
+    let primary = icecast("stall", "");
+    let link = common::stall::StallLink::start(primary.addr()).await;
+    let logs = fresh_dir("icecast-stall-logs");
+    let url = format!(
+        "icecast://source:{PASSWORD}@127.0.0.1:{}/live.opus",
+        link.addr().port()
+    );
+    let log_dir = logs.to_str().expect("utf-8 path").to_owned();
+    let bin = common::Binary::spawn(
+        &["--port", "0", "--icecast", &url, "--log-dir", &log_dir],
+        &[
+            ("AURALIS_SAMPLE_RATE", "16000"),
+            ("AURALIS_DEGRADE_ON_CPU", "false"),
+            ("AURALIS_SEND_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let addr = bin.addr();
+    let listener = Listener::start(addr, "").await;
+    mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    link.stall(true);
+    let stalled_at = Instant::now();
+    let dropped = mount_reaches(addr, 0, "retrying", Duration::from_secs(8)).await;
+    let noticed_s = stalled_at.elapsed().as_secs_f64();
+    assert!(
+        dropped["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("took no data")),
+        "{dropped}"
+    );
+    let (_, health) = common::get_json(addr, "/health");
+    assert_eq!(health["status"], "degraded", "a mount is down: {health}");
+
+    link.stall(false);
+    let back = mount_reaches(addr, 0, "connected", Duration::from_secs(10)).await;
+    assert!(back["connects"].as_u64() >= Some(2), "{back}");
+    let icecast = primary.addr();
+    let (head, body) =
+        blocking(move || listen(icecast, "/live.opus", Duration::from_secs(1))).await;
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(
+        body.len() > 4_000,
+        "{} bytes after the reconnect",
+        body.len()
+    );
+    // The local listener heard every chunk throughout.
+    listener.finish(10).await.assert_contiguous();
+    drop(bin);
+    let logged = Logs::read(&logs);
+    let lines = Logs::with_message(&logged.main, "took no data");
+    assert_eq!(lines.len(), 1, "one stall logged: {:?}", logged.main.len());
+    assert_eq!(lines[0]["level"], "WARN", "{}", lines[0]);
+    // The socket buffers (about 2.5 s of the stream) fill, then pages wait in
+    // the outbox for the 1 s send timeout.
+    assert!(
+        noticed_s < 6.0,
+        "the stall was noticed {noticed_s:.1} s after it began"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounts_at_two_bitrates_each_get_their_own_stream() {
+    let primary = icecast("kbps", "");
+    let low = format!("{}?kbps=64", primary.url(PASSWORD, "/low.opus"));
+    // The stream's own 128 kbit/s: the pump's pages, shared with /stream.opus.
+    let high = format!("{}?kbps=128", primary.url(PASSWORD, "/high.opus"));
+    let bridge = bridge(&[low, high]).await;
+    let addr = bridge.local_addr();
+    for i in 0..2 {
+        mount_reaches(addr, i, "connected", Duration::from_secs(10)).await;
+    }
+    let icecast = primary.addr();
+    let wall = Duration::from_secs(6);
+    let low = blocking(move || listen_and_decode(icecast, "/low.opus", wall));
+    let high = blocking(move || listen_and_decode(icecast, "/high.opus", wall));
+    let ((low_head, low_body, low_s), (_, high_body, high_s)) = tokio::join!(low, high);
+    assert!(low_head.contains("bitrate=64"), "{low_head}");
+    for (what, kbps, body, seconds) in [
+        ("64 kbit/s", 64.0, &low_body, low_s),
+        ("128 kbit/s", 128.0, &high_body, high_s),
+    ] {
+        assert!(
+            (seconds - 6.0).abs() <= 0.3,
+            "{what}: {seconds:.3} s decoded"
+        );
+        let rate = body.len() as f64 * 8.0 / 1000.0 / wall.as_secs_f64();
+        assert!(
+            (rate / kbps - 1.0).abs() <= 0.25,
+            "{what}: {rate:.1} kbit/s through Icecast"
+        );
+    }
     bridge.shutdown().await;
 }

@@ -96,6 +96,8 @@ pub struct ClientReport {
     pub max_source_gap: Duration,
     /// Time from the first to the last chunk in the window.
     pub span: Duration,
+    /// Stream bytes received in the window (counted by [`OggListener`]s).
+    pub bytes: u64,
     /// Binary frames the header decoder rejected.
     pub bad_frames: u64,
     /// `error` messages received, by code.
@@ -400,18 +402,25 @@ pub struct OggListener {
 /// # Errors
 /// When the connection or the request fails or takes too long.
 pub async fn connect_ogg(target: &Target) -> Result<OggListener> {
-    let addr = target.addr;
+    connect_ogg_at(target.addr, "/stream.opus").await
+}
+
+/// Opens the Ogg stream at `path` on `addr` (the bridge's, or an Icecast mount).
+///
+/// # Errors
+/// When the connection or the request fails or takes too long.
+pub async fn connect_ogg_at(addr: SocketAddr, path: &str) -> Result<OggListener> {
     let open = async {
         let mut stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let request = format!("GET /stream.opus HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         anyhow::Ok(stream)
     };
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, open)
         .await
         .with_context(|| format!("connecting to {addr} took over {CONNECT_TIMEOUT:?}"))?
-        .with_context(|| format!("cannot open http://{addr}/stream.opus"))?;
+        .with_context(|| format!("cannot open http://{addr}{path}"))?;
     Ok(OggListener { stream })
 }
 
@@ -456,7 +465,12 @@ impl CrowdMember for OggListener {
                     report.failure = Some("the server ended the stream".into());
                     break;
                 }
-                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    if now >= measure_from {
+                        report.bytes += n as u64;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                }
                 Err(e) => {
                     report.failure = Some(e.to_string());
                     break;

@@ -6,6 +6,8 @@
 //!   short soak of the bridge (what CI runs; the fuzz targets' properties run
 //!   over their seeds and mutations among the tests);
 //! - `bench`: the benchmarks, printed as `name value unit` lines;
+//! - `icecast-bench`: listeners of the bridge, of an `icecast2` it feeds and of
+//!   a relay of that, side by side;
 //! - `loadtest`: many WebSocket listeners on one bridge;
 //! - `soak`: the bridge under listeners, control traffic, churn and faults for a
 //!   while, with checks on what it lost and kept;
@@ -14,6 +16,9 @@
 mod bridge;
 mod flags;
 mod fuzz;
+mod icecast_bench;
+#[path = "../../bridge/tests/common/icecast_server.rs"]
+mod icecast_server;
 mod listeners;
 mod loadtest;
 mod soak;
@@ -35,6 +40,10 @@ commands:
            run the benchmarks (the plugin's through a CLAP host, in release; the
            bridge's with listeners for S seconds per trial, default 60) and print
            one `name value unit` line per figure
+  icecast-bench [--listeners N] [--seconds S] [--bin PATH]
+           N Ogg listeners (default 200) for S seconds (default 30) on the
+           bridge's /stream.opus, on an icecast2 mount it feeds and on a relay:
+           health, gaps, bytes/s per listener, the bridge's CPU and RSS
   loadtest --clients N --seconds S [--url URL] [--bin PATH]
            N listeners on a bridge for S seconds: chunk rates, gaps, server CPU
            and memory
@@ -51,6 +60,7 @@ fn main() {
         Some("bundle") => nice_plug_xtask::main_with_args("cargo xtask", args),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("icecast-bench") => icecast_bench::icecast_bench(&args[1..]),
         Some("loadtest") => loadtest::loadtest(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),

@@ -1,6 +1,7 @@
 //! The bridge as an Icecast source (DESIGN.md §11): each `--icecast` mount gets
 //! the stream's Ogg/Opus, the same pages `/stream.opus` serves, made once per
-//! stream, over an HTTP PUT as Icecast 2.4 expects (`Authorization: Basic`,
+//! stream (or, for a mount with its own `?kbps=`, made once per such bitrate by
+//! a [`feed`] thread), over an HTTP PUT as Icecast 2.4 expects (`Authorization: Basic`,
 //! `Content-Type: audio/ogg`, `Expect: 100-continue`, `ice-*` headers), with
 //! hyper's HTTP/1 client and a streaming body.
 //!
@@ -9,11 +10,14 @@
 //! doubling to 60 s, each delay ±25 % at random so many bridges do not knock in
 //! step). A wrong password (401) goes straight to the longest delay: it needs the
 //! operator, not a retry storm. The connection is fed through a small bounded
-//! outbox: a mount whose outbox stays full for the send timeout is stalled and
-//! dropped, and the music goes on for everyone else; the source and the WebSocket
-//! listeners never wait for Icecast. Each mount's state, last error and counters
+//! outbox over a socket with a small send buffer ([`SEND_BUFFER`]), so a server
+//! that stops reading shows within seconds: a mount whose pages keep waiting in
+//! the outbox for the send timeout (`--send-timeout-ms`, 5 s by default) is
+//! stalled, logged at warn and dropped, and the music goes on for everyone else;
+//! the source and the WebSocket listeners never wait for Icecast. Each mount's state, last error and counters
 //! are in `/health`, `/api/status` and `/metrics`.
 
+pub mod feed;
 pub mod target;
 
 use std::convert::Infallible;
@@ -28,13 +32,13 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
+use self::feed::Feed;
 pub use self::target::IcecastTarget;
-use crate::hub::Chunk;
 use crate::metrics::MountSample;
 use crate::AppState;
 
@@ -50,6 +54,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pages queued for the connection: three seconds of 100 ms chunks.
 const OUTBOX_PAGES: usize = 32;
+/// The source socket's send buffer (the kernel doubles it for its bookkeeping):
+/// about two seconds of a 128 kbit/s stream. The kernel's default grows to
+/// megabytes, which a stalled server would fill for minutes before the outbox
+/// noticed.
+pub const SEND_BUFFER: u32 = 16 * 1024;
 /// Most bytes of a refusal's body kept as the server's reason.
 const REASON_BYTES: usize = 4096;
 
@@ -200,11 +209,23 @@ impl Icecast {
         }
     }
 
-    /// Starts one source task per mount; each ends when the bridge shuts down.
+    /// Starts one feed per distinct bitrate and one source task per mount; each
+    /// ends when the bridge shuts down.
     pub fn spawn(&self, state: &AppState) {
+        let kbps = |m: &Mount| m.target.kbps.unwrap_or(state.config.opus_kbps);
+        let feeds = match feed::start(state, self.mounts.iter().map(|m| kbps(m))) {
+            Ok(feeds) => feeds,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode the Icecast mounts' bitrates");
+                return;
+            }
+        };
         for mount in &self.mounts {
+            let Some(feed) = feeds.get(&kbps(mount)) else {
+                continue;
+            };
             let span = tracing::info_span!("icecast", mount = %mount.target);
-            tokio::spawn(run(Arc::clone(mount), state.clone()).instrument(span));
+            tokio::spawn(run(Arc::clone(mount), Arc::clone(feed), state.clone()).instrument(span));
         }
     }
 
@@ -329,12 +350,12 @@ impl Failure {
 }
 
 /// A mount's task: sessions separated by the backoff, until shutdown.
-async fn run(mount: Arc<Mount>, state: AppState) {
+async fn run(mount: Arc<Mount>, feed: Arc<Feed>, state: AppState) {
     let mut backoff = Backoff::new();
     let mut shutdown = state.shutdown.clone();
     loop {
         mount.attempts.fetch_add(1, Ordering::Relaxed);
-        let (failure, connected_for) = Session::new(&mount, &state).run().await;
+        let (failure, connected_for) = Session::new(&mount, &feed, &state).run().await;
         if matches!(failure, Failure::Shutdown) {
             return;
         }
@@ -363,12 +384,13 @@ async fn run(mount: Arc<Mount>, state: AppState) {
 /// One connection to the mount.
 struct Session<'a> {
     mount: &'a Mount,
+    feed: &'a Feed,
     state: &'a AppState,
     outbox: Option<mpsc::Sender<Bytes>>,
     /// When Icecast accepted the source.
     connected_at: Option<Instant>,
-    /// Since when the outbox has been full.
-    full_since: Option<Instant>,
+    /// Since when pages have been waiting in the outbox.
+    waiting_since: Option<Instant>,
     /// The body of Icecast's `200 OK` (it sends one after `100 Continue`), kept
     /// open: dropping it would end the connection.
     answer: Option<Incoming>,
@@ -378,13 +400,14 @@ struct Session<'a> {
 type Ended = (Failure, Option<Duration>);
 
 impl<'a> Session<'a> {
-    const fn new(mount: &'a Mount, state: &'a AppState) -> Self {
+    const fn new(mount: &'a Mount, feed: &'a Feed, state: &'a AppState) -> Self {
         Self {
             mount,
+            feed,
             state,
             outbox: None,
             connected_at: None,
-            full_since: None,
+            waiting_since: None,
             answer: None,
         }
     }
@@ -401,15 +424,12 @@ impl<'a> Session<'a> {
     async fn stream(&mut self) -> Result<Infallible, Failure> {
         let target = &self.mount.target;
         tracing::debug!("connecting");
-        let tcp = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            TcpStream::connect((target.host.as_str(), target.port)),
-        )
-        .await
-        .map_err(|_| {
-            Failure::Unreachable(format!("no connection in {} s", CONNECT_TIMEOUT.as_secs()))
-        })?
-        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connect(&target.host, target.port))
+            .await
+            .map_err(|_| {
+                Failure::Unreachable(format!("no connection in {} s", CONNECT_TIMEOUT.as_secs()))
+            })?
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
@@ -418,7 +438,7 @@ impl<'a> Session<'a> {
             .map_err(|e| Failure::Lost(e.to_string()))?;
         let (tx, rx) = mpsc::channel::<Bytes>(OUTBOX_PAGES);
         let (accepted_tx, mut accepted) = watch::channel(false);
-        let mut request = source_request(self.state, target, body(rx));
+        let mut request = source_request(self.state, target, self.feed.kbps, body(rx));
         hyper::ext::on_informational(&mut request, move |res| {
             if res.status() == StatusCode::CONTINUE {
                 accepted_tx.send_replace(true);
@@ -427,7 +447,7 @@ impl<'a> Session<'a> {
         self.outbox = Some(tx);
         let mut response = std::pin::pin!(sender.send_request(request));
         let mut conn = std::pin::pin!(conn);
-        let mut audio = self.state.hub.subscribe_audio();
+        let mut pages = self.feed.subscribe();
         let mut shutdown = self.state.shutdown.clone();
         let asked_at = Instant::now();
         let mut answered = false;
@@ -448,7 +468,7 @@ impl<'a> Session<'a> {
                     // hyper drops the callback once the final answer arrives.
                     Err(_) => informing = false,
                 },
-                chunk = audio.recv() => self.on_chunk(chunk, asked_at)?,
+                page = pages.recv() => self.on_page(page, asked_at)?,
                 _ = shutdown.changed() => return Err(Failure::Shutdown),
             }
         }
@@ -494,21 +514,20 @@ impl<'a> Session<'a> {
         self.mount.set(MountState::Connected, None, None);
         tracing::info!("connected to the Icecast mount");
         let preamble = self
-            .state
-            .pump
-            .ogg_headers()
+            .feed
+            .headers
             .preamble(&crate::stream_opus::tags(self.state));
         // The outbox is empty at this point: the header pages always fit.
         self.queue(preamble);
     }
 
-    fn on_chunk(
+    fn on_page(
         &mut self,
-        chunk: Result<Arc<Chunk>, RecvError>,
+        page: Result<Bytes, RecvError>,
         asked_at: Instant,
     ) -> Result<(), Failure> {
-        let chunk = match chunk {
-            Ok(c) => c,
+        let page = match page {
+            Ok(p) => p,
             Err(RecvError::Lagged(n)) => {
                 self.mount.pages_dropped.fetch_add(n, Ordering::Relaxed);
                 return Ok(());
@@ -522,16 +541,22 @@ impl<'a> Session<'a> {
                 Ok(())
             };
         }
-        let Some(page) = chunk.ogg_page() else {
-            return Ok(());
-        };
-        if self.queue(page.clone()) {
-            self.full_since = None;
-            return Ok(());
+        // Chunks come every 100 ms; a connection that keeps up has taken the
+        // previous page long before the next one.
+        if self
+            .outbox
+            .as_ref()
+            .is_some_and(|tx| tx.capacity() == tx.max_capacity())
+        {
+            self.waiting_since = None;
         }
-        let full_for = self.full_since.get_or_insert_with(Instant::now).elapsed();
-        if full_for > self.state.config.send_timeout {
-            return Err(Failure::Stalled(full_for));
+        self.queue(page);
+        let waiting_for = self
+            .waiting_since
+            .get_or_insert_with(Instant::now)
+            .elapsed();
+        if waiting_for > self.state.config.send_timeout {
+            return Err(Failure::Stalled(waiting_for));
         }
         Ok(())
     }
@@ -552,6 +577,27 @@ impl<'a> Session<'a> {
     }
 }
 
+/// A TCP connection to `host:port` (the first address that answers) whose send
+/// buffer is [`SEND_BUFFER`].
+async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }?;
+        socket.set_send_buffer_size(SEND_BUFFER)?;
+        match socket.connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+    }))
+}
+
 /// The request body: the outbox's pages as they come, ending when the session
 /// drops the outbox.
 fn body(rx: mpsc::Receiver<Bytes>) -> Body {
@@ -570,7 +616,12 @@ fn header_text(text: &str) -> HeaderValue {
 /// The source request Icecast 2.4 expects: a PUT of `audio/ogg` to the mount with
 /// Basic credentials, `Expect: 100-continue` and the `ice-*` headers, which name
 /// the piece unless the URL said otherwise.
-fn source_request(state: &AppState, target: &IcecastTarget, body: Body) -> Request<Body> {
+fn source_request(
+    state: &AppState,
+    target: &IcecastTarget,
+    kbps: u32,
+    body: Body,
+) -> Request<Body> {
     let p = state.pump.params();
     let preset = p.preset.unwrap_or("custom");
     let name = target
@@ -588,7 +639,7 @@ fn source_request(state: &AppState, target: &IcecastTarget, body: Body) -> Reque
     let audio_info = format!(
         "ice-samplerate={};ice-bitrate={};ice-channels={}",
         crate::codec::opus::OPUS_RATE_HZ,
-        state.config.opus_kbps,
+        kbps,
         state.pump.info().channels
     );
     let credentials = base64::engine::general_purpose::STANDARD

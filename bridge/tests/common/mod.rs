@@ -8,8 +8,10 @@
 
 pub mod chromium;
 pub mod evidence;
+pub mod icecast_server;
 pub mod lossy;
 pub mod source;
+pub mod stall;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;

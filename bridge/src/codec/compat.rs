@@ -24,13 +24,13 @@ pub const COMPAT_CHUNK_FRAMES: usize = 4_410;
 #[derive(Debug)]
 pub struct CompatStream {
     channels: usize,
-    resampler: Option<StreamResampler>,
+    resampler: StreamResampler,
     /// Interleaved samples at [`COMPAT_RATE_HZ`] waiting for a whole chunk.
     pending: Vec<f32>,
-    /// The next chunk's sequence number (its own count, gap-free).
+    /// The next chunk's sequence number (its own count, gap-free); every chunk
+    /// before it was [`COMPAT_CHUNK_FRAMES`] long, so the first pending frame is
+    /// frame `next_seq × COMPAT_CHUNK_FRAMES` of the stream.
     next_seq: u64,
-    /// Frames made so far at [`COMPAT_RATE_HZ`], sent or pending.
-    made_frames: u64,
 }
 
 impl CompatStream {
@@ -40,15 +40,12 @@ impl CompatStream {
     /// [`CodecError::Resampler`] when the resampler refuses the rates.
     pub fn new(source_hz: u32, channels: u16) -> Result<Self, CodecError> {
         let channels = usize::from(channels.max(1));
-        let resampler = (source_hz != COMPAT_RATE_HZ)
-            .then(|| StreamResampler::new(source_hz, COMPAT_RATE_HZ, channels))
-            .transpose()?;
+        let resampler = StreamResampler::new(source_hz, COMPAT_RATE_HZ, channels)?;
         Ok(Self {
             channels,
             resampler,
             pending: Vec::with_capacity(2 * COMPAT_CHUNK_FRAMES * channels),
             next_seq: 0,
-            made_frames: 0,
         })
     }
 
@@ -63,18 +60,12 @@ impl CompatStream {
     pub fn encode(&mut self, header: &FrameHeader, samples: &[f32]) -> Vec<Utf8Bytes> {
         let epoch_s = header.server_time_s
             - header.position_frames as f64 / f64::from(header.sample_rate.max(1));
-        let before = self.pending.len();
-        match &mut self.resampler {
-            Some(r) => r.process(samples, &mut self.pending),
-            None => self.pending.extend_from_slice(samples),
-        }
-        self.made_frames += ((self.pending.len() - before) / self.channels) as u64;
+        self.resampler.process(samples, &mut self.pending);
         let chunk_len = COMPAT_CHUNK_FRAMES * self.channels;
         let whole = self.pending.len() / chunk_len;
         let mut texts = Vec::with_capacity(whole);
-        // The first pending frame: where the chunks cut from `pending` start.
-        let mut start_frame = self.made_frames - (self.pending.len() / self.channels) as u64;
         for piece in self.pending.chunks_exact(chunk_len) {
+            let start_frame = self.next_seq * COMPAT_CHUNK_FRAMES as u64;
             texts.push(Utf8Bytes::from(compat_audio_chunk(
                 &CompatChunk {
                     seq: self.next_seq,
@@ -85,7 +76,6 @@ impl CompatStream {
                 piece,
             )));
             self.next_seq += 1;
-            start_frame += COMPAT_CHUNK_FRAMES as u64;
         }
         self.pending.drain(..whole * chunk_len);
         texts

@@ -47,7 +47,7 @@ pub struct OpusStream {
     encoder: OpusEncoder,
     kbps: u32,
     channels: usize,
-    resampler: Option<StreamResampler>,
+    resampler: StreamResampler,
     /// 48 kHz interleaved samples waiting for a whole packet.
     pending: Vec<f32>,
     /// One packet of output.
@@ -93,9 +93,7 @@ impl OpusStream {
         }
         let channels = usize::from(channels);
         let kbps = kbps.clamp(*KBPS_RANGE.start(), *KBPS_RANGE.end());
-        let resampler = (source_hz != OPUS_RATE_HZ)
-            .then(|| StreamResampler::new(source_hz, OPUS_RATE_HZ, channels))
-            .transpose()?;
+        let resampler = StreamResampler::new(source_hz, OPUS_RATE_HZ, channels)?;
         let mut silence = vec![0; MAX_PACKET];
         let len = encoder(channels, kbps)?
             .encode(
@@ -134,10 +132,7 @@ impl OpusStream {
     /// Encodes the next chunk of interleaved samples: every whole packet it
     /// completes (none, when the chunk is shorter than the 20 ms still missing).
     pub fn encode(&mut self, samples: &[f32]) -> OpusChunk {
-        match &mut self.resampler {
-            Some(r) => r.process(samples, &mut self.pending),
-            None => self.pending.extend_from_slice(samples),
-        }
+        self.resampler.process(samples, &mut self.pending);
         let step = PACKET_FRAMES * self.channels;
         let whole = self.pending.len() / step;
         let mut payload = BytesMut::with_capacity(whole * (2 + self.kbps as usize * 20 / 8 + 64));

@@ -1,6 +1,7 @@
 //! A streaming sample-rate converter for interleaved audio: rubato's FFT
 //! resampler (fixed ratio, the quality of a long sinc filter) behind a small FIFO,
 //! so chunks of any size go in and every sample that can be made comes out.
+//! Between equal rates it passes the samples through untouched.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler as _};
@@ -12,7 +13,8 @@ const BLOCK_FRAMES: usize = 1024;
 
 /// Converts interleaved audio from one fixed rate to another.
 pub struct StreamResampler {
-    inner: Fft<f32>,
+    /// The resampler; `None` between equal rates.
+    inner: Option<Fft<f32>>,
     channels: usize,
     /// Input not yet resampled (less than one block).
     pending: Vec<f32>,
@@ -33,11 +35,21 @@ impl std::fmt::Debug for StreamResampler {
 }
 
 impl StreamResampler {
-    /// A converter from `from_hz` to `to_hz` for `channels` interleaved channels.
+    /// A converter from `from_hz` to `to_hz` for `channels` interleaved channels
+    /// (a pass-through when the rates are equal).
     ///
     /// # Errors
     /// [`CodecError::Resampler`] when rubato refuses the rates.
     pub fn new(from_hz: u32, to_hz: u32, channels: usize) -> Result<Self, CodecError> {
+        if from_hz == to_hz {
+            return Ok(Self {
+                inner: None,
+                channels,
+                pending: Vec::new(),
+                block_out: Vec::new(),
+                skip_frames: 0,
+            });
+        }
         let inner = Fft::<f32>::new(
             from_hz as usize,
             to_hz as usize,
@@ -53,7 +65,7 @@ impl StreamResampler {
         let block_out = vec![0.0; inner.output_frames_max() * channels];
         let skip_frames = inner.output_delay();
         Ok(Self {
-            inner,
+            inner: Some(inner),
             channels,
             pending: Vec::with_capacity(2 * BLOCK_FRAMES * channels),
             block_out,
@@ -64,6 +76,10 @@ impl StreamResampler {
     /// Resamples `input` (interleaved) and appends every output frame it can make
     /// to `out`. The first output lags by nothing: the filter's delay is dropped.
     pub fn process(&mut self, input: &[f32], out: &mut Vec<f32>) {
+        if self.inner.is_none() {
+            out.extend_from_slice(input);
+            return;
+        }
         self.pending.extend_from_slice(input);
         let block = BLOCK_FRAMES * self.channels;
         let mut used = 0;
@@ -87,13 +103,14 @@ impl StreamResampler {
         let out_frames = self.block_out.len() / self.channels;
         // Both adapters fit by construction: one block in, at most
         // `output_frames_max` out.
-        let (Ok(input), Ok(mut output)) = (
+        let (Some(inner), Ok(input), Ok(mut output)) = (
+            self.inner.as_mut(),
             InterleavedSlice::new(input, self.channels, BLOCK_FRAMES),
             InterleavedSlice::new_mut(&mut self.block_out, self.channels, out_frames),
         ) else {
             return 0;
         };
-        self.inner
+        inner
             .process_into_buffer(&input, &mut output, None)
             .map_or(0, |(_, written)| written)
     }
@@ -141,6 +158,15 @@ mod tests {
             .map(|f| (f[0] + f[1]).abs())
             .fold(0.0_f32, f32::max);
         assert!(worst < 1e-4, "channels mixed: {worst}");
+    }
+
+    #[test]
+    fn equal_rates_pass_through() {
+        let mut r = StreamResampler::new(48_000, 48_000, 2).expect("rates");
+        let input = sine(48_000, 1000.0, 1000);
+        let mut out = Vec::new();
+        r.process(&input, &mut out);
+        assert_eq!(out, input);
     }
 
     #[test]

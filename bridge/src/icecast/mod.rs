@@ -1,9 +1,9 @@
 //! The bridge as an Icecast source (DESIGN.md §11): each `--icecast` mount gets
 //! the stream's Ogg/Opus, the same pages `/stream.opus` serves, made once per
 //! stream (or, for a mount with its own `?kbps=`, made once per such bitrate by
-//! a [`feed`] thread), over an HTTP PUT as Icecast 2.4 expects (`Authorization: Basic`,
-//! `Content-Type: audio/ogg`, `Expect: 100-continue`, `ice-*` headers), with
-//! hyper's HTTP/1 client and a streaming body.
+//! a [`feed`] thread), over an HTTP PUT as Icecast 2.4 expects
+//! (`Authorization: Basic`, `Content-Type: audio/ogg`, `Expect: 100-continue`,
+//! `ice-*` headers), with hyper's HTTP/1 client and a streaming body.
 //!
 //! Resilience, per the seed's network rules (§3): a mount that cannot be reached,
 //! refuses the source or drops it is retried with exponential backoff (1 s
@@ -14,8 +14,9 @@
 //! that stops reading shows within seconds: a mount whose pages keep waiting in
 //! the outbox for the send timeout (`--send-timeout-ms`, 5 s by default) is
 //! stalled, logged at warn and dropped, and the music goes on for everyone else;
-//! the source and the WebSocket listeners never wait for Icecast. Each mount's state, last error and counters
-//! are in `/health`, `/api/status` and `/metrics`.
+//! the source and the WebSocket listeners never wait for Icecast. Each mount's
+//! state, last error and counters are in `/health`, `/api/status` and
+//! `/metrics`.
 
 pub mod feed;
 pub mod target;

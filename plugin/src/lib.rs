@@ -52,8 +52,8 @@ mod plugin {
     use crate::stream::service::{StreamOutput, StreamService, StreamWish};
 
     /// How long `activate()` waits for the first phrase's texture in real time,
-    /// so the first blocks (rendered as a bounce until the host's pace is known)
-    /// do not wait for it on the audio thread.
+    /// so the first blocks (which never wait, [`RunMode::Starting`]) play it as
+    /// a bounce would.
     const FIRST_TEXTURE_WAIT: Duration = Duration::from_secs(10);
 
     /// The Auralis instrument: an [`Engine`] built in `activate()` and driven by
@@ -88,6 +88,10 @@ mod plugin {
         pacing: PacingDetector,
         /// Freewheel detection is on ([`FREEWHEEL_ENV`], read at activation).
         detect_freewheel: bool,
+        /// The host's tempo when the plugin last followed it: a new engine
+        /// (a DAW restarting the plugin for an export) starts at it, so its
+        /// first texture is primed at the tempo the host will play.
+        host_bpm: Option<f32>,
     }
 
     impl Auralis {
@@ -155,6 +159,7 @@ mod plugin {
             }
             if let (true, Some(bpm)) = (following, host_bpm) {
                 compose.bpm = (bpm as f32).clamp(BPM_RANGE.0, BPM_RANGE.1);
+                self.host_bpm = Some(compose.bpm);
             }
             // Both are clamped to their ranges above, so these cannot fail; if
             // they did, the engine would keep what it has (and nothing may be
@@ -244,7 +249,10 @@ mod plugin {
             buffer_config: &BufferConfig,
             _context: &mut impl ActivateContext<Self>,
         ) -> bool {
-            let settings = self.params.settings();
+            let mut settings = self.params.settings();
+            if settings.tempo_source == TempoSource::Host {
+                settings.compose.bpm = self.host_bpm.unwrap_or(settings.compose.bpm);
+            }
             self.host_offline = buffer_config.process_mode == ProcessMode::Offline;
             let setting = std::env::var(FREEWHEEL_ENV).ok();
             self.detect_freewheel =
@@ -268,11 +276,14 @@ mod plugin {
             }) {
                 Ok(mut engine) => {
                     if !self.host_offline && self.detect_freewheel {
-                        // Until the host's pace is known, blocks render as a
-                        // bounce; the first one must not wait for the texture.
+                        // Until the host's pace is known, nothing degrades and
+                        // nothing is waited for; the first phrase's texture is
+                        // primed here, off the audio thread.
                         engine.set_run_mode(RunMode::Starting);
                         if !engine.wait_for_first_texture(FIRST_TEXTURE_WAIT) {
-                            tracing::warn!("the first texture is late; the first block waits");
+                            tracing::warn!(
+                                "the first texture is late; the pad carries until it comes"
+                            );
                         }
                     }
                     tracing::info!(

@@ -48,8 +48,11 @@ pub enum RunMode {
     #[default]
     RealTime = 0,
     /// Activated in real time, but the host's pace is not known yet (less than
-    /// a window of audio since activation): rendered as a bounce, so an export
-    /// that starts at once is complete from its first sample.
+    /// a window of audio since activation): nothing degrades (a slow first
+    /// block says nothing about the host), but nothing is waited for either,
+    /// since the host may be a real-time one. The engine primes the first
+    /// phrase's texture at activation, so an export that starts at once from
+    /// the start of the song is complete from its first sample.
     Starting = 1,
     /// The host calls `process()` faster than real time without saying it
     /// renders offline (a freewheeling export): rendered as a bounce.
@@ -67,14 +70,22 @@ impl RunMode {
         Self::Offline,
     ];
 
-    /// Whether the engine renders in real time or as a bounce (waiting for every
-    /// phrase and texture, never degrading).
+    /// Whether the renderer may wait for phrases and textures (a bounce) or
+    /// never does (real time, and while the host's pace is not known).
     #[must_use]
     pub const fn render_mode(self) -> RenderMode {
         match self {
-            Self::RealTime => RenderMode::RealTime,
-            Self::Starting | Self::Freewheel | Self::Offline => RenderMode::Offline,
+            Self::RealTime | Self::Starting => RenderMode::RealTime,
+            Self::Freewheel | Self::Offline => RenderMode::Offline,
         }
+    }
+
+    /// Whether the load monitor's level applies (real time alone): a bounce
+    /// has no deadline, and the first blocks after activation say nothing
+    /// about the host, so only a pinned level applies then.
+    #[must_use]
+    pub const fn degrades(self) -> bool {
+        matches!(self, Self::RealTime)
     }
 
     /// The mode an engine built for `mode` starts in.
@@ -233,10 +244,13 @@ mod tests {
     fn modes_map_to_render_modes_and_names() {
         for (i, mode) in RunMode::ALL.into_iter().enumerate() {
             assert_eq!(RunMode::from_u8(i as u8), mode);
+            // Only a host known to be slow enough for a bounce is waited for;
+            // only a host known to run in real time degrades the music.
             assert_eq!(
-                mode.render_mode() == RenderMode::RealTime,
-                mode == RunMode::RealTime
+                mode.render_mode() == RenderMode::Offline,
+                matches!(mode, RunMode::Freewheel | RunMode::Offline)
             );
+            assert_eq!(mode.degrades(), mode == RunMode::RealTime);
         }
         assert_eq!(RunMode::from_u8(200), RunMode::RealTime);
         assert_eq!(RunMode::Freewheel.to_string(), "freewheel");

@@ -282,3 +282,42 @@ fn a_bounce_does_not_degrade_and_real_time_starts_afresh() {
     );
     assert_eq!(engine.status().run_mode, RunMode::RealTime);
 }
+
+#[test]
+fn before_the_hosts_pace_is_known_nothing_degrades_and_nothing_is_waited_for() {
+    let mut engine = engine();
+    engine.set_run_mode(RunMode::Starting);
+    engine.simulate_audio_load(5.0);
+    // A host whose playhead starts in the middle of phrase 3 (phrases of 4
+    // beats): neither that phrase nor its texture can be ready yet.
+    engine.seek_beats(3.0 * 4.0 + 1.5);
+    let (mut l, mut r) = (vec![0.0; BLOCK], vec![0.0; BLOCK]);
+    engine.process(&mut l, &mut r);
+    let audible = |e: &Engine| e.renderer_status().is_some_and(|s| s.texture_audible);
+    // A bounce would have waited for the texture and started with it.
+    assert!(!audible(&engine), "the first block waited for the texture");
+    // Played on, the pad carries until the texture comes, then it is heard.
+    let (mut out, mut levels) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    while !audible(&engine) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the texture never came: {:?}",
+            engine.status()
+        );
+        run(
+            &mut engine,
+            Duration::from_millis(20),
+            &mut out,
+            &mut levels,
+        );
+    }
+    assert!(out.iter().all(|x| x.is_finite()));
+    assert!(out.iter().any(|x| x.abs() > 1e-3), "silent");
+    // A load of five times the deadline changed nothing while starting.
+    assert!(
+        levels.iter().all(|(_, l)| *l == Level::Normal),
+        "{levels:?}"
+    );
+    assert_eq!(engine.status().run_mode, RunMode::Starting);
+}

@@ -40,11 +40,12 @@ impl Shared {
     }
 
     /// The degradation level that applies: the machine's (or the pin) in real
-    /// time; as a bounce there is no deadline, so only a pin.
+    /// time; otherwise ([`RunMode::degrades`]) only a pin.
     pub(super) fn level(&self) -> Level {
-        match self.run_mode().render_mode() {
-            RenderMode::RealTime => self.degrade.level(),
-            RenderMode::Offline => self.degrade.pin().unwrap_or_default(),
+        if self.run_mode().degrades() {
+            self.degrade.level()
+        } else {
+            self.degrade.pin().unwrap_or_default()
         }
     }
 }
@@ -141,7 +142,7 @@ impl ComposerThread {
             return;
         }
         tracing::info!(from = %self.run_mode, to = %mode, "render mode changed");
-        if mode.render_mode() == RenderMode::RealTime {
+        if mode.degrades() {
             self.monitor.restart();
         }
         self.run_mode = mode;
@@ -165,7 +166,7 @@ impl ComposerThread {
             self.sent_prev = None;
         }
         self.follow_run_mode();
-        if self.run_mode.render_mode() == RenderMode::RealTime {
+        if self.run_mode.degrades() {
             let texture = self
                 .textures
                 .as_ref()
@@ -214,9 +215,9 @@ impl ComposerThread {
         thin_phrase(self.level, &mut phrase);
         let last = phrase.last_degree();
         // Real time, the level decides whether a texture is heard, so whether one
-        // is rendered; in a bounce every phrase has one (the renderer waits for it).
-        let texture = self.textures.is_some()
-            && (self.run_mode.render_mode() == RenderMode::Offline || self.level.profile().texture);
+        // is rendered; otherwise every phrase has one (a bounce waits for it).
+        let texture =
+            self.textures.is_some() && (!self.run_mode.degrades() || self.level.profile().texture);
         let copy = texture.then(|| phrase.clone());
         if self.sender.outgoing.push(phrase).is_ok() {
             self.sent = Some((index, last));

@@ -230,7 +230,7 @@ impl Engine {
     /// for the load monitor.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
         self.renderer.set_quality(self.shared.level());
-        if self.run_mode.render_mode() == RenderMode::Offline {
+        if !self.run_mode.degrades() {
             self.renderer.process(left, right);
             return;
         }
@@ -286,7 +286,7 @@ impl Engine {
         if mode == self.run_mode {
             return;
         }
-        if mode.render_mode() == RenderMode::Offline {
+        if !mode.degrades() {
             self.shared.degrade.reset_level();
         }
         self.run_mode = mode;

@@ -281,6 +281,7 @@ async fn status_handler(State(state): State<AppState>) -> Json<Value> {
             "chunk_ms": state.pump.chunk_duration().as_secs_f64() * 1000.0,
             "seq": s.last_seq,
             "phrase_index": s.phrase_index,
+            "run_mode": s.run_mode.name(),
             "render_rtf": s.render_rtf(),
             "schedule_resets": s.schedule_resets,
         },

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use auralis::degrade::Level;
 use auralis::engine::RendererStatus;
+use auralis::pacing::RunMode;
 use auralis::prerender::faults::FaultKind;
 use auralis::prerender::Backend;
 
@@ -139,6 +140,8 @@ pub struct Metrics {
     level: AtomicU8,
     /// [`NONE`] while unknown.
     phrase_index: AtomicU64,
+    /// The source's [`RunMode`], by its number.
+    run_mode: AtomicU8,
     idle: AtomicBool,
 }
 
@@ -169,6 +172,7 @@ impl Default for Metrics {
             last_chunk_ms: AtomicU64::new(NONE),
             level: AtomicU8::new(0),
             phrase_index: AtomicU64::new(NONE),
+            run_mode: AtomicU8::new(RunMode::RealTime as u8),
             idle: AtomicBool::new(false),
         }
     }
@@ -217,6 +221,11 @@ impl Metrics {
     /// Records the phrase playing.
     pub fn set_phrase_index(&self, phrase: u64) {
         self.phrase_index.store(phrase, Ordering::Relaxed);
+    }
+
+    /// Records how the source's engine renders.
+    pub fn set_run_mode(&self, mode: RunMode) {
+        self.run_mode.store(mode as u8, Ordering::Relaxed);
     }
 
     /// Records the bad chunks among the `total` most recent ones.
@@ -315,6 +324,7 @@ impl Metrics {
             last_chunk_at: optional(&self.last_chunk_ms).map(Duration::from_millis),
             level: Level::from_u8(self.level.load(Ordering::Relaxed)).unwrap_or(Level::Overload),
             phrase_index: optional(&self.phrase_index),
+            run_mode: RunMode::from_u8(self.run_mode.load(Ordering::Relaxed)),
             source: SourceState::from_idle(self.idle.load(Ordering::Relaxed)),
         }
     }
@@ -372,6 +382,8 @@ pub struct MetricsSnapshot {
     pub level: Level,
     /// Phrase playing, when known.
     pub phrase_index: Option<u64>,
+    /// How the source's engine renders.
+    pub run_mode: RunMode,
     /// Whether the newest chunk was live or idle.
     pub source: SourceState,
 }

@@ -32,15 +32,22 @@ impl Writer {
     }
 
     fn spawn_at(stream: &str, sample_rate: u32, remote_control: bool) -> Self {
+        let flags: &[&str] = if remote_control {
+            &["--remote-control"]
+        } else {
+            &[]
+        };
+        Self::spawn_with(stream, sample_rate, flags)
+    }
+
+    fn spawn_with(stream: &str, sample_rate: u32, flags: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_auralis-shm-writer"));
         let rate = sample_rate.to_string();
         cmd.args(["--stream", stream, "--sample-rate", &rate, "--block", "256"])
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        if remote_control {
-            cmd.arg("--remote-control");
-        }
         let writer = Self(cmd.spawn().expect("spawn the writer"));
         let path = stream_path(stream);
         let deadline = Instant::now() + T;
@@ -262,6 +269,22 @@ async fn a_stalled_reader_is_lapped_counted_and_resynchronised() {
     );
     let (_, status) = get_json(addr, "/api/status");
     assert_eq!(status["source"]["state"], "streaming", "{status}");
+    assert_eq!(status["source"]["run_mode"], "realtime", "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_rendering_a_bounce_shows_it_in_the_status() {
+    let name = stream_name("bounce");
+    let _cleanup = Cleanup(stream_path(&name));
+    let _writer = Writer::spawn_with(&name, 16_000, &["--offline"]);
+    let bin = bridge(&name);
+    let addr = bin.addr();
+    let shown = eventually(T, || {
+        let (_, status) = get_json(addr, "/api/status");
+        status["source"]["state"] == "streaming" && status["source"]["run_mode"] == "offline"
+    })
+    .await;
+    assert!(shown, "{}", get_json(addr, "/api/status").1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context as _};
 use auralis::degrade::monitor::MonitorConfig;
 use auralis::engine::{Engine, EngineConfig};
+use auralis::render::RenderMode;
 use auralis::stream::layout::validate_name;
 use auralis::stream::remote::RemoteControl;
 use auralis::stream::service::{StreamService, StreamWish, POLL};
@@ -33,6 +34,10 @@ struct Args {
     /// Accept remote control from the bridge.
     #[arg(long)]
     remote_control: bool,
+    /// Render as a DAW's offline bounce does: every phrase and texture waited
+    /// for, and the stream's header says `offline` (still paced in real time).
+    #[arg(long)]
+    offline: bool,
     /// Stop after this many seconds (default: run until killed).
     #[arg(long)]
     seconds: Option<f64>,
@@ -46,6 +51,11 @@ fn engine(args: &Args) -> anyhow::Result<Engine> {
         EngineConfig {
             sample_rate: args.sample_rate as f32,
             seed: args.seed,
+            mode: if args.offline {
+                RenderMode::Offline
+            } else {
+                RenderMode::RealTime
+            },
             ..EngineConfig::default()
         },
         MonitorConfig {

@@ -88,6 +88,7 @@ impl Source for EmbeddedSource {
             fallback: false,
             level: status.level,
             phrase_index: status.phrase_index,
+            run_mode: status.run_mode,
         }
     }
 

@@ -21,6 +21,7 @@ use auralis::compose::phrase::{ComposeParams, ParamError};
 use auralis::compose::presets::Preset;
 use auralis::degrade::Level;
 use auralis::engine::RendererProbe;
+use auralis::pacing::RunMode;
 use auralis::render::mix::MixLevels;
 use serde_json::Value;
 
@@ -53,6 +54,9 @@ pub struct FillReport {
     pub level: Level,
     /// The phrase playing, when known.
     pub phrase_index: Option<u64>,
+    /// How the engine renders: in real time, or as a DAW's bounce (the
+    /// plugin behind a shared-memory stream says which).
+    pub run_mode: RunMode,
 }
 
 /// The parameters a source plays with.

@@ -374,6 +374,7 @@ impl<'a> Runner<'a> {
         if let Some(p) = report.phrase_index {
             metrics.set_phrase_index(p);
         }
+        metrics.set_run_mode(report.run_mode);
         if !self.check(k, &samples) {
             samples.fill(0.0);
         }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use auralis::compose::phrase::ComposeParams;
 use auralis::compose::ParamUpdate;
 use auralis::degrade::Level;
+use auralis::pacing::RunMode;
 use auralis::render::mix::MixLevels;
 use auralis::stream::control::SendError;
 use auralis::stream::reader::{OpenError, ReadError, ShmReader};
@@ -122,6 +123,8 @@ pub struct ShmSource {
     heartbeat: u64,
     heartbeat_at: Instant,
     level: Level,
+    /// The plugin's run mode (a DAW's bounce shows `freewheel` or `offline`).
+    run_mode: RunMode,
     /// The parameters in force (as the plugin publishes them, or as last set).
     compose: ComposeParams,
     /// The parameters the plugin published last.
@@ -156,6 +159,7 @@ impl ShmSource {
             heartbeat: 0,
             heartbeat_at: Instant::now(),
             level: Level::Normal,
+            run_mode: RunMode::RealTime,
             compose: ComposeParams::default(),
             published: None,
             logged: None,
@@ -342,6 +346,7 @@ impl Source for ShmSource {
         let live = reason.is_none();
         if let (true, Some(reader)) = (live, &self.reader) {
             self.level = reader.level();
+            self.run_mode = reader.run_mode();
             // A change the plugin publishes (the host moved a parameter, or it
             // took a remote change) replaces what was last set from here.
             let published = reader.compose();
@@ -366,6 +371,7 @@ impl Source for ShmSource {
             fallback: false,
             level: self.level,
             phrase_index: None,
+            run_mode: self.run_mode,
         }
     }
 

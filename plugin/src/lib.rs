@@ -88,10 +88,12 @@ mod plugin {
         pacing: PacingDetector,
         /// Freewheel detection is on ([`FREEWHEEL_ENV`], read at activation).
         detect_freewheel: bool,
-        /// The host's tempo when the plugin last followed it: a new engine
-        /// (a DAW restarting the plugin for an export) starts at it, so its
-        /// first texture is primed at the tempo the host will play.
+        /// The host's tempo and playhead (in beats) when the plugin last
+        /// followed them: a new engine (a DAW restarting the plugin for an
+        /// export) starts there, so its first texture is primed for where and
+        /// how fast the host will play.
         host_bpm: Option<f32>,
+        host_beat: Option<f64>,
     }
 
     impl Auralis {
@@ -171,6 +173,9 @@ mod plugin {
                 let _kept_on_error = engine.set_levels(settings.levels);
             }
             engine.set_level_pin(settings.level_pin);
+            if following {
+                self.host_beat = transport.pos_beats().filter(|b| b.is_finite());
+            }
             let host = match (
                 following,
                 transport.playing,
@@ -280,6 +285,11 @@ mod plugin {
                         // nothing is waited for; the first phrase's texture is
                         // primed here, off the audio thread.
                         engine.set_run_mode(RunMode::Starting);
+                        if let (TempoSource::Host, Some(beat)) =
+                            (settings.tempo_source, self.host_beat)
+                        {
+                            engine.seek_beats(beat);
+                        }
                         if !engine.wait_for_first_texture(FIRST_TEXTURE_WAIT) {
                             tracing::warn!(
                                 "the first texture is late; the pad carries until it comes"

@@ -111,10 +111,17 @@ fn a_freewheeling_real_time_host_bounces_exactly_what_auralis_render_writes() {
     assert_bounce_equals_auralis_render(0.0, CHANNEL, RunMode::Freewheel);
 }
 
+/// Phrase 3, 5.5 beats in.
+const MID_PHRASE: f64 = 32.0 * 3.0 + 5.5;
+
+#[test]
+fn a_freewheeling_bounce_from_mid_phrase_equals_auralis_render_from_there() {
+    // Primed at activation where the host's playhead was, since the first
+    // blocks must not wait (the host might be a real-time one).
+    assert_bounce_equals_auralis_render(MID_PHRASE, CHANNEL + 1, RunMode::Freewheel);
+}
+
 #[test]
 fn an_offline_bounce_from_mid_phrase_equals_auralis_render_from_there() {
-    // Phrase 3, 5.5 beats in. (A freewheeling host that starts there plays the
-    // pad until that phrase's texture comes: the plugin cannot know on the
-    // first block that it may wait.)
-    assert_bounce_equals_auralis_render(32.0 * 3.0 + 5.5, CHANNEL + 1, RunMode::Offline);
+    assert_bounce_equals_auralis_render(MID_PHRASE, CHANNEL + 2, RunMode::Offline);
 }

@@ -261,13 +261,16 @@ impl Engine {
         self.pristine = false;
         let phrase_beats = self.compose.phrase_beats();
         let index = (beat / phrase_beats).floor();
-        self.renderer.seek(SeekTarget {
+        let target = SeekTarget {
             index: index as u64,
             offset_beats: (beat - index * phrase_beats).clamp(0.0, phrase_beats),
             phrase_beats,
             bpm: self.compose.bpm,
-        });
-        self.shared.seek_gen.fetch_add(1, Ordering::Release);
+        };
+        if !self.renderer.retarget_seek(target) {
+            self.renderer.seek(target);
+            self.shared.seek_gen.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The song position in beats (see [`Engine::seek_beats`]), once a phrase
@@ -300,25 +303,21 @@ impl Engine {
         self.run_mode
     }
 
-    /// Waits up to `timeout` (off the audio thread) until the texture of the
-    /// first phrase is delivered, so real time starts with the music a bounce
-    /// starts with; returns at once with the texture off. Returns whether it
-    /// came.
-    pub fn wait_for_first_texture(&self, timeout: Duration) -> bool {
-        let Some((_, probe)) = self.prerender.as_ref() else {
-            return true;
-        };
+    /// Waits up to `timeout` (off the audio thread, before the first block)
+    /// until the texture of the first phrase to play (after a
+    /// [`Engine::seek_beats`], that place's) is here, so real time starts with
+    /// the music a bounce starts with; returns at once with the texture off.
+    /// Returns whether it came (one that failed every retry comes as silence:
+    /// the pad carries that phrase).
+    pub fn wait_for_first_texture(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        loop {
-            let stats = probe.stats.snapshot();
-            if stats.rendered + stats.silenced > 0 {
-                return true;
-            }
+        while !self.renderer.next_texture_ready() {
             if Instant::now() >= deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        true
     }
 
     /// Pins the degradation level (`None`: automatic): the machine keeps

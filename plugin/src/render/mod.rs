@@ -418,6 +418,36 @@ impl Renderer {
         self.set_next_index(target.index);
     }
 
+    /// Moves a jump that nothing has been rendered since to `target`, when that
+    /// is another place in the same phrase at the same tempo: the phrase and the
+    /// texture on their way for it stay. Returns whether it did (else the jump
+    /// is [`Renderer::seek`]'s to make).
+    pub fn retarget_seek(&mut self, target: SeekTarget) -> bool {
+        let samples_per_beat = f64::from(self.sample_rate) * 60.0 / f64::from(target.bpm);
+        match self.seek.as_mut() {
+            Some(seek)
+                if self.playback.is_none()
+                    && seek.anchor == self.position
+                    && seek.index == target.index
+                    && seek.phrase_beats == target.phrase_beats
+                    && seek.samples_per_beat == samples_per_beat =>
+            {
+                seek.offset_beats = target.offset_beats.max(0.0);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the next phrase's texture has arrived (always, without the
+    /// texture layer). Never blocks or allocates.
+    pub fn next_texture_ready(&mut self) -> bool {
+        let next = self.next_index;
+        self.texture
+            .as_mut()
+            .is_none_or(|layer| layer.is_ready(next))
+    }
+
     fn set_next_index(&mut self, index: u64) {
         self.next_index = index;
         if let Some(signal) = &self.want_signal {

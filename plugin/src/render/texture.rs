@@ -188,6 +188,12 @@ impl TextureLayer {
         self.enabled = enabled;
     }
 
+    /// Whether phrase `index`'s texture has arrived (it stays for the phrase).
+    /// Never blocks or allocates.
+    pub fn is_ready(&mut self, index: u64) -> bool {
+        self.feed.is_ready(index)
+    }
+
     /// Waits for each texture (offline) or never (real time) from now on.
     pub fn set_mode(&mut self, mode: RenderMode) {
         self.mode = mode;

@@ -160,12 +160,14 @@ fn the_channel_parameters_move_the_parts() {
     let mut plugin = Plugin::new();
     plugin.activate(RATE, BLOCK as u32, true);
     let mut events = vec![midi_on(&mut plugin)];
+    // CLAP carries a stepped parameter as its steps above the minimum: 4 is
+    // channel 5.
     for (name, channel) in [
         ("Chord MIDI channel", 5.0),
         ("Melody MIDI channel", 6.0),
         ("Percussion MIDI channel", 16.0),
     ] {
-        events.push(Ev::Param(plugin.param(name).id, channel, 0));
+        events.push(Ev::Param(plugin.param(name).id, channel - 1.0, 0));
     }
     let frames = 40 * RATE as usize;
     plugin.render(frames, BLOCK, &events, Some(HOST_60));

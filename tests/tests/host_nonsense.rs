@@ -53,8 +53,20 @@ fn a_nonsense_host_tempo_is_ignored() {
 fn any_rate_from_1_khz_to_768_khz_plays_and_others_are_refused() {
     let mut plugin = Plugin::with_entry(linked_entry());
     let rates = [
-        1_000.0, 1_234.5678, 8_000.0, 12_345.678, 22_050.0, 44_100.0, 45_678.901, 48_000.0,
-        88_200.0, 96_000.0, 123_456.78, 192_000.0, 384_000.0, 768_000.0,
+        1_000.0,
+        1_234.567_8,
+        8_000.0,
+        12_345.678,
+        22_050.0,
+        44_100.0,
+        45_678.901,
+        48_000.0,
+        88_200.0,
+        96_000.0,
+        123_456.78,
+        192_000.0,
+        384_000.0,
+        768_000.0,
     ];
     for rate in rates {
         plugin.activate(rate, 1024, false);

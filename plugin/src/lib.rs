@@ -10,7 +10,9 @@ pub mod compose;
 pub mod degrade;
 pub mod dsp;
 pub mod engine;
+pub mod host_rate;
 pub mod host_sync;
+pub mod midi_out;
 pub mod offline;
 pub mod pacing;
 #[cfg(feature = "plugin")]
@@ -35,6 +37,7 @@ mod plugin {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use nice_plug::midi::{Channel, Key as MidiKey, VoiceID};
     use nice_plug::prelude::{
         ActivateContext, AudioIOLayout, AuxiliaryBuffers, Buffer, BufferConfig, ClapFeature,
         ClapPlugin, MidiConfig, NoteEvent, Params, Plugin, PluginState, ProcessContext,
@@ -44,16 +47,18 @@ mod plugin {
     use crate::compose::phrase::{ComposeParams, BPM_RANGE};
     use crate::compose::theory::Key;
     use crate::engine::{Engine, EngineConfig};
+    use crate::host_rate::HostRate;
     use crate::host_sync::{HeldNotes, HostPosition, TransportFollower};
+    use crate::midi_out::{HostNote, MidiChannels, MidiOut};
     use crate::pacing::{parse_freewheel_setting, Pace, PacingDetector, RunMode, FREEWHEEL_ENV};
-    use crate::params::{AuralisParams, TempoSource};
+    use crate::params::{AuralisParams, PresetChoice, TempoSource};
     use crate::render::RenderMode;
     use crate::stream::remote::RemoteControl;
     use crate::stream::service::{StreamOutput, StreamService, StreamWish};
 
-    /// How long `activate()` waits for the first phrase's texture in real time,
-    /// so the first blocks (which never wait, [`RunMode::Starting`]) play it as
-    /// a bounce would.
+    /// How long `activate()` waits for the first phrase's texture in real time
+    /// once the host has played the plugin, so the first blocks (which never
+    /// wait, [`RunMode::Starting`]) play it as a bounce would.
     const FIRST_TEXTURE_WAIT: Duration = Duration::from_secs(10);
 
     /// The Auralis instrument: an [`Engine`] built in `activate()` and driven by
@@ -88,12 +93,53 @@ mod plugin {
         pacing: PacingDetector,
         /// Freewheel detection is on ([`FREEWHEEL_ENV`], read at activation).
         detect_freewheel: bool,
-        /// The host's tempo and playhead (in beats) when the plugin last
-        /// followed them: a new engine (a DAW restarting the plugin for an
-        /// export) starts there, so its first texture is primed for where and
-        /// how fast the host will play.
+        /// The host's transport has played the plugin: a new engine (a DAW
+        /// restarting the plugin for an export) then primes its first texture,
+        /// where and how fast the host last played when following it.
+        host_played: bool,
+        /// The host's tempo and playhead (in beats) when it last played the
+        /// plugin following its transport.
         host_bpm: Option<f32>,
         host_beat: Option<f64>,
+        /// The host's sample rate and how the engine meets it (from `activate()`).
+        host_rate: Option<HostRate>,
+        /// What MIDI out has sent the host.
+        midi: MidiOut,
+        /// MIDI out ends every note it sent at the next block: the plugin was
+        /// reset or deactivated (events can only be sent from `process()`).
+        end_notes: bool,
+        /// The host's transport played at the previous block.
+        was_playing: bool,
+        /// The preset at the previous block.
+        preset: Option<PresetChoice>,
+    }
+
+    /// Sends one MIDI out note to the host. A host whose event queue is full
+    /// loses it: nothing on this thread may wait or log.
+    fn send_note(context: &mut impl ProcessContext<Auralis>, note: HostNote) {
+        let (timing, channel, key) = (
+            note.timing,
+            Channel::Number(note.channel),
+            MidiKey::Number(note.key),
+        );
+        let voice_id = VoiceID::Wildcard;
+        let event = match note.velocity {
+            Some(velocity) => NoteEvent::NoteOn {
+                timing,
+                voice_id,
+                channel,
+                key,
+                velocity,
+            },
+            None => NoteEvent::NoteOff {
+                timing,
+                voice_id,
+                channel,
+                key,
+                velocity: 0.0,
+            },
+        };
+        let _lost_when_the_queue_is_full = context.try_send_event(event);
     }
 
     impl Auralis {
@@ -161,7 +207,13 @@ mod plugin {
             }
             if let (true, Some(bpm)) = (following, host_bpm) {
                 compose.bpm = (bpm as f32).clamp(BPM_RANGE.0, BPM_RANGE.1);
-                self.host_bpm = Some(compose.bpm);
+            }
+            if transport.playing {
+                self.host_played = true;
+                if following {
+                    self.host_bpm = host_bpm.map(|_| compose.bpm);
+                    self.host_beat = transport.pos_beats().filter(|b| b.is_finite());
+                }
             }
             // Both are clamped to their ranges above, so these cannot fail; if
             // they did, the engine would keep what it has (and nothing may be
@@ -173,9 +225,6 @@ mod plugin {
                 let _kept_on_error = engine.set_levels(settings.levels);
             }
             engine.set_level_pin(settings.level_pin);
-            if following {
-                self.host_beat = transport.pos_beats().filter(|b| b.is_finite());
-            }
             let host = match (
                 following,
                 transport.playing,
@@ -190,6 +239,74 @@ mod plugin {
                     .update(host, engine.beat_position(), frames, sample_rate)
             {
                 engine.seek_beats(beat);
+            }
+        }
+
+        /// Ends every note MIDI out has sent, at the start of the block, when
+        /// the transport has stopped, the preset has changed, MIDI out is off,
+        /// or the plugin was reset or deactivated since the last block.
+        fn end_notes_when_due(
+            &mut self,
+            context: &mut impl ProcessContext<Self>,
+            channels: Option<MidiChannels>,
+        ) {
+            let playing = context.transport().playing;
+            let preset = self.params.preset.value();
+            let stopped = self.was_playing && !playing;
+            let new_preset = self.preset.is_some_and(|p| p != preset);
+            (self.was_playing, self.preset) = (playing, Some(preset));
+            if self.end_notes || stopped || new_preset || channels.is_none() {
+                self.end_notes = false;
+                self.midi.end_all(0, |note| send_note(context, note));
+            }
+        }
+
+        /// Renders the block at the host's rate, streams it (at the engine's),
+        /// and sends the notes played, each at its frame, while MIDI out is on.
+        fn render(
+            &mut self,
+            buffer: &mut Buffer<'_>,
+            context: &mut impl ProcessContext<Self>,
+            channels: Option<MidiChannels>,
+        ) {
+            let Self {
+                engine,
+                host_rate,
+                stream,
+                midi,
+                ..
+            } = self;
+            match (engine.as_mut(), host_rate.as_mut(), buffer.as_slice()) {
+                (Some(engine), Some(rate), [left, right, ..]) => {
+                    engine.set_note_log(channels.is_some());
+                    let factor = rate.factor() as u64;
+                    rate.process(engine, left, right, |engine, l, r, host_start| {
+                        if let Some(stream) = stream.as_mut() {
+                            stream.write(
+                                l,
+                                r,
+                                engine.level(),
+                                engine.run_mode(),
+                                engine.compose_params(),
+                            );
+                        }
+                        let Some(channels) = channels else {
+                            return;
+                        };
+                        let chunk_start = engine.position() - l.len() as u64;
+                        engine.drain_notes(|note| {
+                            let into = note.frame.saturating_sub(chunk_start) / factor;
+                            let timing =
+                                u32::try_from(host_start as u64 + into).unwrap_or(u32::MAX);
+                            midi.send(&note, timing, channels, |n| send_note(context, n));
+                        });
+                    });
+                }
+                (_, _, outputs) => {
+                    for output in outputs.iter_mut() {
+                        output.fill(0.0);
+                    }
+                }
             }
         }
 
@@ -235,6 +352,7 @@ mod plugin {
             ..AudioIOLayout::const_default()
         }];
         const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
+        const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
 
         type Editor = ();
         type SysExMessage = ();
@@ -272,8 +390,16 @@ mod plugin {
             };
             // Drop the old engine (and join its thread) before building the new one.
             self.engine = None;
+            let host_rate = match HostRate::new(buffer_config.sample_rate) {
+                Ok(rate) => rate,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the engine");
+                    return false;
+                }
+            };
+            let engine_rate = host_rate.engine_rate();
             match Engine::new(EngineConfig {
-                sample_rate: buffer_config.sample_rate,
+                sample_rate: engine_rate,
                 seed: settings.seed,
                 compose: settings.compose,
                 levels: settings.levels,
@@ -282,9 +408,13 @@ mod plugin {
                 Ok(mut engine) => {
                     if !self.host_offline && self.detect_freewheel {
                         // Until the host's pace is known, nothing degrades and
-                        // nothing is waited for; the first phrase's texture is
-                        // primed here, off the audio thread.
+                        // nothing is waited for.
                         engine.set_run_mode(RunMode::Starting);
+                    }
+                    if self.host_played && !self.host_offline && self.detect_freewheel {
+                        // A restart by a host that has played the plugin (for
+                        // an export, say): the first phrase's texture is primed
+                        // where it last played, off the audio thread.
                         if let (TempoSource::Host, Some(beat)) =
                             (settings.tempo_source, self.host_beat)
                         {
@@ -298,6 +428,7 @@ mod plugin {
                     }
                     tracing::info!(
                         sample_rate = buffer_config.sample_rate,
+                        engine_rate,
                         seed = settings.seed,
                         ?mode,
                         "engine ready"
@@ -308,7 +439,9 @@ mod plugin {
                     self.held.clear();
                     self.follower.reset();
                     self.pacing.reset();
-                    self.start_streaming(buffer_config.sample_rate);
+                    self.host_rate = Some(host_rate);
+                    self.end_notes = true;
+                    self.start_streaming(engine_rate);
                     true
                 }
                 Err(e) => {
@@ -321,6 +454,7 @@ mod plugin {
         fn reset(&mut self) {
             self.held.clear();
             self.follower.reset();
+            self.end_notes = true;
         }
 
         fn process(
@@ -340,32 +474,17 @@ mod plugin {
                 engine.set_run_mode(run_mode);
             }
             self.follow_host(context, frames, sample_rate);
-            let channels = buffer.as_slice();
-            match (self.engine.as_mut(), channels) {
-                (Some(engine), [left, right, ..]) => {
-                    engine.process(left, right);
-                    if let Some(stream) = self.stream.as_mut() {
-                        stream.write(
-                            left,
-                            right,
-                            engine.level(),
-                            engine.run_mode(),
-                            engine.compose_params(),
-                        );
-                    }
-                }
-                (_, channels) => {
-                    for channel in channels.iter_mut() {
-                        channel.fill(0.0);
-                    }
-                }
-            }
+            let midi_channels = self.params.midi_channels();
+            self.end_notes_when_due(context, midi_channels);
+            self.render(buffer, context, midi_channels);
             ProcessStatus::KeepAlive
         }
 
         fn deactivate(&mut self) {
             self.stop_streaming();
             self.engine = None;
+            self.host_rate = None;
+            self.end_notes = true;
         }
     }
 

@@ -18,6 +18,7 @@ use crate::compose::phrase::{ComposeParams, BPM_RANGE};
 use crate::compose::presets::PRESETS;
 use crate::compose::theory::{Key, Mode};
 use crate::degrade::Level;
+use crate::midi_out::MidiChannels;
 
 /// The value of the `fmt` persisted field: marks a state as Auralis's own.
 pub const STATE_FORMAT: &str = "auralis-1";
@@ -225,6 +226,28 @@ pub struct AuralisParams {
     /// Lets the bridge's listeners change key, mode, tempo and intensity.
     #[id = "rmt"]
     pub remote_control: BoolParam,
+    /// Sends the chords, melody and percussion played as MIDI notes (off by
+    /// default; the audio is the same either way).
+    #[id = "midi"]
+    pub midi_out: BoolParam,
+    /// The chords' MIDI channel, 1 to 16.
+    #[id = "mchc"]
+    pub chord_channel: IntParam,
+    /// The melody's MIDI channel, 1 to 16.
+    #[id = "mchm"]
+    pub melody_channel: IntParam,
+    /// The percussion's MIDI channel, 1 to 16.
+    #[id = "mchp"]
+    pub percussion_channel: IntParam,
+}
+
+/// A MIDI channel parameter, 1 to 16, defaulting to `channel` (0-based).
+fn channel_param(name: &str, channel: u8) -> IntParam {
+    IntParam::new(
+        name,
+        i32::from(channel) + 1,
+        IntRange::Linear { min: 1, max: 16 },
+    )
 }
 
 fn unit_param(name: &str, default: f32) -> FloatParam {
@@ -241,6 +264,7 @@ impl Default for AuralisParams {
     fn default() -> Self {
         let focus = &PRESETS[0];
         let (c, l) = (focus.compose, focus.levels);
+        let midi = MidiChannels::default();
         Self {
             format: RwLock::new(STATE_FORMAT.to_owned()),
             key: IntParam::new(
@@ -307,6 +331,10 @@ impl Default for AuralisParams {
                 },
             ),
             remote_control: BoolParam::new("Remote control", false),
+            midi_out: BoolParam::new("MIDI out", false),
+            chord_channel: channel_param("Chord MIDI channel", midi.chord),
+            melody_channel: channel_param("Melody MIDI channel", midi.melody),
+            percussion_channel: channel_param("Percussion MIDI channel", midi.percussion),
         }
     }
 }
@@ -388,6 +416,18 @@ impl AuralisParams {
         })
     }
 
+    /// The MIDI channels of the parts while MIDI out is on; `None` while it is
+    /// off.
+    #[must_use]
+    pub fn midi_channels(&self) -> Option<MidiChannels> {
+        let channel = |p: &IntParam| u8::try_from(p.value().clamp(1, 16) - 1).unwrap_or(0);
+        self.midi_out.value().then(|| MidiChannels {
+            chord: channel(&self.chord_channel),
+            melody: channel(&self.melody_channel),
+            percussion: channel(&self.percussion_channel),
+        })
+    }
+
     /// Every parameter at its default, as a saved state holds them.
     #[must_use]
     pub fn default_values() -> BTreeMap<String, ParamValue> {
@@ -414,6 +454,10 @@ impl AuralisParams {
             ("strm", b(&d.stream)),
             ("schn", i(&d.stream_channel)),
             ("rmt", b(&d.remote_control)),
+            ("midi", b(&d.midi_out)),
+            ("mchc", i(&d.chord_channel)),
+            ("mchm", i(&d.melody_channel)),
+            ("mchp", i(&d.percussion_channel)),
         ]
         .into_iter()
         .map(|(id, v)| (id.to_owned(), v))
@@ -459,6 +503,7 @@ mod tests {
         let params = AuralisParams::default();
         assert_eq!(params.stream_name(), None, "streaming is off by default");
         assert!(!params.remote_control.value());
+        assert_eq!(params.midi_channels(), None, "MIDI out is off by default");
         s.compose.validate().unwrap();
         s.levels.validate().unwrap();
     }
@@ -473,7 +518,7 @@ mod tests {
             .collect();
         let expected = [
             "key", "mode", "bpm", "tsrc", "int", "pre", "seed", "pad", "mel", "perc", "rev", "dly",
-            "gain", "qpin", "strm", "schn", "rmt",
+            "gain", "qpin", "strm", "schn", "rmt", "midi", "mchc", "mchm", "mchp",
         ];
         assert_eq!(ids, expected);
         let defaults = AuralisParams::default_values();
@@ -489,7 +534,7 @@ mod tests {
             fields: BTreeMap::new(),
         };
         AuralisParams::sanitize_state(&mut foreign);
-        assert_eq!(foreign.params.len(), 17);
+        assert_eq!(foreign.params.len(), 21);
         assert!(matches!(foreign.params["gain"], ParamValue::F32(v) if v == 0.0));
 
         let mut ours = PluginState {

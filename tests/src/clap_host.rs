@@ -181,6 +181,25 @@ pub enum Ev {
     Param(ClapId, f64, u32),
 }
 
+/// A note event the plugin sent (MIDI out).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutNote {
+    /// Frames since the activation: the block's first frame plus the event's time.
+    pub frame: u64,
+    /// The frame the block started at.
+    pub block_start: u64,
+    /// MIDI channel, 0..=15.
+    pub channel: u16,
+    /// MIDI key.
+    pub key: u16,
+    /// A note-on's velocity; `None` for a note-off.
+    pub velocity: Option<f64>,
+}
+
+/// How many output events a block may carry without the test host's buffer
+/// growing (which would allocate inside the plugin's checked `process()`).
+const OUT_EVENT_CAPACITY: usize = 1024;
+
 /// A parameter as the plugin describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamDesc {
@@ -204,6 +223,7 @@ struct Audio {
     outputs: AudioPorts,
     events: EventBuffer,
     out_events: EventBuffer,
+    out_notes: Vec<OutNote>,
     steady: u64,
 }
 
@@ -252,8 +272,38 @@ impl Audio {
             )
             .expect("process");
         let took = started.elapsed();
+        self.collect_out_notes();
         self.steady += frames as u64;
         took
+    }
+
+    /// Keeps the note events the plugin sent in the block just processed.
+    fn collect_out_notes(&mut self) {
+        assert!(
+            self.out_events.len() as usize <= OUT_EVENT_CAPACITY,
+            "the plugin sent {} events in one block",
+            self.out_events.len()
+        );
+        for event in &self.out_events {
+            let note = if let Some(on) = event.as_event::<NoteOnEvent>() {
+                (on.channel(), on.key(), Some(on.velocity()))
+            } else if let Some(off) = event.as_event::<NoteOffEvent>() {
+                (off.channel(), off.key(), None)
+            } else {
+                continue;
+            };
+            let (Some(channel), Some(key)) = (note.0.into_specific(), note.1.into_specific())
+            else {
+                panic!("a note event without a channel or key: {note:?}");
+            };
+            self.out_notes.push(OutNote {
+                frame: self.steady + u64::from(event.header().time()),
+                block_start: self.steady,
+                channel,
+                key,
+                velocity: note.2,
+            });
+        }
     }
 }
 
@@ -322,6 +372,14 @@ impl Plugin {
     /// Activates at `sample_rate` for blocks up to `max_frames`, offline (the
     /// host's render mode) or real time, and starts processing.
     pub fn activate(&mut self, sample_rate: f64, max_frames: u32, offline: bool) {
+        assert!(
+            self.try_activate(sample_rate, max_frames, offline),
+            "activation at {sample_rate} Hz was refused"
+        );
+    }
+
+    /// [`Plugin::activate`]; `false` (and inactive) when the plugin refuses.
+    pub fn try_activate(&mut self, sample_rate: f64, max_frames: u32, offline: bool) -> bool {
         self.deactivate();
         let mode = if offline {
             RenderMode::Offline
@@ -331,17 +389,16 @@ impl Plugin {
         let handle = self.instance.plugin_handle();
         let render: PluginRender = handle.get_extension().expect("render extension");
         render.set(&handle, mode).expect("set render mode");
-        let stopped = self
-            .instance
-            .activate(
-                |_, _| (),
-                PluginAudioConfiguration {
-                    sample_rate,
-                    min_frames_count: 1,
-                    max_frames_count: max_frames,
-                },
-            )
-            .expect("activate");
+        let Ok(stopped) = self.instance.activate(
+            |_, _| (),
+            PluginAudioConfiguration {
+                sample_rate,
+                min_frames_count: 1,
+                max_frames_count: max_frames,
+            },
+        ) else {
+            return false;
+        };
         let n = max_frames as usize;
         let processor = std::thread::scope(|s| {
             s.spawn(move || stopped.start_processing().expect("start processing"))
@@ -354,12 +411,14 @@ impl Plugin {
             right: vec![0.0; n],
             outputs: AudioPorts::with_capacity(2, 1),
             events: EventBuffer::with_capacity(64),
-            out_events: EventBuffer::with_capacity(64),
+            out_events: EventBuffer::with_capacity(OUT_EVENT_CAPACITY),
+            out_notes: Vec::new(),
             steady: 0,
         });
         self.config = Some((sample_rate, max_frames, offline));
         self.frames = 0;
         self.serve_requests();
+        true
     }
 
     /// Stops processing and deactivates (no-op when inactive).
@@ -459,6 +518,15 @@ impl Plugin {
             out[1].extend_from_slice(r);
         });
         out
+    }
+
+    /// The note events the plugin sent since the activation (or the last
+    /// call), in order; frames count from the activation.
+    pub fn take_out_notes(&mut self) -> Vec<OutNote> {
+        self.audio
+            .as_mut()
+            .map(|a| std::mem::take(&mut a.out_notes))
+            .unwrap_or_default()
     }
 
     /// Every parameter.

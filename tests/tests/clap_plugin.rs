@@ -19,6 +19,9 @@ const RUNS: &[(f64, usize, f64)] = &[
     (768_000.0, 16_384, 15.0),
     (48_000.0, 0, 120.0),
     (44_100.0, 16_384, 75.0),
+    // Below 8 kHz the engine runs at a multiple of the rate, decimated.
+    (1_234.567_8, 64, 15.0),
+    (1_000.0, 0, 10.0),
 ];
 
 /// Every block checked: finite, at most 0 dBFS; audible within 2 s.
@@ -159,7 +162,7 @@ fn gain_db(v: f64) -> f64 {
 
 /// The value each parameter is moved to (from a fast baseline: internal tempo at
 /// 300 BPM, so 30 s hold several phrases, melody, kicks and swells).
-fn changes() -> [(&'static str, f64); 17] {
+fn changes() -> [(&'static str, f64); 21] {
     [
         ("Key", 7.0),
         ("Mode", 3.0),
@@ -178,12 +181,25 @@ fn changes() -> [(&'static str, f64); 17] {
         ("Stream", 1.0),
         ("Stream channel", 15.0),
         ("Remote control", 1.0),
+        ("MIDI out", 1.0),
+        ("Chord MIDI channel", 3.0),
+        ("Melody MIDI channel", 4.0),
+        ("Percussion MIDI channel", 11.0),
     ]
 }
 
 /// Params that the engine stores but that do not change the sound (yet, or
-/// ever: streaming only copies the output).
-const SILENT_PARAMS: &[&str] = &["Quality", "Stream", "Stream channel", "Remote control"];
+/// ever: streaming only copies the output, MIDI out only sends notes).
+const SILENT_PARAMS: &[&str] = &[
+    "Quality",
+    "Stream",
+    "Stream channel",
+    "Remote control",
+    "MIDI out",
+    "Chord MIDI channel",
+    "Melody MIDI channel",
+    "Percussion MIDI channel",
+];
 
 const HOST_120: Transport = Transport {
     playing: true,

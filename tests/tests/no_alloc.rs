@@ -2,8 +2,9 @@
 //! (which aborts the process on any allocation or free on the checked thread) for
 //! more than ten minutes of audio across block sizes and sample rates, in real-time
 //! mode with its composer thread running alongside, and while a freewheeling host
-//! switches it between real time and a bounce. Every sample must be finite and
-//! at most 0 dBFS.
+//! switches it between real time and a bounce, and with MIDI out's notes
+//! logged and sent, at a host rate the engine meets by decimation. Every sample
+//! must be finite and at most 0 dBFS.
 
 use assert_no_alloc::{assert_no_alloc, AllocDisabler};
 use auralis::compose::phrase::ComposeParams;
@@ -11,6 +12,8 @@ use auralis::compose::presets::PRESETS;
 use std::time::{Duration, Instant};
 
 use auralis::engine::{Engine, EngineConfig};
+use auralis::host_rate::HostRate;
+use auralis::midi_out::{MidiChannels, MidiOut};
 use auralis::pacing::{Pace, PacingDetector, RunMode};
 use auralis::render::RenderMode;
 
@@ -127,4 +130,63 @@ fn switching_between_real_time_and_a_bounce_never_allocates() {
         ]
     );
     assert!(peak <= 1.0 && peak > 0.01, "peak {peak}");
+}
+
+/// The plugin's MIDI out path: the renderer's note log drained after every
+/// chunk into the MIDI out tracker, with seeks and ends of every note between,
+/// at 48 kHz and at 1 234.5678 Hz (the engine at 7× that, decimated), all in
+/// the checked region.
+#[test]
+fn notes_and_a_decimated_low_rate_never_allocate() {
+    for host_rate in [48_000.0, 1_234.567_8] {
+        let mut plan = HostRate::new(host_rate).expect("a supported rate");
+        let mut engine = Engine::new(EngineConfig {
+            sample_rate: plan.engine_rate(),
+            seed: 5,
+            compose: ComposeParams {
+                bpm: 150.0,
+                ..PRESETS[0].compose
+            },
+            levels: PRESETS[0].levels,
+            mode: RenderMode::RealTime,
+        })
+        .expect("engine");
+        engine.set_note_log(true);
+        let mut midi = MidiOut::default();
+        let block = 256;
+        let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
+        let (mut ons, mut offs) = (0u64, 0u64);
+        let blocks = (40.0 * host_rate / block as f32) as usize;
+        let mut peak = 0.0f32;
+        for b in 0..blocks {
+            assert_no_alloc(|| {
+                if b % 700 == 699 {
+                    engine.seek_beats(b as f64 / 3.0);
+                }
+                if b % 1_100 == 0 {
+                    midi.end_all(0, |_| offs += 1);
+                }
+                plan.process(&mut engine, &mut left, &mut right, |engine, _, _, _| {
+                    engine.drain_notes(|note| {
+                        midi.send(&note, 0, MidiChannels::default(), |n| {
+                            if n.velocity.is_some() {
+                                ons += 1;
+                            } else {
+                                offs += 1;
+                            }
+                        });
+                    });
+                });
+            });
+            for &x in left.iter().chain(&right) {
+                assert!(x.is_finite(), "non-finite sample at {host_rate} Hz");
+                peak = peak.max(x.abs());
+            }
+        }
+        assert!(peak <= 1.0 && peak > 0.01, "peak {peak} at {host_rate} Hz");
+        assert!(
+            ons > 20 && offs > 20,
+            "{ons} ons, {offs} offs at {host_rate} Hz"
+        );
+    }
 }

@@ -13,6 +13,7 @@
 //! stray NaN cannot poison them and silence never turns into slow subnormals.
 
 pub mod dc_blocker;
+pub mod decimator;
 pub mod delay;
 pub mod envelope;
 pub mod glide;

@@ -50,6 +50,7 @@ use crate::degrade::Level;
 use crate::pacing::RunMode;
 use crate::prerender::{ConfigError, PrerenderWorker};
 use crate::render::feed::phrase_channel;
+use crate::render::notes::NoteOut;
 use crate::render::{RenderMode, Renderer, SeekTarget, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 
 pub use self::status::{EngineStatus, RendererProbe, RendererStatus};
@@ -325,6 +326,19 @@ impl Engine {
     /// allocates.
     pub fn set_level_pin(&mut self, pin: Option<Level>) {
         self.shared.degrade.set_pin(pin);
+    }
+
+    /// Records the notes the renderer plays from now on, for MIDI out
+    /// ([`crate::render::notes`]), or stops recording and forgets them. Never
+    /// allocates.
+    pub fn set_note_log(&mut self, enabled: bool) {
+        self.renderer.set_note_log(enabled);
+    }
+
+    /// Hands the notes played since the last call to `f` in order, each at its
+    /// frame (counted as [`Engine::position`] counts). Never allocates.
+    pub fn drain_notes(&mut self, f: impl FnMut(NoteOut)) {
+        self.renderer.drain_notes(f);
     }
 
     /// The degradation level in force (the pinned one if any; in a bounce,

@@ -10,6 +10,7 @@
 pub mod feed;
 pub mod melody;
 pub mod mix;
+pub mod notes;
 pub mod pad;
 pub mod percussion;
 pub mod ramp;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use self::feed::PhraseFeed;
 use self::melody::MelodyVoices;
 use self::mix::MixLevels;
+use self::notes::{percussion_key, percussion_slot, NoteLog, NoteOut, Part, MELODY_SLOT};
 use self::pad::PadBank;
 use self::percussion::Percussion;
 use self::ramp::{Ramp, CONTROL_FRAMES};
@@ -44,6 +46,11 @@ const LEVEL_SMOOTHING_MS: f32 = 40.0;
 const MASTER_TRIM: f32 = 1.7;
 /// Reverb return level at a send of 1.
 const REVERB_RETURN: f32 = 0.9;
+/// The velocity the pad plays chords with (and chord notes are logged with).
+const CHORD_VELOCITY: f32 = 1.0;
+/// The shortest logged percussion note, in beats: a kick's length, and a
+/// swell's when its rise is shorter.
+const PERCUSSION_NOTE_BEATS: f64 = 0.25;
 
 /// One span of one channel of a bus.
 type Bus = [f32; CONTROL_FRAMES];
@@ -278,6 +285,8 @@ pub struct Renderer {
     mix: MixLevels,
     /// The pre-rendered texture, when the engine has a pre-renderer.
     texture: Option<TextureLayer>,
+    /// The notes played, for MIDI out (see [`Renderer::set_note_log`]).
+    notes: NoteLog,
 }
 
 impl Renderer {
@@ -331,7 +340,20 @@ impl Renderer {
             levels: Levels::new(control_rate, &mix),
             mix,
             texture: None,
+            notes: NoteLog::default(),
         }
+    }
+
+    /// Records the notes it plays from now on (see [`notes`]), or stops
+    /// recording and forgets them. Never allocates.
+    pub fn set_note_log(&mut self, enabled: bool) {
+        self.notes.set_enabled(enabled);
+    }
+
+    /// Hands the notes played since the last call to `f` in order (each with
+    /// its absolute frame; see [`Renderer::position`]). Never allocates.
+    pub fn drain_notes(&mut self, f: impl FnMut(NoteOut)) {
+        self.notes.drain(f);
     }
 
     /// Plays `layer`'s textures in place of the pad from the next phrase on (the
@@ -403,6 +425,7 @@ impl Renderer {
         if self.note_off_at.take().is_some() {
             self.melody.note_off();
         }
+        self.notes.end_all(self.position);
         let bpm = if target.bpm.is_finite() && target.bpm > 0.0 {
             target.bpm
         } else {
@@ -540,6 +563,7 @@ impl Renderer {
         self.levels.jump(&self.audible(self.mix));
         self.position = 0;
         self.note_off_at = None;
+        self.notes.end_all(0);
         self.seek = None;
         if let Some(p) = self.playback.take() {
             self.playback = Some(Playback::new(p.phrase, 0, self.sample_rate));
@@ -603,7 +627,8 @@ impl Renderer {
     fn next_event(&self) -> Option<i64> {
         let phrase = self.playback.as_ref().map(Playback::next_event);
         let note_off = self.note_off_at.map(|at| at as i64);
-        [phrase, note_off].into_iter().flatten().min()
+        let logged_stop = self.notes.next_stop().map(|at| at as i64);
+        [phrase, note_off, logged_stop].into_iter().flatten().min()
     }
 
     /// Starts phrase `next_index`, if it is here (or, offline, once it comes);
@@ -658,12 +683,15 @@ impl Renderer {
         }
         let ftt = self.frames_to_tick();
         let profile = self.quality.profile();
+        let frame = self.position;
+        self.notes.stop_due(frame);
         if let Some(pb) = self.playback.as_mut() {
             while let Some(e) = pb.phrase.chords.get(pb.next_chord) {
                 if pb.at(e.start_beat) > position {
                     break;
                 }
-                self.pads.set_chord(&e.chord, 1.0, ftt);
+                self.pads.set_chord(&e.chord, CHORD_VELOCITY, ftt);
+                self.notes.chord(frame, e.chord.notes(), CHORD_VELOCITY);
                 pb.next_chord += 1;
             }
             while let Some(e) = pb.phrase.melody.get(pb.next_note) {
@@ -675,7 +703,16 @@ impl Renderer {
                 if profile.melody {
                     self.melody.note_on(e.note, e.velocity, ftt);
                     let off = pb.at(e.start_beat + e.beats).max(position + 1);
-                    self.note_off_at = Some(u64::try_from(off).unwrap_or(self.position + 1));
+                    let off = u64::try_from(off).unwrap_or(frame + 1);
+                    self.note_off_at = Some(off);
+                    self.notes.start(
+                        MELODY_SLOT,
+                        Part::Melody,
+                        frame,
+                        e.note,
+                        e.velocity,
+                        Some(off),
+                    );
                 }
                 pb.next_note += 1;
             }
@@ -690,6 +727,19 @@ impl Renderer {
                         pb.samples_per_beat,
                         self.sample_rate,
                         ftt,
+                    );
+                    let beats = match e.kind {
+                        PercKind::Kick => PERCUSSION_NOTE_BEATS,
+                        PercKind::Swell => e.beats.max(PERCUSSION_NOTE_BEATS),
+                    };
+                    let stop = frame + ((beats * pb.samples_per_beat).round() as u64).max(1);
+                    self.notes.start(
+                        percussion_slot(e.kind),
+                        Part::Percussion,
+                        frame,
+                        percussion_key(e.kind),
+                        e.velocity,
+                        Some(stop),
                     );
                 }
                 pb.next_perc += 1;

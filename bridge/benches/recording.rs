@@ -141,23 +141,39 @@ fn main() -> anyhow::Result<()> {
         let expected = 44 + seconds as usize * RATE as usize * 6;
         anyhow::ensure!(bytes == expected, "{bytes} bytes, expected {expected}");
         let rss = auralis_bridge::procstat::resident_bytes().unwrap_or(0);
-        println!(
+        let log = bridge.state().recording.as_ref().map(|r| r.log.sizes());
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
             "recording_rtf {:.0} x_realtime_{minutes}min",
             seconds as f64 / wall.as_secs_f64()
-        );
-        println!("recording_wall_s {:.2} s", wall.as_secs_f64());
-        println!(
+        )?;
+        writeln!(out, "recording_wall_s {:.2} s", wall.as_secs_f64())?;
+        writeln!(
+            out,
             "recording_listener_gaps {} gaps_{listeners}_listeners",
             gaps.load(Ordering::Relaxed)
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "recording_run_ahead_rtf {:.0} x_realtime",
             seconds as f64 / ahead.as_secs_f64()
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
+            "recording_listener_chunks {} chunks",
+            chunks.load(Ordering::Relaxed)
+        )?;
+        if let Some((checkpoints, events)) = log {
+            writeln!(out, "recording_log_checkpoints {checkpoints} checkpoints")?;
+            writeln!(out, "recording_log_events {events} events")?;
+        }
+        writeln!(
+            out,
             "recording_bridge_rss {:.1} MiB",
             rss as f64 / (1024.0 * 1024.0)
-        );
+        )?;
+        drop(out);
         bridge.shutdown().await;
         anyhow::Ok(())
     })

@@ -156,7 +156,7 @@ pub fn spawn(job: Job, slot: RenderSlot) -> std::io::Result<mpsc::Receiver<Piece
             auralis::prerender::worker::yield_to_time_critical_threads();
             let (from, to, format) = (job.from, job.to, job.format.name());
             let started = std::time::Instant::now();
-            match render(job, &tx) {
+            match render(&job, &tx) {
                 Ok(true) => tracing::info!(
                     from,
                     to,
@@ -271,12 +271,12 @@ fn wav_header(out: &mut BytesMut, rate: u32, frames: u64) {
 }
 
 /// Renders `job` into `tx`; `false` when the client went away.
-fn render(job: Job, tx: &mpsc::Sender<Piece>) -> Result<bool, Failure> {
+fn render(job: &Job, tx: &mpsc::Sender<Piece>) -> Result<bool, Failure> {
     let mut replayer = match &job.script.base {
         Base::Start => Replayer::new(&job.config),
         Base::Checkpoint(c) => Replayer::restore(&job.config, c)?,
     };
-    let (mut encoder, mut out) = Encoder::new(&job)?;
+    let (mut encoder, mut out) = Encoder::new(job)?;
     let mut events = job.script.events.iter().peekable();
     while events
         .next_if(|e| e.frame() < replayer.position())

@@ -103,7 +103,7 @@ impl Replayer {
             RenderMode::RealTime,
             feed,
         );
-        let textures = config.texture.clone().map(|c| {
+        let textures = config.texture.as_ref().map(|c| {
             let (keyed, texture_feed) = KeyedTextures::new(c, config.pool);
             renderer.set_texture_layer(TextureLayer::new(
                 texture_feed,

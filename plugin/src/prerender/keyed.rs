@@ -30,7 +30,7 @@ impl KeyedTextures {
     /// renderer choice is used for keys rendered on the GPU), and the feed a
     /// texture layer takes them from.
     #[must_use]
-    pub fn new(config: PrerenderConfig, pool: PoolConfig) -> (Self, TextureFeed) {
+    pub fn new(config: &PrerenderConfig, pool: PoolConfig) -> (Self, TextureFeed) {
         let (side, feed) = texture_channel(PoolConfig {
             textures: REPLAY_TEXTURES,
             ..pool
@@ -40,7 +40,7 @@ impl KeyedTextures {
         let config = PrerenderConfig {
             faults: super::faults::FaultPlan::default(),
             cpu_threads: 1,
-            ..config
+            ..config.clone()
         };
         let cpu = Prerenderer::new(PrerenderConfig {
             renderer: RendererChoice::Cpu,

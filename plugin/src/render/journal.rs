@@ -170,7 +170,7 @@ mod tests {
         let (mut a, mut b, mut reader) = journal(2);
         let level = |frame| JournalEvent::Level {
             frame,
-            level: crate::degrade::Level::Normal,
+            level: Level::Normal,
         };
         a.record(level(5));
         b.record(JournalEvent::UnkeyedTexture { frame: 3 });

@@ -86,6 +86,19 @@ pub struct Settings {
     /// edge [default: 2.5].
     #[arg(long, env = "AURALIS_BURST_S")]
     pub burst_s: Option<f64>,
+    /// Minutes of the embedded engine's output `/api/recording` can render again
+    /// (1–1440) [default: 60].
+    #[arg(long, env = "AURALIS_RECORDING_MINUTES")]
+    pub recording_minutes: Option<u32>,
+    /// Recordings rendered at once; more get 429 with Retry-After (1–16)
+    /// [default: 2].
+    #[arg(long, env = "AURALIS_RECORDING_RENDERS")]
+    pub recording_renders: Option<usize>,
+    /// Seconds of audio between the recording checkpoints a render may start
+    /// from (1–600): shorter renders sooner, longer keeps less memory
+    /// [default: 60].
+    #[arg(long, env = "AURALIS_RECORDING_CHECKPOINT_S")]
+    pub recording_checkpoint_s: Option<f64>,
     /// Control messages per second allowed per client (burst: twice that) [default: 5].
     #[arg(long, env = "AURALIS_CONTROL_RATE")]
     pub control_rate: Option<f64>,
@@ -227,6 +240,12 @@ pub struct Config {
     pub client_queue: usize,
     /// Recent audio a new listener gets at once.
     pub burst: Duration,
+    /// How far back `/api/recording` reaches.
+    pub recording_window: Duration,
+    /// Recordings rendered at once.
+    pub recording_renders: usize,
+    /// Audio between two recording checkpoints.
+    pub recording_checkpoint: Duration,
     /// Control messages per second per client.
     pub control_rate_per_s: f64,
     /// Kernel send buffer per client socket, in KiB.
@@ -269,6 +288,9 @@ impl Default for Config {
             max_lag: Duration::from_secs(5),
             client_queue: 16,
             burst: Duration::from_millis(2500),
+            recording_window: Duration::from_secs(3600),
+            recording_renders: 2,
+            recording_checkpoint: Duration::from_secs(60),
             control_rate_per_s: 5.0,
             send_buffer_kb: 256,
             status_interval: Duration::from_secs(5),
@@ -461,6 +483,9 @@ impl Settings {
             max_lag_s: self.max_lag_s.or(lower.max_lag_s),
             client_queue: self.client_queue.or(lower.client_queue),
             burst_s: self.burst_s.or(lower.burst_s),
+            recording_minutes: self.recording_minutes.or(lower.recording_minutes),
+            recording_renders: self.recording_renders.or(lower.recording_renders),
+            recording_checkpoint_s: self.recording_checkpoint_s.or(lower.recording_checkpoint_s),
             control_rate: self.control_rate.or(lower.control_rate),
             send_buffer_kb: self.send_buffer_kb.or(lower.send_buffer_kb),
             status_interval_s: self.status_interval_s.or(lower.status_interval_s),
@@ -546,6 +571,25 @@ impl Config {
                 (2, 4096),
             )?,
             burst: seconds("burst_s", s.burst_s, d.burst, (0.0, 30.0))?,
+            recording_window: Duration::from_secs(
+                60 * u64::from(within(
+                    "recording_minutes",
+                    s.recording_minutes
+                        .unwrap_or((d.recording_window.as_secs() / 60) as u32),
+                    (1, 1440),
+                )?),
+            ),
+            recording_renders: within(
+                "recording_renders",
+                s.recording_renders.unwrap_or(d.recording_renders),
+                (1, 16),
+            )?,
+            recording_checkpoint: seconds(
+                "recording_checkpoint_s",
+                s.recording_checkpoint_s,
+                d.recording_checkpoint,
+                (1.0, 600.0),
+            )?,
             control_rate_per_s: check_control_rate(s.control_rate.unwrap_or(d.control_rate_per_s))?,
             send_buffer_kb: within(
                 "send_buffer_kb",

@@ -23,6 +23,7 @@ use crate::metrics::{prometheus_text, Sample};
 use crate::protocol::{
     error_message, params_message, parse_client_bytes, Dialect, ErrorCode, ProtocolError,
 };
+use crate::recording::http::{available_handler, recording_handler};
 use crate::stream_opus::stream_opus_handler;
 use crate::ws::ws_handler;
 use crate::AppState;
@@ -58,6 +59,8 @@ pub fn app(state: AppState) -> Router {
             post(control_handler).layer(DefaultBodyLimit::max(CONTROL_BODY_LIMIT)),
         )
         .route("/metrics", get(metrics_handler))
+        .route("/api/recording", get(recording_handler))
+        .route("/api/recording/available", get(available_handler))
         .route("/ws/stream", get(ws_handler))
         .route("/stream.opus", get(stream_opus_handler))
         .with_state(state)

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod procstat;
 pub mod protocol;
+pub mod recording;
 pub mod source;
 pub mod stream_opus;
 pub mod ws;
@@ -55,6 +56,9 @@ pub struct AppState {
     pub http_limiter: Arc<tokio::sync::Mutex<control::RateLimiter>>,
     /// The Icecast mounts this bridge feeds.
     pub icecast: Arc<icecast::Icecast>,
+    /// Recordings of what the source played (`None`: a source that cannot be
+    /// replayed, such as `shm:`).
+    pub recording: Option<Arc<recording::Recording>>,
 }
 
 /// Why the bridge could not start.
@@ -105,6 +109,7 @@ pub fn open_source(config: &Config) -> Result<Box<dyn Source>, StartError> {
             config.preset,
             config.frames_per_chunk() as usize,
             config.degrade_on_cpu.then_some(config.cpu_ceiling_pct),
+            config.recording_window,
         )?),
         SourceSpec::Shm(name) => Box::new(ShmSource::new(name, config.sample_rate)),
     })
@@ -134,6 +139,14 @@ pub fn build_state_with(
         config.control_rate_per_s,
     )));
     let icecast = Arc::new(icecast::Icecast::new(&config.icecast));
+    let recording = pump
+        .recording()
+        .map(|log| {
+            recording::Recording::start(log, config.recording_renders, config.recording_checkpoint)
+        })
+        .transpose()
+        .map_err(PumpError::Thread)?
+        .map(Arc::new);
     let state = AppState {
         config: Arc::new(config),
         hub,
@@ -141,6 +154,7 @@ pub fn build_state_with(
         shutdown,
         http_limiter,
         icecast,
+        recording,
     };
     Ok((state, shutdown_tx))
 }

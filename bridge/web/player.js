@@ -481,3 +481,60 @@ requestAnimationFrame(drawScope);
 
 // For tests and for the curious: the player's state and output level.
 window.auralisPlayer = { state, outputRms };
+
+// "Keep this moment": saves the last minutes of the stream as the bridge renders
+// them again (GET /api/recording), with the progress of the download, under the
+// name the bridge gives (start time, seed and preset).
+async function keepMoment() {
+  const button = $('keep');
+  const bar = $('keep-progress');
+  const note = (text) => { $('keep-note').textContent = text; };
+  const minutes = Number($('keep-minutes').value);
+  const format = $('keep-format').value;
+  button.disabled = true;
+  try {
+    const avail = await fetch('/api/recording/available').then((r) => r.json());
+    if (avail.error) { note(avail.message); return; }
+    const seconds = Math.max(1, Math.min(minutes * 60, Math.floor(avail.seconds)));
+    if (seconds < minutes * 60) note(`only ${Math.round(seconds)} s so far: saving those`);
+    const res = await fetch(`/api/recording?seconds=${seconds}&format=${format}`);
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({ message: res.statusText }));
+      note(body.message || `error ${res.status}`);
+      return;
+    }
+    const total = Number(res.headers.get('content-length') || res.headers.get('x-auralis-expected-bytes') || 0);
+    const name = (/filename="([^"]+)"/.exec(res.headers.get('content-disposition') || '') || [])[1]
+      || `auralis.${format}`;
+    bar.hidden = false;
+    bar.value = 0;
+    const reader = res.body.getReader();
+    const parts = [];
+    let got = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      got += value.length;
+      if (total > 0) bar.value = Math.min(1, got / total);
+      note(`rendering… ${(got / 1e6).toFixed(1)} MB`);
+    }
+    const url = URL.createObjectURL(new Blob(parts, { type: res.headers.get('content-type') || '' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    bar.value = 1;
+    note(`saved ${name}`);
+  } catch (e) {
+    // A broken-off transfer lands here: nothing is saved.
+    note(`the recording failed: ${e.message || e}`);
+  } finally {
+    button.disabled = false;
+    setTimeout(() => { bar.hidden = true; }, 3000);
+  }
+}
+$('keep').addEventListener('click', keepMoment);

@@ -190,3 +190,61 @@ fn notes_and_a_decimated_low_rate_never_allocate() {
         );
     }
 }
+
+/// With the journal on (what `/api/recording` replays from), the engine still
+/// never allocates: recording a phrase, a texture, a level or a mix change is
+/// a push of a fixed-size record onto a ring made up front. The level is
+/// pinned up and down and the mix changed inside the checked region; the
+/// journal is drained outside it, as the bridge's source does.
+#[test]
+fn the_journal_records_without_allocating() {
+    use auralis::degrade::Level;
+    use auralis::render::journal::JournalEvent;
+
+    let preset = &PRESETS[0];
+    let mut engine = Engine::new(EngineConfig {
+        sample_rate: 16_000.0,
+        seed: 9,
+        compose: ComposeParams {
+            bars: 1,
+            bpm: 180.0,
+            ..preset.compose
+        },
+        levels: preset.levels,
+        mode: RenderMode::RealTime,
+    })
+    .expect("engine");
+    let mut journal = engine.enable_journal(4096);
+    let (mut left, mut right) = (vec![0.0f32; 320], vec![0.0f32; 320]);
+    let mut events: Vec<JournalEvent> = Vec::with_capacity(8192);
+    let mut levels = preset.levels;
+    for b in 0..3000 {
+        let pin = match b % 600 {
+            200..=299 => Some(Level::HighLoad),
+            300..=399 => Some(Level::Overload),
+            _ => None,
+        };
+        if b % 150 == 75 {
+            levels.reverb = if levels.reverb > 0.3 { 0.2 } else { 0.6 };
+        }
+        assert_no_alloc(|| {
+            engine.set_level_pin(pin);
+            engine.set_levels(levels).expect("levels");
+            engine.process(&mut left, &mut right);
+        });
+        journal.drain_into(&mut events);
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    assert_eq!(journal.lost(), 0);
+    for kind in ["phrase", "level", "mix"] {
+        assert!(
+            events.iter().any(|e| match e {
+                JournalEvent::Phrase { .. } => kind == "phrase",
+                JournalEvent::Level { .. } => kind == "level",
+                JournalEvent::Mix { .. } => kind == "mix",
+                _ => false,
+            }),
+            "no {kind} recorded"
+        );
+    }
+}

@@ -298,6 +298,7 @@ fn bridge_bench_options(args: &[String]) -> Result<(bool, std::time::Duration, V
 fn bench(args: &[String]) -> Result<()> {
     let (bridge_only, bridge_seconds, extra) = bridge_bench_options(args)?;
     if bridge_only {
+        recording_bench()?;
         return loadtest::bench(bridge_seconds);
     }
     for bench in ["engine", "prerender"] {
@@ -332,7 +333,16 @@ fn bench(args: &[String]) -> Result<()> {
     degrade.args(["bench", "-p", "auralis", "--bench", "degrade"]);
     run(degrade)?;
     plugin_bench()?;
+    recording_bench()?;
     loadtest::bench(bridge_seconds)
+}
+
+/// `recording_rtf`: a 10-minute recording rendered while 50 listeners stream
+/// (the bridge's `recording` bench, in release), which prints its own lines.
+fn recording_bench() -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "auralis-bridge", "--bench", "recording"]);
+    run(cmd)
 }
 
 /// `process()` of the release plugin through the CLAP host: bundles it, then runs

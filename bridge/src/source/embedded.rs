@@ -1,6 +1,9 @@
 //! The default source: the engine of the `auralis` crate, rendering inside the
 //! bridge.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use auralis::compose::presets::Preset;
 use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::DegradeConfig;
@@ -8,21 +11,38 @@ use auralis::engine::{Engine, EngineConfig, EngineError, RendererProbe};
 use auralis::render::RenderMode;
 
 use super::{FillReport, ParamsSnapshot, Source, SourceCommand, SourceError, SourceInfo};
+use crate::recording::{EventLog, Recorder};
+
+/// Something done to the engine before every chunk (tests and demos inject
+/// faults with it).
+pub type BeforeFill = Box<dyn FnMut(&mut Engine) + Send>;
 
 /// The engine of the `auralis` crate, rendering inside the bridge.
-#[derive(Debug)]
 pub struct EmbeddedSource {
     engine: Engine,
     left: Vec<f32>,
     right: Vec<f32>,
     preset: Option<&'static str>,
+    /// Records what the engine plays, for `/api/recording`.
+    recorder: Recorder,
+    before_fill: Option<BeforeFill>,
+}
+
+impl std::fmt::Debug for EmbeddedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedSource")
+            .field("engine", &self.engine)
+            .field("preset", &self.preset)
+            .field("recorder", &self.recorder)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EmbeddedSource {
     /// An engine at `sample_rate` playing `preset`, with scratch space for chunks of
     /// up to `max_frames`; with `cpu_ceiling_pct` machine and process CPU use
     /// at that ceiling thin its music (to `high_load` at most), without it they
-    /// do not count.
+    /// do not count. What it plays can be recorded for `recording_window`.
     ///
     /// # Errors
     /// [`EngineError`] when the engine cannot be built.
@@ -32,6 +52,7 @@ impl EmbeddedSource {
         preset: &'static Preset,
         max_frames: usize,
         cpu_ceiling_pct: Option<f32>,
+        recording_window: Duration,
     ) -> Result<Self, EngineError> {
         let defaults = MonitorConfig::default();
         let engine = Engine::with_monitor(
@@ -51,12 +72,42 @@ impl EmbeddedSource {
                 ..defaults
             },
         )?;
-        Ok(Self {
+        Ok(Self::with_engine(
+            engine,
+            Some(preset.name),
+            max_frames,
+            recording_window,
+        ))
+    }
+
+    /// A source around `engine` (built in real time, nothing rendered yet),
+    /// playing `preset`'s parameters (`None`: its own), with scratch space for
+    /// chunks of up to `max_frames`, recording for `recording_window`.
+    #[must_use]
+    pub fn with_engine(
+        mut engine: Engine,
+        preset: Option<&'static str>,
+        max_frames: usize,
+        recording_window: Duration,
+    ) -> Self {
+        let recorder = Recorder::attach(&mut engine, recording_window);
+        Self {
             engine,
             left: vec![0.0; max_frames],
             right: vec![0.0; max_frames],
-            preset: Some(preset.name),
-        })
+            preset,
+            recorder,
+            before_fill: None,
+        }
+    }
+
+    /// Calls `hook` on the engine before every chunk (fault injection for
+    /// tests and demos: [`Engine::set_level_pin`],
+    /// [`Engine::simulate_audio_load`]).
+    #[must_use]
+    pub fn before_fill(mut self, hook: impl FnMut(&mut Engine) + Send + 'static) -> Self {
+        self.before_fill = Some(Box::new(hook));
+        self
     }
 }
 
@@ -72,8 +123,12 @@ impl Source for EmbeddedSource {
 
     fn fill(&mut self, interleaved: &mut [f32]) -> FillReport {
         let frames = (interleaved.len() / 2).min(self.left.len());
+        if let Some(hook) = self.before_fill.as_mut() {
+            hook(&mut self.engine);
+        }
         let (left, right) = (&mut self.left[..frames], &mut self.right[..frames]);
         self.engine.process(left, right);
+        self.recorder.drain(self.engine.position());
         for ((out, l), r) in interleaved
             .chunks_exact_mut(2)
             .zip(left.iter())
@@ -121,5 +176,9 @@ impl Source for EmbeddedSource {
 
     fn renderer(&self) -> Option<RendererProbe> {
         self.engine.renderer_probe()
+    }
+
+    fn recording(&self) -> Option<Arc<EventLog>> {
+        Some(self.recorder.log())
     }
 }

@@ -25,10 +25,11 @@ use auralis::pacing::RunMode;
 use auralis::render::mix::MixLevels;
 use serde_json::Value;
 
-pub use self::embedded::EmbeddedSource;
+pub use self::embedded::{BeforeFill, EmbeddedSource};
 pub use self::pump::{Pump, PumpError};
 pub use self::shm::{ReaderStats, ShmSource};
 use crate::protocol::{params_json, ParamUpdate};
+use crate::recording::EventLog;
 
 /// What a source produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +113,11 @@ pub trait Source: Send + 'static {
     }
     /// A reader of the texture pre-renderer's state, for a source that has one.
     fn renderer(&self) -> Option<RendererProbe> {
+        None
+    }
+    /// The log of what it played, for a source that can render it again
+    /// (`/api/recording`).
+    fn recording(&self) -> Option<Arc<EventLog>> {
         None
     }
 }

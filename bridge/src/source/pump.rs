@@ -27,6 +27,7 @@ use crate::metrics::SourceState;
 use crate::protocol::{
     params_message, source_status_message, Codec, FrameHeader, StatusInfo, FLAG_FALLBACK, FLAG_IDLE,
 };
+use crate::recording::EventLog;
 
 /// A request to the pump thread.
 #[derive(Debug)]
@@ -50,6 +51,7 @@ pub struct Pump {
     alive: Arc<watch::Sender<bool>>,
     reader_stats: Option<Arc<ReaderStats>>,
     renderer: Option<RendererProbe>,
+    recording: Option<Arc<EventLog>>,
 }
 
 /// Marks the source dead when the pump thread ends, however it ends (a panic too).
@@ -105,6 +107,7 @@ impl Pump {
         let encoder = StreamEncoder::new(info.sample_rate, info.channels, opus_kbps, ogg)?;
         let reader_stats = source.reader_stats();
         let renderer = source.renderer();
+        let recording = source.recording();
         let params = Arc::new(Mutex::new(source.params()));
         let alive = Arc::new(watch::Sender::new(true));
         let thread = {
@@ -139,7 +142,14 @@ impl Pump {
             alive,
             reader_stats,
             renderer,
+            recording,
         })
+    }
+
+    /// The log of what the source played, when it can be rendered again.
+    #[must_use]
+    pub fn recording(&self) -> Option<Arc<EventLog>> {
+        self.recording.clone()
     }
 
     /// The texture pre-renderer's state (embedded sources with the texture on).

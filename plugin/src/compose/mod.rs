@@ -23,7 +23,8 @@ pub use mix::MixLevels;
 pub use params::ParamUpdate;
 pub use percussion::compose_percussion;
 pub use phrase::{
-    Chord, ChordEvent, ComposeParams, NoteEvent, ParamError, PercEvent, PercKind, Phrase, ToneKind,
+    Chord, ChordEvent, ComposeParams, NoteEvent, ParamError, PercEvent, PercKind, Phrase,
+    PhraseKey, ToneKind,
 };
 pub use presets::{preset, Preset, PresetError, PRESETS};
 pub use theory::{midi_to_hz, Key, Mode, Scale};
@@ -90,6 +91,7 @@ impl Composer {
     /// `prev_degree` says. Pure: equal arguments give equal phrases.
     #[must_use]
     pub fn compose(&self, index: u64, prev_degree: Option<u8>) -> Phrase {
+        let given_prev = prev_degree;
         let prev_degree = section_prev(index, prev_degree);
         let params = &self.params;
         let scale = params.scale();
@@ -126,10 +128,27 @@ impl Composer {
         Phrase {
             index,
             params: *params,
+            prev_degree: given_prev,
             chords,
             melody,
             percussion,
         }
+    }
+
+    /// The phrase `key` describes, composed again with this composer's seed (its
+    /// parameters are the key's): equal to the phrase the key was taken from.
+    /// A melody or percussion the key says was thinned away is cleared, which
+    /// gives the same phrase whether or not composing left it empty.
+    #[must_use]
+    pub fn compose_key(seed: u64, key: &PhraseKey) -> Phrase {
+        let mut phrase = Self::new(seed, key.params).compose(key.index, key.prev_degree);
+        if !key.melody {
+            phrase.melody.clear();
+        }
+        if !key.percussion {
+            phrase.percussion.clear();
+        }
+        phrase
     }
 
     /// The degree of the chord that ends phrase `index` given `prev_degree`, from

@@ -266,6 +266,9 @@ pub struct Phrase {
     pub index: u64,
     /// The parameters it was composed with.
     pub params: ComposeParams,
+    /// The degree it continued from, as given to
+    /// [`Composer::compose`](super::Composer::compose) (`None`: the tonic).
+    pub prev_degree: Option<u8>,
     /// Chords, one per bar by default, covering the whole phrase.
     pub chords: Vec<ChordEvent>,
     /// Melody notes.
@@ -274,7 +277,37 @@ pub struct Phrase {
     pub percussion: Vec<PercEvent>,
 }
 
+/// What a phrase was composed from: with the seed, enough to compose it again
+/// exactly ([`Composer::compose_key`](super::Composer::compose_key)), so a
+/// recording can replay what was played without keeping the phrase itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhraseKey {
+    /// The phrase's index.
+    pub index: u64,
+    /// The parameters it was composed with (after the degradation level shaped
+    /// them).
+    pub params: ComposeParams,
+    /// The degree it continued from.
+    pub prev_degree: Option<u8>,
+    /// Whether it kept its melody (the degradation level may have thinned it).
+    pub melody: bool,
+    /// Whether it kept its percussion.
+    pub percussion: bool,
+}
+
 impl Phrase {
+    /// What this phrase was composed from ([`PhraseKey`]).
+    #[must_use]
+    pub fn key(&self) -> PhraseKey {
+        PhraseKey {
+            index: self.index,
+            params: self.params,
+            prev_degree: self.prev_degree,
+            melody: !self.melody.is_empty(),
+            percussion: !self.percussion.is_empty(),
+        }
+    }
+
     /// Length in beats.
     #[must_use]
     pub fn beats(&self) -> f64 {

@@ -108,6 +108,12 @@ impl fmt::Debug for StereoDelay {
 }
 
 impl StereoDelay {
+    /// Bytes its delay line takes on the heap.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        size_of_val(self.buf.as_slice())
+    }
+
     /// A delay with default parameters, allocating lines for delays up to
     /// `max_delay_s` seconds (0.001..=10; the second tap reaches 1.5× that) at sample
     /// rates up to `max_sample_rate` hertz (≤ 768 kHz). Runs at `max_sample_rate`

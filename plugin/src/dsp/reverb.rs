@@ -273,6 +273,14 @@ impl fmt::Debug for Reverb {
 }
 
 impl Reverb {
+    /// Bytes its delay lines take on the heap.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        size_of_val(self.lines.as_slice())
+            + size_of_val(self.predelay.as_slice())
+            + size_of_val(self.diffuser.as_slice())
+    }
+
     /// A reverb with default parameters, allocating every line for sample rates up to
     /// `max_sample_rate` hertz (at most 768 kHz). Runs at `max_sample_rate` until
     /// [`set_sample_rate`](Self::set_sample_rate).

@@ -33,6 +33,7 @@
 
 mod composer;
 mod params_cell;
+pub mod replay;
 mod status;
 mod texture;
 
@@ -42,15 +43,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use self::composer::{ComposerThread, Shared, TextureClient};
+use self::replay::ReplayConfig;
 use self::texture::TextureSetup;
 use crate::compose::mix::MixLevels;
 use crate::compose::phrase::{ComposeParams, ParamError};
 use crate::degrade::monitor::{Monitor, MonitorConfig};
 use crate::degrade::Level;
 use crate::pacing::RunMode;
-use crate::prerender::{ConfigError, PrerenderWorker};
+use crate::prerender::{ConfigError, PoolConfig, PrerenderWorker};
 use crate::render::feed::phrase_channel;
 use crate::render::notes::NoteOut;
+use crate::render::journal::JournalReader;
 use crate::render::{RenderMode, Renderer, SeekTarget, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 
 pub use self::status::{EngineStatus, RendererProbe, RendererStatus};
@@ -126,6 +129,8 @@ pub struct Engine {
     composer: Option<JoinHandle<()>>,
     /// The texture pre-renderer and a reader of its state.
     prerender: Option<(PrerenderWorker, RendererProbe)>,
+    /// What a replay of this engine starts from.
+    replay: ReplayConfig,
 }
 
 impl Engine {
@@ -173,6 +178,13 @@ impl Engine {
             ..Shared::default()
         });
         shared.params.write(&config.compose);
+        let replay = ReplayConfig {
+            sample_rate: config.sample_rate,
+            seed: config.seed,
+            levels: config.levels,
+            texture: texture.clone().prerender_config(&config)?,
+            pool: PoolConfig::for_params(&config.compose, config.sample_rate),
+        };
         let textures = TextureSetup::start(texture, &config, &shared.degrade)?;
         let (prerender, client, layer) = match textures {
             Some(t) => {
@@ -209,7 +221,22 @@ impl Engine {
             start_beat: 0.0,
             composer: Some(composer),
             prerender,
+            replay,
         })
+    }
+
+    /// Starts recording what the renderer takes, so that a [`replay::Replayer`]
+    /// can render the output again exactly ([`crate::render::journal`]): rings
+    /// of `capacity` records, allocated here. Call before the first block,
+    /// and drain the reader often enough that they never fill.
+    pub fn enable_journal(&mut self, capacity: usize) -> JournalReader {
+        self.renderer.enable_journal(capacity)
+    }
+
+    /// What a replay of this engine starts from.
+    #[must_use]
+    pub const fn replay_config(&self) -> &ReplayConfig {
+        &self.replay
     }
 
     /// Composes phrase 0 (and asks for its texture) so real time starts with
@@ -268,8 +295,7 @@ impl Engine {
             phrase_beats,
             bpm: self.compose.bpm,
         };
-        if !self.renderer.retarget_seek(target) {
-            self.renderer.seek(target);
+        if self.renderer.jump(target) {
             self.shared.seek_gen.fetch_add(1, Ordering::Release);
         }
     }

@@ -57,6 +57,7 @@
 pub mod cpu;
 pub mod faults;
 pub mod gpu;
+pub mod keyed;
 pub mod pool;
 pub mod recovery;
 pub mod stats;
@@ -64,7 +65,8 @@ pub mod texture;
 pub mod validate;
 pub mod worker;
 
-pub use pool::{PoolConfig, Texture, TextureFeed};
+pub use keyed::KeyedTextures;
+pub use pool::{PoolConfig, Texture, TextureFeed, TextureKey};
 pub use recovery::{ConfigError, PrerenderConfig, Prerenderer, TextureKind};
 pub use stats::{Backend, PrerenderStats, StatsSnapshot};
 pub use texture::{phrase_frames, texture_frames, Quality, TextureDesc};
@@ -89,6 +91,10 @@ pub enum RenderError {
     /// An injected fault (`AURALIS_FAULTS`).
     #[error("injected fault {0}")]
     Injected(&'static str),
+    /// A replay's texture pool had no free texture (its layer holds more than
+    /// a layer can).
+    #[error("no free texture in the replay's pool")]
+    PoolExhausted,
     /// The GPU path failed (the pre-renderer falls back on the CPU).
     #[error(transparent)]
     Gpu(#[from] gpu::GpuError),

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::recovery::TextureKind;
-use super::texture::texture_frames;
-use crate::compose::phrase::{ComposeParams, Phrase};
+use super::texture::{texture_frames, Quality};
+use crate::compose::phrase::{ComposeParams, Phrase, PhraseKey};
 
 /// How long a blocking take sleeps between looks at an empty ring.
 const BLOCKING_POLL: Duration = Duration::from_micros(200);
@@ -31,8 +31,28 @@ pub struct Texture {
     params: ComposeParams,
     frames: usize,
     kind: TextureKind,
+    /// What it was rendered from, to render it again exactly.
+    key: Option<TextureKey>,
     left: Vec<f32>,
     right: Vec<f32>,
+}
+
+/// What a texture was rendered from: the phrase, the quality of the first
+/// attempt, how many failed attempts simplified it before the one that
+/// counted, and the outcome. With the seed and sample rate that is enough to
+/// render it again, sample for sample, on the same path
+/// ([`super::Prerenderer::render_key`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TextureKey {
+    /// The phrase it is the texture of.
+    pub phrase: PhraseKey,
+    /// The quality of the first attempt.
+    pub quality: Quality,
+    /// Failed attempts before the one delivered (each simplified the phrase
+    /// and halved the quality).
+    pub simplifications: u8,
+    /// Rendered on which path, or silence after every retry.
+    pub kind: TextureKind,
 }
 
 impl Texture {
@@ -44,6 +64,7 @@ impl Texture {
             params: ComposeParams::default(),
             frames: 0,
             kind: TextureKind::Silence,
+            key: None,
             left: resident_zeros(capacity),
             right: resident_zeros(capacity),
         }
@@ -73,6 +94,12 @@ impl Texture {
     #[must_use]
     pub fn kind(&self) -> TextureKind {
         self.kind
+    }
+
+    /// What it was rendered from (`None` before its first render).
+    #[must_use]
+    pub fn key(&self) -> Option<&TextureKey> {
+        self.key.as_ref()
     }
 
     /// Left channel, `frames()` samples.
@@ -108,12 +135,20 @@ impl Texture {
         (&mut self.left, &mut self.right)
     }
 
-    /// Labels the rendered content: the texture of `phrase`.
-    pub(crate) fn set_content(&mut self, phrase: &Phrase, frames: usize, kind: TextureKind) {
+    /// Labels the rendered content: the texture of `phrase`, made as `key` says
+    /// (`None`: not recorded).
+    pub(crate) fn set_content(
+        &mut self,
+        phrase: &Phrase,
+        frames: usize,
+        kind: TextureKind,
+        key: Option<TextureKey>,
+    ) {
         self.phrase_index = phrase.index;
         self.params = phrase.params;
         self.frames = frames.min(self.capacity());
         self.kind = kind;
+        self.key = key;
     }
 }
 
@@ -148,6 +183,7 @@ impl PoolConfig {
         let probe = Phrase {
             index: 0,
             params: *params,
+            prev_degree: None,
             chords: Vec::new(),
             melody: Vec::new(),
             percussion: Vec::new(),
@@ -216,6 +252,11 @@ impl PoolSide {
     pub(crate) fn take_free(&mut self) -> Option<Texture> {
         self.reclaim();
         self.free.pop()
+    }
+
+    /// Puts a texture that was never sent back on the free list.
+    pub(crate) fn release(&mut self, texture: Texture) {
+        self.free.push(texture);
     }
 
     /// Whether the renderer's end is gone.
@@ -346,6 +387,7 @@ mod tests {
         Phrase {
             index,
             params: ComposeParams::default(),
+            prev_degree: None,
             chords: Vec::new(),
             melody: Vec::new(),
             percussion: Vec::new(),
@@ -354,7 +396,12 @@ mod tests {
 
     fn rendered(side: &mut PoolSide, index: u64) {
         let mut t = side.take_free().expect("a free texture");
-        t.set_content(&phrase(index), 10, TextureKind::Rendered(Backend::Cpu));
+        t.set_content(
+            &phrase(index),
+            10,
+            TextureKind::Rendered(Backend::Cpu),
+            None,
+        );
         side.send(t);
     }
 
@@ -403,7 +450,7 @@ mod tests {
             max_frames: 16,
         });
         let mut t = side.take_free().expect("free");
-        t.set_content(&phrase(1), 10, TextureKind::Silence);
+        t.set_content(&phrase(1), 10, TextureKind::Silence, None);
         side.send(t);
         assert!(feed.take(0).is_none());
         rendered(&mut side, 1);

@@ -21,11 +21,13 @@ use std::time::{Duration, Instant};
 use super::cpu::{check_buffers, CpuRenderer};
 use super::faults::{FaultKind, FaultParseError, FaultPlan};
 use super::gpu::{GpuContext, GpuError, GpuRenderer, RendererChoice, RendererChoiceError};
+use super::pool::TextureKey;
 use super::stats::{Backend, PrerenderStats};
 use super::texture::{Quality, TextureDesc};
 use super::validate::{simplify, validate, FailureWindow};
 use super::RenderError;
 use crate::compose::phrase::Phrase;
+use crate::compose::Composer;
 
 /// Retries after a failed first attempt (seed §2.1).
 pub const MAX_RETRIES: u32 = 3;
@@ -137,6 +139,8 @@ pub struct Prerenderer {
     gpu_retry_at: Option<Instant>,
     window: FailureWindow,
     stats: Arc<PrerenderStats>,
+    /// Failed attempts before the last phrase's delivered one.
+    last_simplifications: u8,
 }
 
 impl Prerenderer {
@@ -157,6 +161,7 @@ impl Prerenderer {
             gpu_retry_at: None,
             window: FailureWindow::default(),
             stats,
+            last_simplifications: 0,
         };
         if this.config.renderer != RendererChoice::Cpu {
             this.acquire_gpu(true);
@@ -333,6 +338,7 @@ impl Prerenderer {
                 quality = quality.simplified();
                 std::thread::sleep(self.config.retry_pause);
             }
+            self.last_simplifications = attempt as u8;
             let result = self.attempt(&current, quality, left, right);
             self.window.record(result.is_err());
             self.stats.attempt(result.is_err(), self.window.rate());
@@ -362,6 +368,62 @@ impl Prerenderer {
         );
         self.stats.delivered(phrase.index, true);
         TextureKind::Silence
+    }
+}
+
+impl Prerenderer {
+    /// Failed attempts before the delivered one in the last
+    /// [`Prerenderer::render_phrase`] (the retries that simplified it).
+    #[must_use]
+    pub fn last_simplifications(&self) -> u8 {
+        self.last_simplifications
+    }
+
+    /// Renders again the texture `key` describes (seed and sample rate from
+    /// this renderer's configuration) into the first frames of `left`/`right`:
+    /// the phrase composed again, simplified and at the quality of the attempt
+    /// that was delivered, on the path it was delivered from (the GPU when it
+    /// was and one is here, else the CPU), validated; silence for a silent key.
+    /// No fault is injected and nothing is retried. Returns the frames written.
+    ///
+    /// # Errors
+    /// [`RenderError`] when the render fails or does not validate.
+    pub fn render_key(
+        &mut self,
+        key: &TextureKey,
+        left: &mut [f32],
+        right: &mut [f32],
+    ) -> Result<usize, RenderError> {
+        let mut phrase = Composer::compose_key(self.config.seed, &key.phrase);
+        let frames = super::texture::texture_frames(&phrase, self.config.sample_rate);
+        let mut quality = key.quality;
+        for _ in 0..key.simplifications {
+            phrase = simplify(&phrase);
+            quality = quality.simplified();
+        }
+        let backend = match key.kind {
+            TextureKind::Silence => {
+                let (nl, nr) = (frames.min(left.len()), frames.min(right.len()));
+                left[..nl].fill(0.0);
+                right[..nr].fill(0.0);
+                return Ok(frames);
+            }
+            TextureKind::Rendered(backend) => backend,
+        };
+        let desc = TextureDesc::build(self.config.seed, &phrase, self.config.sample_rate, quality);
+        check_buffers(&desc, left, right)?;
+        match (backend, self.gpu.as_mut()) {
+            (Backend::Gpu, Some(gpu)) => {
+                if let Err(e) = gpu.render(&desc, left, right) {
+                    self.gpu_failed(&e, desc.phrase_index);
+                    self.cpu.render(&desc, left, right)?;
+                }
+            }
+            _ => self.cpu.render(&desc, left, right)?,
+        }
+        let n = desc.frames as usize;
+        validate(&left[..n.min(left.len())], &right[..n.min(right.len())], n)?;
+        Ok(frames)
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
-use super::pool::{texture_channel, PoolConfig, PoolSide, TextureFeed};
+use super::pool::{texture_channel, PoolConfig, PoolSide, TextureFeed, TextureKey};
 use super::recovery::{PrerenderConfig, Prerenderer};
 use super::stats::PrerenderStats;
 use super::texture::{texture_frames, Quality};
@@ -204,7 +204,7 @@ const BACKGROUND_NICE: libc::c_int = 10;
 /// it, which inherit its nice value) runs [`BACKGROUND_NICE`] steps lower. Failing to
 /// lower it only costs that protection, so it is logged, not fatal.
 #[cfg(target_os = "linux")]
-fn yield_to_time_critical_threads() {
+pub fn yield_to_time_critical_threads() {
     // SAFETY: `gettid` has no preconditions; `setpriority` on this thread's own id
     // changes nothing but this thread's scheduling priority.
     let rc = unsafe {
@@ -225,7 +225,7 @@ fn yield_to_time_critical_threads() {
 
 /// Elsewhere the pre-renderer keeps the priority it was started with.
 #[cfg(not(target_os = "linux"))]
-fn yield_to_time_critical_threads() {}
+pub fn yield_to_time_critical_threads() {}
 
 fn run(
     config: PrerenderConfig,
@@ -264,7 +264,13 @@ fn run(
             let (left, right) = texture.buffers_mut();
             pre.render_phrase(&phrase, left, right)
         };
-        texture.set_content(&phrase, frames, kind);
+        let key = TextureKey {
+            phrase: phrase.key(),
+            quality,
+            simplifications: pre.last_simplifications(),
+            kind,
+        };
+        texture.set_content(&phrase, frames, kind, Some(key));
         side.send(texture);
     }
     tracing::debug!("pre-renderer thread stopped");

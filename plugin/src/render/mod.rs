@@ -8,6 +8,7 @@
 //! a host slices its blocks.
 
 pub mod feed;
+pub mod journal;
 pub mod melody;
 pub mod mix;
 pub mod notes;
@@ -20,13 +21,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use self::feed::PhraseFeed;
+use self::journal::{journal, JournalEvent, JournalReader, JournalWriter};
 use self::melody::MelodyVoices;
 use self::mix::MixLevels;
 use self::notes::{percussion_key, percussion_slot, NoteLog, NoteOut, Part, MELODY_SLOT};
 use self::pad::PadBank;
 use self::percussion::Percussion;
 use self::ramp::{Ramp, CONTROL_FRAMES};
-use self::texture::TextureLayer;
+use self::texture::{LayerCheckpoint, TextureLayer};
 use crate::compose::phrase::{PercEvent, PercKind, Phrase};
 use crate::degrade::Level;
 use crate::dsp::dc_blocker::{DcBlocker, DEFAULT_CUTOFF_HZ as DC_CUTOFF_HZ};
@@ -35,6 +37,7 @@ use crate::dsp::glide::Glide;
 use crate::dsp::limiter::{Limiter, LimiterParams};
 use crate::dsp::reverb::{Reverb, ReverbParams};
 use crate::dsp::{db_to_gain, flush_tiny};
+use crate::prerender::{Texture, TextureKey};
 
 /// Lowest supported sample rate, in hertz.
 pub const MIN_SAMPLE_RATE: f32 = 8_000.0;
@@ -74,7 +77,7 @@ pub enum RenderMode {
 }
 
 /// The phrase being played and where its next events are.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Playback {
     phrase: Phrase,
     /// Absolute frame at which the phrase began (before frame 0 when a seek
@@ -254,6 +257,58 @@ impl Levels {
     }
 }
 
+/// A renderer's whole state at a frame, without its feeds: what a replay
+/// restores to start there ([`Renderer::checkpoint`]). The textures it held
+/// are kept as their keys.
+#[derive(Debug, Clone)]
+pub struct RendererCheckpoint {
+    quality: Level,
+    playback: Option<Playback>,
+    next_index: u64,
+    seek: Option<Seek>,
+    position: u64,
+    note_off_at: Option<u64>,
+    pads: PadBank,
+    melody: MelodyVoices,
+    percussion: Percussion,
+    delay: StereoDelay,
+    reverb: Reverb,
+    limiter: Limiter,
+    dc: DcBlocker,
+    levels: Levels,
+    mix: MixLevels,
+    texture: Option<LayerCheckpoint>,
+}
+
+impl RendererCheckpoint {
+    /// The frame it was taken at.
+    #[must_use]
+    pub const fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Bytes it holds: itself, the delay and reverb lines and the phrase's
+    /// events.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        let phrase = self.playback.as_ref().map_or(0, |p| {
+            size_of_val(p.phrase.chords.as_slice())
+                + size_of_val(p.phrase.melody.as_slice())
+                + size_of_val(p.phrase.percussion.as_slice())
+        });
+        size_of::<Self>() + self.delay.heap_bytes() + self.reverb.heap_bytes() + phrase
+    }
+
+    /// The keys of the textures the layer held.
+    #[must_use]
+    pub fn texture_keys(&self) -> Vec<TextureKey> {
+        self.texture
+            .as_ref()
+            .map(LayerCheckpoint::keys)
+            .unwrap_or_default()
+    }
+}
+
 /// The block renderer. Built (allocating) off the audio thread; `process` never
 /// allocates.
 #[derive(Debug)]
@@ -287,6 +342,8 @@ pub struct Renderer {
     texture: Option<TextureLayer>,
     /// The notes played, for MIDI out (see [`Renderer::set_note_log`]).
     notes: NoteLog,
+    /// Where what the renderer takes is recorded, when a recording wants it.
+    journal: Option<JournalWriter>,
 }
 
 impl Renderer {
@@ -341,6 +398,90 @@ impl Renderer {
             mix,
             texture: None,
             notes: NoteLog::default(),
+            journal: None,
+        }
+    }
+
+    /// Starts recording what this renderer takes ([`journal`]): rings of
+    /// `capacity` records, allocated here (off the audio thread); call after
+    /// [`Renderer::set_texture_layer`]. Returns the reading end.
+    pub fn enable_journal(&mut self, capacity: usize) -> JournalReader {
+        let (mine, layer, reader) = journal(capacity);
+        self.journal = Some(mine);
+        if let Some(t) = self.texture.as_mut() {
+            t.set_journal(layer);
+        }
+        reader
+    }
+
+    /// Its state now, to restore later ([`Renderer::restore`]); `None` when
+    /// its texture layer holds a texture without a key. Allocates (the delay
+    /// and reverb lines are copied): not for the audio thread.
+    #[must_use]
+    pub fn checkpoint(&self) -> Option<RendererCheckpoint> {
+        let texture = match self.texture.as_ref() {
+            Some(layer) => Some(layer.checkpoint()?),
+            None => None,
+        };
+        Some(RendererCheckpoint {
+            quality: self.quality,
+            playback: self.playback.clone(),
+            next_index: self.next_index,
+            seek: self.seek,
+            position: self.position,
+            note_off_at: self.note_off_at,
+            pads: self.pads.clone(),
+            melody: self.melody.clone(),
+            percussion: self.percussion.clone(),
+            delay: self.delay.clone(),
+            reverb: self.reverb.clone(),
+            limiter: self.limiter,
+            dc: self.dc,
+            levels: self.levels.clone(),
+            mix: self.mix,
+            texture,
+        })
+    }
+
+    /// Puts this renderer (built with the same sample rate and seed, its feeds
+    /// empty) in the state `checkpoint` holds; `texture` makes each texture the
+    /// layer held again from its key, in the order of
+    /// [`RendererCheckpoint::texture_keys`].
+    ///
+    /// # Errors
+    /// The first error of `texture`.
+    pub fn restore<E>(
+        &mut self,
+        checkpoint: &RendererCheckpoint,
+        texture: impl FnMut(&TextureKey) -> Result<Texture, E>,
+    ) -> Result<(), E> {
+        if let (Some(layer), Some(cp)) = (self.texture.as_mut(), checkpoint.texture.as_ref()) {
+            layer.restore(cp, texture)?;
+        }
+        let cp = checkpoint.clone();
+        self.quality = cp.quality;
+        self.playback = cp.playback;
+        self.next_index = cp.next_index;
+        self.seek = cp.seek;
+        self.position = cp.position;
+        self.note_off_at = cp.note_off_at;
+        self.pads = cp.pads;
+        self.melody = cp.melody;
+        self.percussion = cp.percussion;
+        self.delay = cp.delay;
+        self.reverb = cp.reverb;
+        self.limiter = cp.limiter;
+        self.dc = cp.dc;
+        self.levels = cp.levels;
+        self.mix = cp.mix;
+        self.set_next_index(self.next_index);
+        Ok(())
+    }
+
+    /// Records `event` in the journal, if there is one. Never allocates.
+    fn record(&mut self, event: JournalEvent) {
+        if let Some(j) = self.journal.as_mut() {
+            j.record(event);
         }
     }
 
@@ -410,7 +551,11 @@ impl Renderer {
     /// comes; the melody note is released); the new phrase starts as soon as it is
     /// here (offline: at the next span, waiting for it), aligned so that its beat
     /// `offset_beats` falls on the current frame. Never allocates.
-    pub fn seek(&mut self, target: SeekTarget) {
+    fn seek(&mut self, target: SeekTarget) {
+        self.record(JournalEvent::Seek {
+            frame: self.position,
+            target,
+        });
         if let Some(old) = self.playback.take() {
             self.feed.give_back(old.phrase);
         }
@@ -441,11 +586,12 @@ impl Renderer {
         self.set_next_index(target.index);
     }
 
-    /// Moves a jump that nothing has been rendered since to `target`, when that
-    /// is another place in the same phrase at the same tempo: the phrase and the
-    /// texture on their way for it stay. Returns whether it did (else the jump
-    /// is [`Renderer::seek`]'s to make).
-    pub fn retarget_seek(&mut self, target: SeekTarget) -> bool {
+    /// Jumps to `target` (as `seek` above does), unless a jump that nothing has
+    /// been rendered since waits for the same phrase at the same tempo: that
+    /// one moves to `target`'s place in the phrase, and the phrase and texture
+    /// on their way for it stay. Returns whether it was a new jump (whose
+    /// phrase the composer must send). Never allocates.
+    pub fn jump(&mut self, target: SeekTarget) -> bool {
         let samples_per_beat = f64::from(self.sample_rate) * 60.0 / f64::from(target.bpm);
         match self.seek.as_mut() {
             Some(seek)
@@ -456,9 +602,16 @@ impl Renderer {
                     && seek.samples_per_beat == samples_per_beat =>
             {
                 seek.offset_beats = target.offset_beats.max(0.0);
+                self.record(JournalEvent::Seek {
+                    frame: self.position,
+                    target,
+                });
+                false
+            }
+            _ => {
+                self.seek(target);
                 true
             }
-            _ => false,
         }
     }
 
@@ -492,6 +645,12 @@ impl Renderer {
 
     /// Sets new mix levels; they are smoothed, never stepped.
     pub fn set_levels(&mut self, mix: MixLevels) {
+        if mix != self.mix {
+            self.record(JournalEvent::Mix {
+                frame: self.position,
+                levels: mix,
+            });
+        }
         self.mix = mix;
         self.levels.set(&self.audible(mix));
     }
@@ -503,6 +662,10 @@ impl Renderer {
     /// playing may loop, with its texture, instead of moving on. Never allocates.
     pub fn set_quality(&mut self, level: Level) {
         if level != self.quality {
+            self.record(JournalEvent::Level {
+                frame: self.position,
+                level,
+            });
             self.quality = level;
             self.levels.set(&self.audible(self.mix));
             let profile = level.profile();
@@ -652,6 +815,10 @@ impl Renderer {
         if let Some(old) = self.playback.take() {
             self.feed.give_back(old.phrase);
         }
+        self.record(JournalEvent::Phrase {
+            frame: self.position,
+            key: phrase.key(),
+        });
         let position = self.position as i64;
         let start = match self.seek.take() {
             Some(s) if s.index == want => {
@@ -666,6 +833,7 @@ impl Renderer {
             playback.skip_to(position);
         }
         if let Some(layer) = self.texture.as_mut() {
+            layer.at(position);
             layer.phrase_started(&playback.phrase, start, playback.frames);
         }
         self.playback = Some(playback);
@@ -760,6 +928,7 @@ impl Renderer {
             if let Some(old) = self.playback.take() {
                 let replay = Playback::new(old.phrase, position, self.sample_rate);
                 if let Some(layer) = self.texture.as_mut() {
+                    layer.at(position);
                     layer.phrase_started(&replay.phrase, position, replay.frames);
                 }
                 self.playback = Some(replay);

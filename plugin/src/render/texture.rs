@@ -23,10 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::journal::{JournalEvent, JournalWriter};
 use super::ramp::{Ramp, CONTROL_FRAMES};
 use super::RenderMode;
 use crate::compose::phrase::{ComposeParams, Phrase};
-use crate::prerender::{Texture, TextureFeed, TextureKind};
+use crate::prerender::{Texture, TextureFeed, TextureKey, TextureKind};
 
 /// How long the texture takes to replace the pad, or the pad the texture, in ms.
 pub const TEXTURE_FADE_MS: f32 = 300.0;
@@ -114,6 +115,33 @@ struct Want {
     delivered: bool,
 }
 
+/// A texture layer's state at a frame, its textures kept as their keys (see
+/// [`crate::render::RendererCheckpoint`]).
+#[derive(Debug, Clone)]
+pub struct LayerCheckpoint {
+    slots: [Option<TextureKey>; SLOTS],
+    current: Option<Play>,
+    tail: Option<Play>,
+    want: Option<Want>,
+    enabled: bool,
+    draining: bool,
+    fresh: bool,
+    primed: bool,
+    looping: bool,
+    mix: f32,
+    texture_gain: Ramp,
+    pad_gain: Ramp,
+    now: i64,
+}
+
+impl LayerCheckpoint {
+    /// The keys of the textures held, slot by slot.
+    #[must_use]
+    pub fn keys(&self) -> Vec<TextureKey> {
+        self.slots.iter().flatten().copied().collect()
+    }
+}
+
 /// The texture layer. Built off the audio thread; nothing here allocates.
 #[derive(Debug)]
 pub struct TextureLayer {
@@ -145,6 +173,11 @@ pub struct TextureLayer {
     texture_gain: Ramp,
     pad_gain: Ramp,
     telemetry: Arc<TextureTelemetry>,
+    /// Where each texture taken is recorded, when a recording wants it.
+    journal: Option<JournalWriter>,
+    /// The renderer's frame when the layer was last told ([`TextureLayer::at`],
+    /// control ticks), for the journal.
+    now: i64,
 }
 
 impl TextureLayer {
@@ -174,7 +207,72 @@ impl TextureLayer {
             texture_gain: Ramp::new(0.0),
             pad_gain: Ramp::new(1.0),
             telemetry,
+            journal: None,
+            now: 0,
         }
+    }
+
+    /// Its state now; `None` when a texture it holds has no key.
+    pub(crate) fn checkpoint(&self) -> Option<LayerCheckpoint> {
+        let mut slots = [None; SLOTS];
+        for (key, slot) in slots.iter_mut().zip(&self.slots) {
+            if let Some(t) = slot {
+                *key = Some(*t.key()?);
+            }
+        }
+        Some(LayerCheckpoint {
+            slots,
+            current: self.current,
+            tail: self.tail,
+            want: self.want,
+            enabled: self.enabled,
+            draining: self.draining,
+            fresh: self.fresh,
+            primed: self.primed,
+            looping: self.looping,
+            mix: self.mix,
+            texture_gain: self.texture_gain,
+            pad_gain: self.pad_gain,
+            now: self.now,
+        })
+    }
+
+    /// Puts the layer (holding nothing) in the state `cp` holds, each texture
+    /// made again by `texture` from its key.
+    pub(crate) fn restore<E>(
+        &mut self,
+        cp: &LayerCheckpoint,
+        mut texture: impl FnMut(&TextureKey) -> Result<Texture, E>,
+    ) -> Result<(), E> {
+        for (slot, key) in self.slots.iter_mut().zip(&cp.slots) {
+            if let Some(key) = key {
+                *slot = Some(texture(key)?);
+            }
+        }
+        self.current = cp.current;
+        self.tail = cp.tail;
+        self.want = cp.want;
+        self.enabled = cp.enabled;
+        self.draining = cp.draining;
+        self.fresh = cp.fresh;
+        self.primed = cp.primed;
+        self.looping = cp.looping;
+        self.mix = cp.mix;
+        self.texture_gain = cp.texture_gain;
+        self.pad_gain = cp.pad_gain;
+        self.now = cp.now;
+        Ok(())
+    }
+
+    /// The renderer is at absolute frame `position` (the journal's clock; the
+    /// control ticks set it too).
+    pub(crate) fn at(&mut self, position: i64) {
+        self.now = position;
+    }
+
+    /// Records every texture taken from now on in `journal`.
+    pub(crate) fn set_journal(&mut self, journal: JournalWriter) {
+        self.journal = Some(journal);
     }
 
     /// Lets the texture be heard (`true`) or fades it out (`false`; the pad
@@ -331,6 +429,13 @@ impl TextureLayer {
             };
             if texture.params() == &want.params {
                 want.delivered = true;
+                if let Some(journal) = self.journal.as_mut() {
+                    let frame = u64::try_from(self.now).unwrap_or(0);
+                    journal.record(match texture.key() {
+                        Some(&key) => JournalEvent::Texture { frame, key },
+                        None => JournalEvent::UnkeyedTexture { frame },
+                    });
+                }
                 return Some((texture, want.start));
             }
             // Rendered before the phrase was composed again: its newer texture
@@ -358,6 +463,7 @@ impl TextureLayer {
     /// The control tick at absolute frame `position`: takes a late texture, lets
     /// go of finished ones and moves the crossfade.
     pub fn control_tick(&mut self, position: i64) {
+        self.now = position;
         self.fresh = false;
         if self.draining && self.mix == 0.0 {
             // Faded out after a seek: give everything back, start afresh.

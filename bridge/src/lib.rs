@@ -10,6 +10,7 @@
 //! [`start`] binds the listener and returns a [`Running`] bridge; [`app`] builds the
 //! router alone, so HTTP handlers can be tested without a socket.
 
+pub mod calendar;
 pub mod client_dir;
 pub mod codec;
 pub mod config;

@@ -60,6 +60,9 @@ mod plugin {
     /// once the host has played the plugin, so the first blocks (which never
     /// wait, [`RunMode::Starting`]) play it as a bounce would.
     const FIRST_TEXTURE_WAIT: Duration = Duration::from_secs(10);
+    /// How long `activate()` waits for the first phrase in real time, so the
+    /// first block (which never waits) has music.
+    const FIRST_PHRASE_WAIT: Duration = Duration::from_secs(2);
 
     /// The Auralis instrument: an [`Engine`] built in `activate()` and driven by
     /// the host's buffers, parameters, notes and transport. It renders as
@@ -425,6 +428,9 @@ mod plugin {
                                 "the first texture is late; the pad carries until it comes"
                             );
                         }
+                    }
+                    if !self.host_offline && !engine.wait_for_first_phrase(FIRST_PHRASE_WAIT) {
+                        tracing::warn!("the first phrase is late; silence until it comes");
                     }
                     tracing::info!(
                         sample_rate = buffer_config.sample_rate,

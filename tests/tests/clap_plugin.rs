@@ -55,7 +55,9 @@ fn renders_ten_minutes_at_every_rate_and_block_size_with_notes_tempo_and_jumps()
             let t = at as f64 / frames as f64;
             let bpm = if t < 1.0 / 3.0 { 72.0 } else { 110.0 };
             let mut events = Vec::new();
-            if at == 0 || (t > 0.25 && ((at - n as u64) as f64 / frames as f64) <= 0.25) {
+            if at == 0
+                || (t > 0.25 && ((at.saturating_sub(n as u64)) as f64 / frames as f64) <= 0.25)
+            {
                 events.push(Ev::NoteOn(57 + i as u16, 0));
             }
             if t > 0.4 && ((at.saturating_sub(n as u64)) as f64 / frames as f64) <= 0.4 {

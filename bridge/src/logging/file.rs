@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Seconds in a day.
-const DAY_S: u64 = 86_400;
+use crate::calendar::{civil_from_days, DAY_S};
 
 /// What the HTTP handlers read of one log file; only its writer changes it.
 #[derive(Debug, Default)]
@@ -274,18 +273,9 @@ fn day_of(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs() / DAY_S)
 }
 
-/// `YYYY-MM-DD` of a day since the Unix epoch (the proleptic Gregorian calendar;
-/// H. Hinnant's `civil_from_days`).
+/// `YYYY-MM-DD` of a day since the Unix epoch.
 fn date_name(day: u64) -> String {
-    let z = day + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
+    let (y, m, d) = civil_from_days(day);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -9,6 +9,8 @@ use super::client::{
 };
 use super::{to_s16, ClientMessage, ErrorCode, ProtocolError, StreamFormat};
 
+use crate::calendar::civil_from_days;
+
 /// Interleaved samples as s16le bytes (the compatibility mode's payload).
 #[must_use]
 pub fn s16le_bytes(interleaved: &[f32]) -> Vec<u8> {
@@ -213,21 +215,6 @@ pub fn iso_8601(unix_s: f64) -> String {
     } else {
         format!("{time}.{micro:06}")
     }
-}
-
-/// The (year, month, day) of `days` since 1970-01-01 (the proleptic Gregorian
-/// calendar, after Howard Hinnant's `civil_from_days`).
-const fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    (y, m, d)
 }
 
 /// The compatibility mode's answer to `ping`, as the original server gave it.

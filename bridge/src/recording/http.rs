@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::render::{self, Format, Job};
 use super::Recording;
+use crate::calendar::{civil_from_days, DAY_S};
 use crate::AppState;
 
 /// The longest recording, in seconds.
@@ -311,18 +312,9 @@ fn file_name(state: &AppState, rec: &Recording, from: u64, format: Format) -> St
 /// `YYYYMMDD-HHMMSS` (UTC) of a Unix time.
 #[must_use]
 pub fn utc_stamp(unix_s: i64) -> String {
-    let days = unix_s.div_euclid(86_400);
-    let secs = unix_s.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let unix_s = u64::try_from(unix_s).unwrap_or(0);
+    let (days, secs) = (unix_s / DAY_S, unix_s % DAY_S);
+    let (y, m, d) = civil_from_days(days);
     format!(
         "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
         secs / 3600,

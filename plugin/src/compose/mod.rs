@@ -91,7 +91,6 @@ impl Composer {
     /// `prev_degree` says. Pure: equal arguments give equal phrases.
     #[must_use]
     pub fn compose(&self, index: u64, prev_degree: Option<u8>) -> Phrase {
-        let given_prev = prev_degree;
         let prev_degree = section_prev(index, prev_degree);
         let params = &self.params;
         let scale = params.scale();
@@ -128,7 +127,7 @@ impl Composer {
         Phrase {
             index,
             params: *params,
-            prev_degree: given_prev,
+            prev_degree,
             chords,
             melody,
             percussion,

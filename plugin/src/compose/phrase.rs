@@ -266,8 +266,9 @@ pub struct Phrase {
     pub index: u64,
     /// The parameters it was composed with.
     pub params: ComposeParams,
-    /// The degree it continued from, as given to
-    /// [`Composer::compose`](super::Composer::compose) (`None`: the tonic).
+    /// The degree it continued from (`None`: the tonic, as at every section's
+    /// start whatever [`Composer::compose`](super::Composer::compose) was
+    /// given).
     pub prev_degree: Option<u8>,
     /// Chords, one per bar by default, covering the whole phrase.
     pub chords: Vec<ChordEvent>,

@@ -52,8 +52,8 @@ use crate::degrade::Level;
 use crate::pacing::RunMode;
 use crate::prerender::{ConfigError, PoolConfig, PrerenderWorker};
 use crate::render::feed::phrase_channel;
-use crate::render::notes::NoteOut;
 use crate::render::journal::JournalReader;
+use crate::render::notes::NoteOut;
 use crate::render::{RenderMode, Renderer, SeekTarget, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 
 pub use self::status::{EngineStatus, RendererProbe, RendererStatus};
@@ -328,6 +328,20 @@ impl Engine {
     #[must_use]
     pub const fn run_mode(&self) -> RunMode {
         self.run_mode
+    }
+
+    /// Waits up to `timeout` (off the audio thread, before the first block)
+    /// until the first phrase to play is composed, so real time has music
+    /// from its first block without ever waiting; returns whether it came.
+    pub fn wait_for_first_phrase(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.renderer.next_phrase_ready() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// Waits up to `timeout` (off the audio thread, before the first block)

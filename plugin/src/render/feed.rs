@@ -78,6 +78,13 @@ impl PhraseFeed {
         }
     }
 
+    /// Whether phrase `min_index` or a later one has arrived (it stays for
+    /// [`PhraseFeed::take`]). Never blocks, allocates or frees.
+    pub fn is_ready(&mut self, min_index: u64) -> bool {
+        self.poll();
+        self.pending.as_ref().is_some_and(|p| p.index >= min_index)
+    }
+
     /// Like [`PhraseFeed::take`], but waits for the composer (offline rendering
     /// only: this sleeps). Gives `None` only if the composer has gone away.
     pub fn take_blocking(&mut self, min_index: u64) -> Option<Phrase> {

@@ -615,6 +615,13 @@ impl Renderer {
         }
     }
 
+    /// Whether the next phrase has arrived (or is playing). Never blocks or
+    /// allocates.
+    pub fn next_phrase_ready(&mut self) -> bool {
+        let next = self.next_index;
+        self.playback.is_some() || self.feed.is_ready(next)
+    }
+
     /// Whether the next phrase's texture has arrived (always, without the
     /// texture layer). Never blocks or allocates.
     pub fn next_texture_ready(&mut self) -> bool {

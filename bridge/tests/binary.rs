@@ -333,7 +333,7 @@ async fn a_removed_log_directory_is_made_again_and_one_that_cannot_be_is_reporte
     std::fs::remove_file(&dir).expect("remove the file");
     log_a_client(addr).await;
     assert!(eventually(T, || health_is(addr, "healthy", "ok")).await);
-    assert!(landed());
+    assert!(eventually(T, landed).await, "logging resumed");
     assert!(bin.terminate());
     let console = bin.stderr_lines();
     assert_eq!(count(&console, "removed or replaced"), 2, "{console:#?}");

@@ -49,10 +49,10 @@ pub enum RunMode {
     RealTime = 0,
     /// Activated in real time, but the host's pace is not known yet (less than
     /// a window of audio since activation): nothing degrades (a slow first
-    /// block says nothing about the host), but nothing is waited for either,
-    /// since the host may be a real-time one. The engine primes the first
-    /// phrase's texture at activation, so an export that starts at once from
-    /// the start of the song is complete from its first sample.
+    /// block says nothing about the host), and no texture is waited for,
+    /// since the host may be a real-time one (phrases are: the composer makes
+    /// one in microseconds). Once the host has played the plugin, activation
+    /// primes the first phrase's texture where it last played.
     Starting = 1,
     /// The host calls `process()` faster than real time without saying it
     /// renders offline (a freewheeling export): rendered as a bounce.
@@ -77,6 +77,18 @@ impl RunMode {
         match self {
             Self::RealTime | Self::Starting => RenderMode::RealTime,
             Self::Freewheel | Self::Offline => RenderMode::Offline,
+        }
+    }
+
+    /// Whether the renderer may wait for phrases: as for textures
+    /// ([`RunMode::render_mode`]), except that the first blocks after
+    /// activation wait for their phrase (the composer makes one in
+    /// microseconds), never for a texture (the pre-renderer takes far longer).
+    #[must_use]
+    pub const fn phrase_mode(self) -> RenderMode {
+        match self {
+            Self::RealTime => RenderMode::RealTime,
+            Self::Starting | Self::Freewheel | Self::Offline => RenderMode::Offline,
         }
     }
 
@@ -251,6 +263,10 @@ mod tests {
                 matches!(mode, RunMode::Freewheel | RunMode::Offline)
             );
             assert_eq!(mode.degrades(), mode == RunMode::RealTime);
+            assert_eq!(
+                mode.phrase_mode() == RenderMode::RealTime,
+                mode == RunMode::RealTime
+            );
         }
         assert_eq!(RunMode::from_u8(200), RunMode::RealTime);
         assert_eq!(RunMode::Freewheel.to_string(), "freewheel");

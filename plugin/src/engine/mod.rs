@@ -321,7 +321,8 @@ impl Engine {
         }
         self.run_mode = mode;
         self.shared.run_mode.store(mode as u8, Ordering::Release);
-        self.renderer.set_mode(mode.render_mode());
+        self.renderer
+            .set_modes(mode.phrase_mode(), mode.render_mode());
     }
 
     /// The run mode in force.

@@ -743,12 +743,13 @@ impl Renderer {
         }
     }
 
-    /// Waits for phrases and textures (offline) or never (real time) from the
-    /// next block on. Never allocates.
-    pub fn set_mode(&mut self, mode: RenderMode) {
-        self.mode = mode;
+    /// Waits for phrases (`phrases` offline) and for textures (`textures`
+    /// offline), or never (real time), from the next block on. Never
+    /// allocates.
+    pub fn set_modes(&mut self, phrases: RenderMode, textures: RenderMode) {
+        self.mode = phrases;
         if let Some(layer) = self.texture.as_mut() {
-            layer.set_mode(mode);
+            layer.set_mode(textures);
         }
     }
 

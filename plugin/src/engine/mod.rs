@@ -335,14 +335,7 @@ impl Engine {
     /// until the first phrase to play is composed, so real time has music
     /// from its first block without ever waiting; returns whether it came.
     pub fn wait_for_first_phrase(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !self.renderer.next_phrase_ready() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        true
+        self.wait_until(timeout, Renderer::next_phrase_ready)
     }
 
     /// Waits up to `timeout` (off the audio thread, before the first block)
@@ -352,12 +345,18 @@ impl Engine {
     /// Returns whether it came (one that failed every retry comes as silence:
     /// the pad carries that phrase).
     pub fn wait_for_first_texture(&mut self, timeout: Duration) -> bool {
+        self.wait_until(timeout, Renderer::next_texture_ready)
+    }
+
+    /// Polls `ready` on the renderer every millisecond for up to `timeout`
+    /// (off the audio thread); returns whether it held.
+    fn wait_until(&mut self, timeout: Duration, ready: fn(&mut Renderer) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
-        while !self.renderer.next_texture_ready() {
+        while !ready(&mut self.renderer) {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(1));
         }
         true
     }

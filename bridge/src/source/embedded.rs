@@ -1,6 +1,7 @@
 //! The default source: the engine of the `auralis` crate, rendering inside the
 //! bridge.
 
+use auralis::compose::code::PieceCode;
 use auralis::compose::presets::Preset;
 use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::DegradeConfig;
@@ -16,6 +17,9 @@ pub struct EmbeddedSource {
     left: Vec<f32>,
     right: Vec<f32>,
     preset: Option<&'static str>,
+    /// The piece's seed and the preset whose levels play (the piece code's).
+    seed: u64,
+    base: &'static Preset,
 }
 
 impl EmbeddedSource {
@@ -28,8 +32,7 @@ impl EmbeddedSource {
     /// [`EngineError`] when the engine cannot be built.
     pub fn new(
         sample_rate: u32,
-        seed: u64,
-        preset: &'static Preset,
+        piece: PieceCode,
         max_frames: usize,
         cpu_ceiling_pct: Option<f32>,
     ) -> Result<Self, EngineError> {
@@ -37,9 +40,9 @@ impl EmbeddedSource {
         let engine = Engine::with_monitor(
             EngineConfig {
                 sample_rate: sample_rate as f32,
-                seed,
-                compose: preset.compose,
-                levels: preset.levels,
+                seed: piece.seed,
+                compose: piece.compose,
+                levels: piece.levels(),
                 mode: RenderMode::RealTime,
             },
             MonitorConfig {
@@ -55,7 +58,9 @@ impl EmbeddedSource {
             engine,
             left: vec![0.0; max_frames],
             right: vec![0.0; max_frames],
-            preset: Some(preset.name),
+            preset: (piece.compose == piece.preset.compose).then_some(piece.preset.name),
+            seed: piece.seed,
+            base: piece.preset,
         })
     }
 }
@@ -105,6 +110,7 @@ impl Source for EmbeddedSource {
                 self.engine.set_compose_params(preset.compose)?;
                 self.engine.set_levels(preset.levels)?;
                 self.preset = Some(preset.name);
+                self.base = preset;
             }
         }
         Ok(self.params())
@@ -115,6 +121,11 @@ impl Source for EmbeddedSource {
             compose: *self.engine.compose_params(),
             levels: *self.engine.levels(),
             preset: self.preset,
+            code: Some(PieceCode::new(
+                self.seed,
+                self.base,
+                *self.engine.compose_params(),
+            )),
         }
     }
 

@@ -399,6 +399,7 @@ impl Source for ShmSource {
             compose: next,
             levels: MixLevels::default(),
             preset,
+            code: None,
         })
     }
 
@@ -407,6 +408,7 @@ impl Source for ShmSource {
             compose: self.compose,
             levels: MixLevels::default(),
             preset: None,
+            code: None,
         }
     }
 

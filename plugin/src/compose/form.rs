@@ -14,7 +14,8 @@
 //! phrase's over the first half of the phrase ([`PhraseForm::fade_beats`]), and the
 //! renderer follows them sample by sample.
 
-use super::phrase::Phrase;
+use super::phrase::{ComposeParams, Phrase};
+use super::theory::{Key, Mode};
 use crate::rng::Rng;
 
 /// Phrases per epoch: the unit the section lengths are drawn in.
@@ -30,6 +31,81 @@ const STREAM_LENGTHS: u64 = 0x5EC7_1075;
 const STREAM_CHARACTER: u64 = 0x5EC7_C4A2;
 /// Stream of the decision to hold a chord across a phrase boundary.
 const STREAM_CARRY: u64 = 0x5EC7_CA22;
+/// Stream of a section's key move.
+const STREAM_KEY_MOVE: u64 = 0x5EC7_4E11;
+
+/// The chance that a section at an odd place in its epoch moves to a related key.
+/// Sections at even places (the piece's first among them) stay home, so every
+/// move returns home at the next section.
+const KEY_MOVE_CHANCE: f32 = 0.4;
+
+/// A move from the home key and mode to a closely related one: the tonic
+/// `semitones` up, in `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyMove {
+    /// How far the tonic moves up, 0..12.
+    pub semitones: u8,
+    /// The mode moved to.
+    pub mode: Mode,
+}
+
+/// The moves a section may make from a piece in `home`: the same mode a fifth up
+/// and a fifth down (one sharp or flat away), and the ionian (for ionian: the
+/// aeolian) on the same notes, the scale's relative major or minor.
+#[must_use]
+pub const fn key_moves(home: Mode) -> [KeyMove; 3] {
+    let relative = match home {
+        Mode::Aeolian => KeyMove {
+            semitones: 3,
+            mode: Mode::Ionian,
+        },
+        Mode::Dorian => KeyMove {
+            semitones: 10,
+            mode: Mode::Ionian,
+        },
+        Mode::Phrygian => KeyMove {
+            semitones: 8,
+            mode: Mode::Ionian,
+        },
+        Mode::Lydian => KeyMove {
+            semitones: 7,
+            mode: Mode::Ionian,
+        },
+        Mode::Mixolydian => KeyMove {
+            semitones: 5,
+            mode: Mode::Ionian,
+        },
+        Mode::Ionian => KeyMove {
+            semitones: 9,
+            mode: Mode::Aeolian,
+        },
+    };
+    [
+        KeyMove {
+            semitones: 7,
+            mode: home,
+        },
+        KeyMove {
+            semitones: 5,
+            mode: home,
+        },
+        relative,
+    ]
+}
+
+/// `home` moved by move number `key_move` of [`key_moves`] (unchanged for `None`).
+#[must_use]
+pub fn key_params(key_move: Option<u8>, home: &ComposeParams) -> ComposeParams {
+    let Some(m) = key_move.and_then(|i| key_moves(home.mode).get(usize::from(i)).copied())
+    else {
+        return *home;
+    };
+    ComposeParams {
+        key: Key::new((home.key.pitch_class() + m.semitones) % 12),
+        mode: m.mode,
+        ..*home
+    }
+}
 
 /// Pad level of the quietest section, in dB (the loudest is at 0 dB).
 pub const PAD_DB_RANGE: (f32, f32) = (-5.0, 0.0);
@@ -200,6 +276,9 @@ pub struct Section {
     pub harmony: HarmonicRhythm,
     /// The pad's level in dB, within [`PAD_DB_RANGE`].
     pub pad_db: f32,
+    /// Which of [`key_moves`] of the home mode the section moves to; `None` stays
+    /// home.
+    pub key_move: Option<u8>,
 }
 
 impl Section {
@@ -247,7 +326,11 @@ impl Section {
         }
         let harmony = HarmonicRhythm::ALL[rng.weighted(&weights)];
         let pad_db = rng.range_f32(PAD_DB_RANGE.0, PAD_DB_RANGE.1);
+        let mut moves = Rng::derive(seed, index, STREAM_KEY_MOVE);
+        let odd = index % SECTIONS_PER_EPOCH % 2 == 1;
+        let key_move = (odd && moves.chance(KEY_MOVE_CHANCE)).then(|| moves.below(3) as u8);
         Self {
+            key_move,
             index,
             first_phrase,
             phrases,
@@ -345,6 +428,8 @@ pub struct PhraseForm {
     pub intensity_scale: f32,
     /// Semitones the melody's register is moved by.
     pub register: i8,
+    /// Which of [`key_moves`] of the home mode the section moves to.
+    pub key_move: Option<u8>,
     /// Layer gains at the phrase's start (where the phrase before ended).
     pub gains_from: LayerGains,
     /// Layer gains from [`PhraseForm::fade_beats`] on.
@@ -366,6 +451,7 @@ impl PhraseForm {
         harmony: HarmonicRhythm::Flowing,
         intensity_scale: 1.0,
         register: 0,
+        key_move: None,
         gains_from: LayerGains::UNITY,
         gains: LayerGains::UNITY,
         fade_beats: 0.0,
@@ -390,6 +476,7 @@ impl PhraseForm {
             harmony: section.harmony,
             intensity_scale: section.intensity_scale(index),
             register: section.register,
+            key_move: section.key_move,
             gains_from,
             gains: section.gains(index),
             fade_beats: phrase_beats / 2.0,

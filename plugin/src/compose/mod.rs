@@ -95,11 +95,13 @@ impl Composer {
     /// Composes phrase `index`. `prev_degree` is the degree of the last chord of
     /// phrase `index - 1` ([`Phrase::last_degree`]); `None` starts the piece on the
     /// tonic, and so does the first phrase of every [`Section`], whatever
-    /// `prev_degree` says. Pure: equal arguments give equal phrases.
+    /// `prev_degree` says. A section that moves key ([`form::key_moves`]) is
+    /// composed, and its phrases' `params` say so, in the key moved to. Pure:
+    /// equal arguments give equal phrases.
     #[must_use]
     pub fn compose(&self, index: u64, prev_degree: Option<u8>) -> Phrase {
-        let params = &self.params;
         let (section, start) = self.chain(index, prev_degree);
+        let params = &form::key_params(section.key_move, &self.params);
         let form = PhraseForm::of_phrase(self.seed, index, params.phrase_beats());
         let scale = params.scale();
         let bar_beats = f64::from(params.beats_per_bar);
@@ -181,7 +183,7 @@ impl Composer {
     pub fn last_degree(&self, index: u64, prev_degree: Option<u8>) -> u8 {
         let (section, start) = self.chain(index, prev_degree);
         chords::walk_progression(
-            self.params.mode,
+            form::key_params(section.key_move, &self.params).mode,
             self.params.bars,
             section.harmony,
             start,
@@ -626,6 +628,39 @@ mod tests {
     }
 
     #[test]
+    fn sections_move_to_related_keys_and_return_home() {
+        let home = params(2, Mode::Dorian, 0.5);
+        let composer = Composer::new(17, home);
+        let phrases = piece(&composer, 640);
+        let allowed = form::key_moves(Mode::Dorian);
+        let mut moved_sections = std::collections::BTreeSet::new();
+        for w in phrases.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            let away = |p: &Phrase| (p.params.key, p.params.mode) != (home.key, home.mode);
+            if away(b) {
+                moved_sections.insert(b.form.section);
+                let m = allowed
+                    .iter()
+                    .find(|m| {
+                        b.params.mode == m.mode
+                            && b.params.key.pitch_class() == (2 + m.semitones) % 12
+                    })
+                    .unwrap_or_else(|| panic!("phrase {}: {:?}", b.index, b.params));
+                assert_eq!(b.form.key_move.map(|i| allowed[usize::from(i)]), Some(*m));
+                check_phrase(b);
+            }
+            if a.form.section != b.form.section && away(a) {
+                assert!(!away(b), "phrase {}: two moved sections in a row", b.index);
+            }
+            if a.form.section == b.form.section {
+                assert_eq!(a.params, b.params, "a section keeps its key");
+            }
+        }
+        assert!(moved_sections.len() >= 5, "{moved_sections:?}");
+        assert_eq!(phrases[0].params, home, "the piece opens at home");
+    }
+
+    #[test]
     fn melody_density_grows_with_intensity() {
         let notes_per_bar = |intensity: f32| {
             let composer = Composer::new(21, params(2, Mode::Dorian, intensity));
@@ -694,7 +729,7 @@ mod tests {
         composer.set_params(params(9, Mode::Lydian, 0.9));
         assert_eq!(composer.params().mode, Mode::Lydian);
         assert_eq!(composer.seed(), 12);
-        let after = composer.compose(5, Some(0));
+        let after = composer.compose(0, None);
         assert_eq!(after.params.mode, Mode::Lydian);
         check_phrase(&before);
         check_phrase(&after);

@@ -711,17 +711,30 @@ mod tests {
         assert_eq!(c.piece.seed, 7);
         assert_eq!(c.piece.preset.name, "bright");
         assert_eq!(c.piece.compose.key.pitch_class(), 6);
-        assert_eq!((c.piece.compose.bpm, c.piece.compose.intensity), (72.0, 0.4));
+        assert_eq!(
+            (c.piece.compose.bpm, c.piece.compose.intensity),
+            (72.0, 0.4)
+        );
         assert_eq!(c.piece.to_string(), "au1-7-bright-fs-lydian-72-40");
-        let file: FileConfig = toml::from_str("code = \"au1-z-sleep-e-phrygian-60-20\"").expect("toml");
+        let file: FileConfig =
+            toml::from_str("code = \"au1-z-sleep-e-phrygian-60-20\"").expect("toml");
         let c = Config::merge(&cli(&[]), &file).expect("valid");
         assert_eq!((c.piece.seed, c.piece.preset.name), (35, "sleep"));
 
         for (args, says) in [
-            (&["--code", "au1-7-bright-fs-lydian-999-40"][..], "bpm must be between"),
+            (
+                &["--code", "au1-7-bright-fs-lydian-999-40"][..],
+                "bpm must be between",
+            ),
             (&["--code", "hello"], "not a piece code"),
-            (&["--code", "au1-7-focus-d-dorian-60-50", "--seed", "3"], "either `code`"),
-            (&["--code", "au1-7-focus-d-dorian-60-50", "--preset", "sleep"], "either `code`"),
+            (
+                &["--code", "au1-7-focus-d-dorian-60-50", "--seed", "3"],
+                "either `code`",
+            ),
+            (
+                &["--code", "au1-7-focus-d-dorian-60-50", "--preset", "sleep"],
+                "either `code`",
+            ),
         ] {
             let e = Config::merge(&cli(args), &FileConfig::default()).expect_err(says);
             assert_eq!(setting_of(&e), "code", "{args:?}");

@@ -17,8 +17,8 @@ pub mod shm;
 
 use std::sync::Arc;
 
-use auralis::compose::phrase::{ComposeParams, ParamError};
 use auralis::compose::code::PieceCode;
+use auralis::compose::phrase::{ComposeParams, ParamError};
 use auralis::compose::presets::Preset;
 use auralis::degrade::Level;
 use auralis::engine::RendererProbe;

@@ -96,8 +96,7 @@ pub const fn key_moves(home: Mode) -> [KeyMove; 3] {
 /// `home` moved by move number `key_move` of [`key_moves`] (unchanged for `None`).
 #[must_use]
 pub fn key_params(key_move: Option<u8>, home: &ComposeParams) -> ComposeParams {
-    let Some(m) = key_move.and_then(|i| key_moves(home.mode).get(usize::from(i)).copied())
-    else {
+    let Some(m) = key_move.and_then(|i| key_moves(home.mode).get(usize::from(i)).copied()) else {
         return *home;
     };
     ComposeParams {

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auralis::compose::code::PieceCode;
 use auralis::compose::presets::preset;
 use auralis_bridge::protocol::FrameHeader;
 use auralis_bridge::source::{EmbeddedSource, Source as _};
@@ -87,8 +88,9 @@ fn main() -> anyhow::Result<()> {
     let minutes = env_or("AURALIS_RECORDING_BENCH_MIN", 10);
     let listeners = env_or("AURALIS_RECORDING_BENCH_LISTENERS", 50);
     let preset = preset("focus").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let piece = PieceCode::new(1, preset, preset.compose);
     let frames = RATE as usize / 10;
-    let mut source = EmbeddedSource::new(RATE, 1, preset, frames, None, Duration::from_secs(3600))?;
+    let mut source = EmbeddedSource::new(RATE, piece, frames, None, Duration::from_secs(3600))?;
     let ahead = Instant::now();
     let mut chunk = vec![0.0f32; frames * 2];
     for _ in 0..minutes * 600 {

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use auralis::compose::code::PieceCode;
 use auralis::compose::presets::{preset, Preset, PRESETS};
 use auralis::stream::layout::validate_name;
 use clap::Parser;
@@ -118,6 +119,11 @@ pub struct Settings {
     /// Preset the embedded engine starts with [default: focus].
     #[arg(long, env = "AURALIS_PRESET")]
     pub preset: Option<String>,
+    /// The piece the embedded engine starts with, as a piece code (`au1-…`):
+    /// seed, preset, key, mode, tempo and intensity in one; not with `seed` or
+    /// `preset`.
+    #[arg(long, env = "AURALIS_CODE")]
+    pub code: Option<String>,
     /// Whether machine and process CPU use count towards the embedded engine's
     /// degradation level, besides its own audio thread's load [default: true].
     #[arg(long, env = "AURALIS_DEGRADE_ON_CPU")]
@@ -254,10 +260,9 @@ pub struct Config {
     pub status_interval: Duration,
     /// Directory for log files.
     pub log_dir: Option<PathBuf>,
-    /// Seed of the embedded engine.
-    pub seed: u64,
-    /// Starting preset of the embedded engine.
-    pub preset: &'static Preset,
+    /// The piece the embedded engine starts with: a piece code's, else `seed`
+    /// and `preset` with the preset's parameters.
+    pub piece: PieceCode,
     /// Whether machine and process CPU count towards the degradation level.
     pub degrade_on_cpu: bool,
     /// Icecast mounts the bridge feeds.
@@ -295,8 +300,11 @@ impl Default for Config {
             send_buffer_kb: 256,
             status_interval: Duration::from_secs(5),
             log_dir: None,
-            seed: 1,
-            preset: &PRESETS[0],
+            piece: PieceCode {
+                seed: 1,
+                preset: &PRESETS[0],
+                compose: PRESETS[0].compose,
+            },
             degrade_on_cpu: true,
             icecast: Vec::new(),
             default_format: Dialect::Native,
@@ -435,6 +443,28 @@ fn check_client_dir(dir: PathBuf) -> Result<PathBuf, ConfigError> {
     }
 }
 
+/// The starting piece of `s`: its `code`, else its `seed` and `preset`.
+fn piece(s: &Settings) -> Result<PieceCode, ConfigError> {
+    let d = Config::default().piece;
+    match &s.code {
+        Some(_) if s.seed.is_some() || s.preset.is_some() => Err(invalid(
+            "code",
+            "a piece code sets the seed and the preset: give either `code` or `seed`/`preset`",
+        )),
+        Some(code) => code
+            .parse::<PieceCode>()
+            .map_err(|e| invalid("code", e.to_string())),
+        None => {
+            let preset = s.preset.as_deref().map_or(Ok(d.preset), parse_preset)?;
+            Ok(PieceCode {
+                seed: s.seed.unwrap_or(d.seed),
+                preset,
+                compose: preset.compose,
+            })
+        }
+    }
+}
+
 fn parse_preset(name: &str) -> Result<&'static Preset, ConfigError> {
     preset(name).map_err(|e| invalid("preset", e.to_string()))
 }
@@ -492,6 +522,7 @@ impl Settings {
             log_dir: self.log_dir.or(lower.log_dir),
             seed: self.seed.or(lower.seed),
             preset: self.preset.or(lower.preset),
+            code: self.code.or(lower.code),
             degrade_on_cpu: self.degrade_on_cpu.or(lower.degrade_on_cpu),
             icecast: self.icecast.or(lower.icecast),
             cpu_ceiling_pct: self.cpu_ceiling_pct.or(lower.cpu_ceiling_pct),
@@ -535,11 +566,12 @@ impl Config {
             s.opus_kbps.unwrap_or(d.opus_kbps),
             (*KBPS_RANGE.start(), *KBPS_RANGE.end()),
         )?;
+        let piece = piece(&s)?;
         // Checked in this order: the first bad setting is the one reported.
         Ok(Self {
+            piece,
             host: s.host.as_deref().map_or(Ok(d.host), parse_host)?,
             source: s.source.as_deref().map_or(Ok(d.source), parse_source)?,
-            preset: s.preset.as_deref().map_or(Ok(d.preset), parse_preset)?,
             sample_rate: within(
                 "sample_rate",
                 s.sample_rate.unwrap_or(d.sample_rate),
@@ -614,7 +646,6 @@ impl Config {
             client_dir: s.client_dir.map(check_client_dir).transpose()?,
             port: s.port.unwrap_or(d.port),
             log_dir: s.log_dir.or(d.log_dir),
-            seed: s.seed.unwrap_or(d.seed),
             degrade_on_cpu: s.degrade_on_cpu.unwrap_or(d.degrade_on_cpu),
             icecast: s
                 .icecast
@@ -678,7 +709,7 @@ mod tests {
         assert_eq!(c.frames_per_chunk(), 4800);
         assert_eq!(c.max_clients, 100);
         assert_eq!(c.heartbeat, Duration::from_secs(30));
-        assert_eq!(c.preset.name, "focus");
+        assert_eq!(c.piece.preset.name, "focus");
         assert_eq!(c.default_format, Dialect::Native);
         assert!(c.control_open());
     }
@@ -711,6 +742,47 @@ mod tests {
             let e = Config::merge(&cli(args), &FileConfig::default()).expect_err(setting);
             assert_eq!(setting_of(&e), setting, "{args:?}");
             assert!(e.to_string().contains(setting), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_piece_code_sets_the_starting_piece_and_a_bad_one_is_named() {
+        let c = Config::merge(
+            &cli(&["--code", "au1-7-bright-fs-lydian-72-40"]),
+            &FileConfig::default(),
+        )
+        .expect("valid");
+        assert_eq!(c.piece.seed, 7);
+        assert_eq!(c.piece.preset.name, "bright");
+        assert_eq!(c.piece.compose.key.pitch_class(), 6);
+        assert_eq!(
+            (c.piece.compose.bpm, c.piece.compose.intensity),
+            (72.0, 0.4)
+        );
+        assert_eq!(c.piece.to_string(), "au1-7-bright-fs-lydian-72-40");
+        let file: FileConfig =
+            toml::from_str("code = \"au1-z-sleep-e-phrygian-60-20\"").expect("toml");
+        let c = Config::merge(&cli(&[]), &file).expect("valid");
+        assert_eq!((c.piece.seed, c.piece.preset.name), (35, "sleep"));
+
+        for (args, says) in [
+            (
+                &["--code", "au1-7-bright-fs-lydian-999-40"][..],
+                "bpm must be between",
+            ),
+            (&["--code", "hello"], "not a piece code"),
+            (
+                &["--code", "au1-7-focus-d-dorian-60-50", "--seed", "3"],
+                "either `code`",
+            ),
+            (
+                &["--code", "au1-7-focus-d-dorian-60-50", "--preset", "sleep"],
+                "either `code`",
+            ),
+        ] {
+            let e = Config::merge(&cli(args), &FileConfig::default()).expect_err(says);
+            assert_eq!(setting_of(&e), "code", "{args:?}");
+            assert!(e.to_string().contains(says), "{e}");
         }
     }
 

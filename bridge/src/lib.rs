@@ -106,8 +106,7 @@ pub fn open_source(config: &Config) -> Result<Box<dyn Source>, StartError> {
     Ok(match &config.source {
         SourceSpec::Embedded => Box::new(EmbeddedSource::new(
             config.sample_rate,
-            config.seed,
-            config.preset,
+            config.piece,
             config.frames_per_chunk() as usize,
             config.degrade_on_cpu.then_some(config.cpu_ceiling_pct),
             config.recording_window,

@@ -94,7 +94,7 @@ pub(crate) fn tags(state: &AppState) -> Vec<(&'static str, String)> {
                 p.compose.mode.name(),
                 p.compose.bpm,
                 p.compose.intensity,
-                state.config.seed
+                state.config.piece.seed
             ),
         ),
         (

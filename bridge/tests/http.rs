@@ -8,7 +8,12 @@ use common::{connect, get_json, http, next_audio, next_json, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_status_and_metrics_report_the_stream() {
-    let bridge = start(common::config()).await;
+    let piece = "au1-7-focus-d-dorian-60-50";
+    let bridge = start(auralis_bridge::Config {
+        piece: piece.parse().expect("a piece code"),
+        ..common::config()
+    })
+    .await;
     let addr = bridge.local_addr();
     let mut ws = connect(addr, "").await;
     next_json(&mut ws, "hello", Duration::from_secs(3)).await;
@@ -48,6 +53,7 @@ async fn health_status_and_metrics_report_the_stream() {
     assert_eq!(status["clients"]["max"], 100);
     assert_eq!(status["clients"]["list"][0]["format"], "binary-s16");
     assert_eq!(status["params"]["key"], "D");
+    assert_eq!(status["params"]["code"], piece, "the piece playing");
     assert!(status["chunks"]["produced"].as_u64().unwrap_or(0) >= 5);
     assert!(status["chunks"]["sent"].as_u64().unwrap_or(0) >= 5);
     assert_eq!(status["chunks"]["bad_replaced"], 0);

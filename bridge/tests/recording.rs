@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auralis::compose::code::PieceCode;
 use auralis::compose::phrase::ComposeParams;
+use auralis::compose::presets::preset;
 use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::Level;
 use auralis::engine::{Engine, EngineConfig, TextureSetting};
@@ -88,6 +90,13 @@ fn wav_samples(bytes: &[u8]) -> Vec<i32> {
 /// later: phrase 2's texture comes after its phrase (the pad carries all of
 /// it) and phrase 3's, queued behind it, comes about 2 s into its phrase
 /// (the pad carries until it does).
+/// What the source says it plays: seed 11 of `focus` (with the engine's
+/// shorter phrases, which a piece code cannot say, until a preset is chosen).
+fn piece() -> PieceCode {
+    let focus = preset("focus").expect("focus");
+    PieceCode::new(11, focus, focus.compose)
+}
+
 fn engine() -> Engine {
     let compose = ComposeParams {
         bars: 2,
@@ -161,7 +170,7 @@ fn control(addr: SocketAddr, body: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_equals_what_a_listener_heard() {
     let seconds = capture_s();
-    let source = EmbeddedSource::with_engine(engine(), None, 4800, Duration::from_secs(3600))
+    let source = EmbeddedSource::with_engine(engine(), piece(), 4800, Duration::from_secs(3600))
         .before_fill(|engine| {
             let s = engine.position() as f64 / f64::from(RATE);
             engine.set_level_pin(pin_at(s));

@@ -467,6 +467,7 @@ fn loaded(mut engine: Engine, load: Arc<AtomicU32>, hook: fn(&Engine, f32)) -> T
         compose: *engine.compose_params(),
         levels: *engine.levels(),
         preset: None,
+        code: None,
     };
     let rate = engine.sample_rate() as u32;
     let (mut left, mut right) = (vec![0.0; 1600], vec![0.0; 1600]);

@@ -77,6 +77,9 @@ function showParams(p) {
   $('bpm').value = p.bpm; $('bpm-out').textContent = Math.round(p.bpm);
   $('intensity').value = p.intensity; $('intensity-out').textContent = Number(p.intensity).toFixed(2);
   if (p.preset) $('preset').value = p.preset;
+  // The piece code (null from a source that does not know its seed).
+  $('piece-code').textContent = p.code || '–';
+  $('copy-code').disabled = !p.code;
   if ('mediaSession' in navigator) {
     navigator.mediaSession.metadata = new MediaMetadata({
       title: `Auralis — ${p.preset || 'custom'}`,
@@ -409,6 +412,12 @@ $('volume').oninput = () => {
 };
 $('sleep').onchange = () => { remember(); if (state.playing) armSleepTimer(); };
 $('preset').onchange = () => { remember(); send({ type: 'select_preset', preset: $('preset').value }); };
+$('copy-code').onclick = () => {
+  const code = $('piece-code').textContent;
+  navigator.clipboard.writeText(code).then(
+    () => say(`Copied ${code}: auralis-render --code ${code} bounces this piece.`),
+    () => say(`Copy failed; the code is ${code}.`));
+};
 $('key').onchange = () => send({ type: 'update_params', key: $('key').value });
 $('mode').onchange = () => send({ type: 'update_params', mode: $('mode').value });
 $('bpm').oninput = () => { $('bpm-out').textContent = $('bpm').value; };

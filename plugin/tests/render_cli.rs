@@ -203,3 +203,82 @@ fn a_bad_renderer_setting_is_refused_clearly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!out.exists());
 }
+
+#[test]
+fn a_piece_code_renders_the_piece_it_names_and_a_bad_one_is_refused() {
+    let by_code = scratch("code.wav");
+    let by_flags = scratch("flags.wav");
+    let code = "au1-7-bright-fs-lydian-72-40";
+    let o = render(&[
+        "--code",
+        code,
+        "--seconds",
+        "12",
+        "--sample-rate",
+        "16000",
+        "--out",
+        by_code.to_str().expect("utf-8 path"),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("code {code})")), "{stderr}");
+    let o = render(&[
+        "--seed",
+        "7",
+        "--preset",
+        "bright",
+        "--key",
+        "F#",
+        "--bpm",
+        "72",
+        "--intensity",
+        "0.4",
+        "--seconds",
+        "12",
+        "--sample-rate",
+        "16000",
+        "--out",
+        by_flags.to_str().expect("utf-8 path"),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("code {code})")),
+        "the same piece: {stderr}"
+    );
+    assert!(
+        std::fs::read(&by_code).unwrap() == std::fs::read(&by_flags).unwrap(),
+        "the code and the flags it stands for give different files"
+    );
+
+    for (bad, says) in [
+        (
+            "au1-7-bright-fs-lydian-999-40",
+            "bpm must be between 20 and 300",
+        ),
+        ("au1-7-loud-fs-lydian-72-40", "unknown preset \"loud\""),
+        ("au9-7-bright-fs-lydian-72-40", "version \"au9\""),
+    ] {
+        let out = scratch("bad-code.wav");
+        let o = render(&["--code", bad, "--out", out.to_str().expect("utf-8 path")]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad} was accepted");
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let out = scratch("both.wav");
+    let o = render(&[
+        "--code",
+        code,
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert!(!o.status.success(), "--code with --seed was accepted");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

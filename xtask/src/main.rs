@@ -6,6 +6,8 @@
 //!   short soak of the bridge (what CI runs; the fuzz targets' properties run
 //!   over their seeds and mutations among the tests);
 //! - `bench`: the benchmarks, printed as `name value unit` lines;
+//! - `form`: half an hour of each preset, measured for long-form shape
+//!   (loudness range, chord lengths, sections, layers, a self-similarity image);
 //! - `icecast-bench`: listeners of the bridge, of an `icecast2` it feeds and of
 //!   a relay of that, side by side;
 //! - `loadtest`: many WebSocket listeners on one bridge;
@@ -15,6 +17,7 @@
 
 mod bridge;
 mod flags;
+mod form;
 mod fuzz;
 mod icecast_bench;
 #[path = "../../bridge/tests/common/icecast_server.rs"]
@@ -40,6 +43,10 @@ commands:
            run the benchmarks (the plugin's through a CLAP host, in release; the
            bridge's with listeners for S seconds per trial, default 60) and print
            one `name value unit` line per figure
+  form [--minutes M] [--preset NAME]... [--seed N] [--out DIR]
+           render M minutes (default 30) of each preset and print loudness
+           range, integrated loudness, true peak, chord lengths, sections, layer
+           sets and the spectral centroid's range; write self-similarity PNGs
   icecast-bench [--listeners N] [--seconds S] [--bin PATH]
            N Ogg listeners (default 200) for S seconds (default 30) on the
            bridge's /stream.opus, on an icecast2 mount it feeds and on a relay:
@@ -60,6 +67,7 @@ fn main() {
         Some("bundle") => nice_plug_xtask::main_with_args("cargo xtask", args),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("form") => form::form(&args[1..]),
         Some("icecast-bench") => icecast_bench::icecast_bench(&args[1..]),
         Some("loadtest") => loadtest::loadtest(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),

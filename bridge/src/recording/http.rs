@@ -295,16 +295,20 @@ fn respond(state: &AppState, query: &HashMap<String, String>) -> Result<Response
     Ok(response)
 }
 
-/// `auralis-<UTC start time>-seed<seed>-<preset>.<ext>` (the piece code takes
-/// the seed and preset's place once there is one).
+/// `auralis-<UTC start time>-<piece code>.<ext>`, so the file says which music
+/// it holds; a source without a piece code (a plugin in a DAW) gives its
+/// preset's name, or `custom`.
 fn file_name(state: &AppState, rec: &Recording, from: u64, format: Format) -> String {
     let origin = rec.log.origin_unix_s().unwrap_or_else(crate::unix_now_s);
     let start = origin + from as f64 / f64::from(rec.log.sample_rate());
-    let preset = state.pump.params().preset.unwrap_or("custom");
+    let params = state.pump.params();
+    let piece = params.code.map_or_else(
+        || params.preset.unwrap_or("custom").to_owned(),
+        |code| code.to_string(),
+    );
     format!(
-        "auralis-{}-seed{}-{preset}.{}",
+        "auralis-{}-{piece}.{}",
         utc_stamp(start as i64),
-        state.config.seed,
         format.extension()
     )
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use auralis::compose::code::PieceCode;
 use auralis::compose::presets::Preset;
 use auralis::degrade::monitor::MonitorConfig;
 use auralis::degrade::DegradeConfig;
@@ -23,6 +24,9 @@ pub struct EmbeddedSource {
     left: Vec<f32>,
     right: Vec<f32>,
     preset: Option<&'static str>,
+    /// The piece's seed and the preset whose levels play (the piece code's).
+    seed: u64,
+    base: &'static Preset,
     /// Records what the engine plays, for `/api/recording`.
     recorder: Recorder,
     before_fill: Option<BeforeFill>,
@@ -48,8 +52,7 @@ impl EmbeddedSource {
     /// [`EngineError`] when the engine cannot be built.
     pub fn new(
         sample_rate: u32,
-        seed: u64,
-        preset: &'static Preset,
+        piece: PieceCode,
         max_frames: usize,
         cpu_ceiling_pct: Option<f32>,
         recording_window: Duration,
@@ -58,9 +61,9 @@ impl EmbeddedSource {
         let engine = Engine::with_monitor(
             EngineConfig {
                 sample_rate: sample_rate as f32,
-                seed,
-                compose: preset.compose,
-                levels: preset.levels,
+                seed: piece.seed,
+                compose: piece.compose,
+                levels: piece.levels(),
                 mode: RenderMode::RealTime,
             },
             MonitorConfig {
@@ -74,19 +77,19 @@ impl EmbeddedSource {
         )?;
         Ok(Self::with_engine(
             engine,
-            Some(preset.name),
+            piece,
             max_frames,
             recording_window,
         ))
     }
 
     /// A source around `engine` (built in real time, nothing rendered yet),
-    /// playing `preset`'s parameters (`None`: its own), with scratch space for
-    /// chunks of up to `max_frames`, recording for `recording_window`.
+    /// which plays `piece`, with scratch space for chunks of up to
+    /// `max_frames`, recording for `recording_window`.
     #[must_use]
     pub fn with_engine(
         mut engine: Engine,
-        preset: Option<&'static str>,
+        piece: PieceCode,
         max_frames: usize,
         recording_window: Duration,
     ) -> Self {
@@ -95,7 +98,9 @@ impl EmbeddedSource {
             engine,
             left: vec![0.0; max_frames],
             right: vec![0.0; max_frames],
-            preset,
+            preset: (piece.compose == piece.preset.compose).then_some(piece.preset.name),
+            seed: piece.seed,
+            base: piece.preset,
             recorder,
             before_fill: None,
         }
@@ -108,6 +113,17 @@ impl EmbeddedSource {
     pub fn before_fill(mut self, hook: impl FnMut(&mut Engine) + Send + 'static) -> Self {
         self.before_fill = Some(Box::new(hook));
         self
+    }
+}
+
+impl EmbeddedSource {
+    /// The code of the piece playing; `None` once bars or beats per bar differ
+    /// from the preset's, which a code cannot say.
+    fn code(&self) -> Option<PieceCode> {
+        let compose = *self.engine.compose_params();
+        let base = &self.base.compose;
+        (compose.bars == base.bars && compose.beats_per_bar == base.beats_per_bar)
+            .then(|| PieceCode::new(self.seed, self.base, compose))
     }
 }
 
@@ -161,6 +177,7 @@ impl Source for EmbeddedSource {
                 self.engine.set_compose_params(preset.compose)?;
                 self.engine.set_levels(preset.levels)?;
                 self.preset = Some(preset.name);
+                self.base = preset;
             }
         }
         Ok(self.params())
@@ -171,6 +188,7 @@ impl Source for EmbeddedSource {
             compose: *self.engine.compose_params(),
             levels: *self.engine.levels(),
             preset: self.preset,
+            code: self.code(),
         }
     }
 

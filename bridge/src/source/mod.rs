@@ -17,6 +17,7 @@ pub mod shm;
 
 use std::sync::Arc;
 
+use auralis::compose::code::PieceCode;
 use auralis::compose::phrase::{ComposeParams, ParamError};
 use auralis::compose::presets::Preset;
 use auralis::degrade::Level;
@@ -69,13 +70,18 @@ pub struct ParamsSnapshot {
     pub levels: MixLevels,
     /// The preset last selected, if the parameters still are that preset's.
     pub preset: Option<&'static str>,
+    /// The piece playing, as a piece code (`None` for a source that does not
+    /// know its seed, such as a plugin streaming through shared memory).
+    pub code: Option<PieceCode>,
 }
 
 impl ParamsSnapshot {
     /// The JSON form used by `hello`, `params` and `/api/status`.
     #[must_use]
     pub fn to_json(&self) -> Value {
-        params_json(&self.compose, &self.levels, self.preset)
+        let mut json = params_json(&self.compose, &self.levels, self.preset);
+        json["code"] = self.code.map(|c| c.to_string()).into();
+        json
     }
 }
 

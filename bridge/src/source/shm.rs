@@ -405,6 +405,7 @@ impl Source for ShmSource {
             compose: next,
             levels: MixLevels::default(),
             preset,
+            code: None,
         })
     }
 
@@ -413,6 +414,7 @@ impl Source for ShmSource {
             compose: self.compose,
             levels: MixLevels::default(),
             preset: None,
+            code: None,
         }
     }
 

@@ -41,6 +41,7 @@ impl TestSource {
                 compose: ComposeParams::default(),
                 levels: MixLevels::default(),
                 preset: None,
+                code: None,
             },
         }
     }

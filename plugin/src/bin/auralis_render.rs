@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use auralis::compose::code::{CodeError, PieceCode};
 use auralis::compose::phrase::ComposeParams;
 use auralis::compose::presets::{preset, Preset};
 use auralis::compose::theory::{Key, Mode};
@@ -51,6 +52,10 @@ struct Args {
     /// Intensity from 0 to 1, overriding the preset's.
     #[arg(long, allow_negative_numbers = true)]
     intensity: Option<f32>,
+    /// A piece code (`au1-…`, as the player and the plugin show it): seed,
+    /// preset, key, mode, tempo and intensity in one.
+    #[arg(long, value_parser = parse_code, conflicts_with_all = ["seed", "preset", "key", "mode", "bpm", "intensity"])]
+    code: Option<PieceCode>,
     /// Song position to start at, in beats (quarter notes): what a host's bounce
     /// starting there plays.
     #[arg(long, default_value_t = 0.0, value_parser = parse_beats, allow_negative_numbers = true)]
@@ -111,6 +116,10 @@ fn parse_preset(name: &str) -> Result<&'static Preset, String> {
     preset(name).map_err(|e| e.to_string())
 }
 
+fn parse_code(code: &str) -> Result<PieceCode, String> {
+    code.parse().map_err(|e: CodeError| e.to_string())
+}
+
 fn parse_seconds(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
@@ -146,14 +155,24 @@ fn run(args: &Args) -> Result<()> {
     result
 }
 
+/// The piece to render: the code's, or the seed and preset with their overrides.
+fn piece(args: &Args) -> PieceCode {
+    args.code.unwrap_or(PieceCode {
+        seed: args.seed,
+        preset: args.preset,
+        compose: ComposeParams {
+            key: args.key.unwrap_or(args.preset.compose.key),
+            mode: args.mode.unwrap_or(args.preset.compose.mode),
+            bpm: args.bpm.unwrap_or(args.preset.compose.bpm),
+            intensity: args.intensity.unwrap_or(args.preset.compose.intensity),
+            ..args.preset.compose
+        },
+    })
+}
+
 fn render(args: &Args, partial: &Path) -> Result<()> {
-    let compose = ComposeParams {
-        key: args.key.unwrap_or(args.preset.compose.key),
-        mode: args.mode.unwrap_or(args.preset.compose.mode),
-        bpm: args.bpm.unwrap_or(args.preset.compose.bpm),
-        intensity: args.intensity.unwrap_or(args.preset.compose.intensity),
-        ..args.preset.compose
-    };
+    let piece = piece(args);
+    let compose = piece.compose;
     compose.validate().context("invalid settings")?;
     let frames = (args.seconds * f64::from(args.sample_rate)).round() as u64;
     let spec = args.format.spec(args.sample_rate);
@@ -176,9 +195,9 @@ fn render(args: &Args, partial: &Path) -> Result<()> {
     let mut renderer = OfflineRenderer::with_threads(
         EngineConfig {
             sample_rate: args.sample_rate as f32,
-            seed: args.seed,
+            seed: piece.seed,
             compose,
-            levels: args.preset.levels,
+            levels: piece.levels(),
             mode: RenderMode::Offline,
         },
         texture,
@@ -233,13 +252,12 @@ fn render(args: &Args, partial: &Path) -> Result<()> {
     })?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "auralis-render: wrote {} ({:.1} s at {} Hz, {:?}, preset {}, seed {}) in {:.2} s, {:.1}x real time",
+        "auralis-render: wrote {} ({:.1} s at {} Hz, {:?}, code {}) in {:.2} s, {:.1}x real time",
         args.out.display(),
         args.seconds,
         args.sample_rate,
         args.format,
-        args.preset.name,
-        args.seed,
+        PieceCode::new(piece.seed, piece.preset, piece.compose),
         elapsed,
         args.seconds / elapsed.max(1e-9)
     );

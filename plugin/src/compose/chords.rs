@@ -16,6 +16,7 @@
 //! - the degree whose diatonic triad is diminished gets weight 0, and the row is
 //!   renormalised to sum to 1.
 
+use super::form::{HarmonicRhythm, SPAN_BARS};
 use super::phrase::Chord;
 use super::theory::{Mode, Scale};
 use crate::rng::Rng;
@@ -201,22 +202,46 @@ pub fn voice_chord(scale: Scale, degree: u8, rng: &mut Rng) -> Chord {
     Chord::new(degree, &notes[..len])
 }
 
+/// Puts a tonic pedal under `chord`: the bass (its lowest note, MIDI 36–47)
+/// becomes the tonic of `scale` in the same octave range; the upper voices stay.
+#[must_use]
+pub fn with_pedal(chord: &Chord, scale: Scale) -> Chord {
+    let mut notes = [0u8; super::phrase::MAX_CHORD_NOTES];
+    let voicing = chord.notes();
+    notes[..voicing.len()].copy_from_slice(voicing);
+    notes[0] = BASS_LOW + scale.pitch(0, 0).rem_euclid(12) as u8;
+    Chord::new(chord.degree, &notes[..voicing.len()])
+}
+
+/// How one phrase's chord chain begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainStart {
+    /// The degree of the chord that ended the phrase before; `None` starts on the
+    /// tonic.
+    pub prev_degree: Option<u8>,
+    /// Whether that chord is held into this phrase (its first chord is the same).
+    pub carry_in: bool,
+}
+
 /// Walks the chord chain of one phrase of `bars` bars: the first chord follows
-/// `prev_degree` (the tonic when `None`), then one chord per bar, each held for a
-/// second bar with a small probability that shrinks with `intensity`. Calls
-/// `visit(first_bar, bar_count, degree)` for each chord, in order, and returns the
-/// last degree. Draws only from `rng`, so the walk is cheap to repeat.
+/// `start` (the tonic without a previous degree, the previous chord again when it
+/// is carried in), then each chord follows the last, held for a length drawn from
+/// `rhythm`'s [`HarmonicRhythm::span_weights`] (cut short at the phrase end).
+/// Calls `visit(first_bar, bar_count, degree)` for each chord, in order, and
+/// returns the last degree. Draws only from `rng`, so the walk is cheap to repeat.
 pub fn walk_progression(
     mode: Mode,
     bars: u32,
-    intensity: f32,
-    prev_degree: Option<u8>,
+    rhythm: HarmonicRhythm,
+    start: ChainStart,
     rng: &mut Rng,
     mut visit: impl FnMut(u32, u32, u8),
 ) -> u8 {
-    let hold_chance = 0.18 - 0.1 * intensity.clamp(0.0, 1.0);
-    let mut degree = match prev_degree {
+    let weights = rhythm.span_weights();
+    let mut degree = match start.prev_degree {
         None => 0,
+        // (A diminished degree is never held: it never ends a phrase of the chain.)
+        Some(prev) if start.carry_in && prev % 7 != diminished_degree(mode) => prev % 7,
         Some(prev) => next_degree(mode, prev, rng),
     };
     let mut bar = 0;
@@ -224,11 +249,7 @@ pub fn walk_progression(
         if bar > 0 {
             degree = next_degree(mode, degree, rng);
         }
-        let span = if bar + 1 < bars && rng.chance(hold_chance) {
-            2
-        } else {
-            1
-        };
+        let span = SPAN_BARS[rng.weighted(&weights)].min(bars - bar);
         visit(bar, span, degree);
         bar += span;
     }
@@ -348,20 +369,47 @@ mod tests {
     }
 
     #[test]
-    fn walk_covers_every_bar_and_starts_on_tonic() {
+    fn walk_covers_every_bar_and_starts_on_tonic_or_the_held_chord() {
         let mut rng = Rng::new(3);
-        for bars in 1..20 {
-            let mut next_bar = 0;
-            let mut first = None;
-            let last = walk_progression(Mode::Dorian, bars, 0.3, None, &mut rng, |b, n, d| {
-                assert_eq!(b, next_bar);
-                assert!(n == 1 || n == 2);
-                first.get_or_insert(d);
-                next_bar += n;
-            });
-            assert_eq!(next_bar, bars);
-            assert_eq!(first, Some(0));
-            assert!(last < 7);
+        for rhythm in HarmonicRhythm::ALL {
+            for bars in 1..20 {
+                for (prev_degree, carry_in, first_degree) in
+                    [(None, false, 0), (None, true, 0), (Some(3), true, 3)]
+                {
+                    let start = ChainStart {
+                        prev_degree,
+                        carry_in,
+                    };
+                    let mut next_bar = 0;
+                    let mut first = None;
+                    let last =
+                        walk_progression(Mode::Dorian, bars, rhythm, start, &mut rng, |b, n, d| {
+                            assert_eq!(b, next_bar);
+                            assert!(SPAN_BARS.contains(&n) || b + n == bars, "{rhythm:?} {n}");
+                            first.get_or_insert(d);
+                            next_bar += n;
+                        });
+                    assert_eq!(next_bar, bars);
+                    assert_eq!(first, Some(first_degree));
+                    assert!(last < 7);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_pedal_puts_the_tonic_in_the_bass_and_keeps_the_upper_voices() {
+        let mut rng = Rng::new(8);
+        for mode in Mode::ALL {
+            let scale = Scale::new(Key::new(9), mode);
+            for degree in 0..7 {
+                let chord = voice_chord(scale, degree, &mut rng);
+                let pedal = with_pedal(&chord, scale);
+                assert_eq!(pedal.notes()[0] % 12, 9, "{pedal:?}");
+                assert!((BASS_LOW..BASS_LOW + 12).contains(&pedal.notes()[0]));
+                assert_eq!(pedal.notes()[1..], chord.notes()[1..]);
+                assert_eq!(pedal.degree, chord.degree);
+            }
         }
     }
 }

@@ -17,6 +17,12 @@
 //! p_chord   = (0.70 - r·P) / (1 - P)
 //! p_scale   = (0.25 - (1 - r)·P) / (1 - P)
 //! ```
+//!
+//! Left to chance, a few minutes of notes stray several points from those shares,
+//! so each free draw is also pulled towards them: a category's weight is
+//! multiplied by `exp(STEER · deficit)`, its deficit being how many notes of it the
+//! phrase lacks so far against the target (negative when it has too many). Every
+//! phrase, and so every section, keeps close to 70/25/5.
 
 use std::f32::consts::PI;
 
@@ -48,6 +54,10 @@ const FREE_WEIGHTS: [f32; 3] = [
     (TARGET_SCALE - (1.0 - RESOLVES_TO_CHORD) * TARGET_PASSING) / (1.0 - TARGET_PASSING),
     TARGET_PASSING / (1.0 - TARGET_PASSING),
 ];
+
+/// How strongly the free draw is pulled back towards the target shares (per note
+/// of deficit, see the module documentation).
+const STEER: f32 = 4.0;
 
 /// Most half-beat slots in a bar (12 beats).
 const MAX_SLOTS: usize = 24;
@@ -104,13 +114,14 @@ impl ToneCounts {
     }
 }
 
-/// Composes the melody of one phrase over `chords` (sorted, covering the phrase).
-/// Notes are sorted by onset, start on the half-beat grid, end before the next
+/// Composes the melody of one phrase over `chords` (sorted, covering the phrase),
+/// its register moved by `register` semitones (-4..=5). Notes are sorted by onset, start on the half-beat grid, end before the next
 /// note starts (leaving rests) and before the phrase ends, lie within
 /// [`MELODY_LOW`]..=[`MELODY_HIGH`], and carry their true [`ToneKind`] with respect
 /// to the chord sounding at their onset.
 pub fn compose_melody(
     params: &ComposeParams,
+    register: i8,
     chords: &[ChordEvent],
     rng: &mut Rng,
 ) -> Vec<NoteEvent> {
@@ -120,10 +131,13 @@ pub fn compose_melody(
     let beats_per_bar = f64::from(params.beats_per_bar);
     let intensity = params.intensity.clamp(0.0, 1.0);
     // The arch's height and the line's register vary per phrase.
-    let centre = rng.range_f32(65.0, 70.0);
+    let centre = rng.range_f32(65.0, 70.0) + f32::from(register.clamp(-4, 5));
     let arch = rng.range_f32(3.0, 8.0);
+    // Where in its cycle the steering starts (see `steered_weights`).
+    let phase = rng.next_f32();
     let mut prev = centre.round() as i32;
     let mut after_passing = false;
+    let mut counts = ToneCounts::default();
     let mut chord_ix = 0;
     let count = notes.len();
 
@@ -144,14 +158,16 @@ pub fn compose_melody(
             chord,
             prev,
             target,
+            phase,
         };
 
         let (note, kind) = if after_passing {
             ctx.resolve(rng)
         } else {
             let is_last = i + 1 == count;
-            ctx.free_note(is_last, rng)
+            ctx.free_note(&counts, is_last, rng)
         };
+        counts.add(kind);
         after_passing = kind == ToneKind::Passing;
         prev = i32::from(note);
 
@@ -231,6 +247,8 @@ struct Context<'a> {
     chord: Option<&'a Chord>,
     prev: i32,
     target: f32,
+    /// The steering's phase, 0..1.
+    phase: f32,
 }
 
 impl Context<'_> {
@@ -246,11 +264,12 @@ impl Context<'_> {
         }
     }
 
-    /// A freely drawn note: category first, then pitch. A passing tone is never
-    /// the last note of the phrase, and a category without candidates (a chord
-    /// tone with no chord) falls back to a scale tone.
-    fn free_note(&self, is_last: bool, rng: &mut Rng) -> (u8, ToneKind) {
-        let mut weights = FREE_WEIGHTS;
+    /// A freely drawn note: category first (steered by the phrase's `counts` so
+    /// far), then pitch. A passing tone is never the last note of the phrase, and
+    /// a category without candidates (a chord tone with no chord) falls back to a
+    /// scale tone.
+    fn free_note(&self, counts: &ToneCounts, is_last: bool, rng: &mut Rng) -> (u8, ToneKind) {
+        let mut weights = steered_weights(counts, self.phase);
         if is_last {
             weights[2] = 0.0;
         }
@@ -314,6 +333,22 @@ impl Context<'_> {
             .clamp(i32::from(MELODY_LOW), i32::from(MELODY_HIGH));
         (n as u8, self.kind_of(n))
     }
+}
+
+/// [`FREE_WEIGHTS`], each multiplied by `exp(STEER · deficit)` of its category
+/// after the notes in `counts` (see the module documentation). The deficit is
+/// measured against the targets times `notes + phase`: a phase drawn per phrase
+/// spreads where each phrase's rounding falls, so it favours no category over a
+/// section (a phase of 1 would make every phrase open on a chord tone).
+fn steered_weights(counts: &ToneCounts, phase: f32) -> [f32; 3] {
+    let next = counts.total() as f32 + phase;
+    let got = [counts.chord, counts.scale, counts.passing];
+    let targets = [TARGET_CHORD, TARGET_SCALE, TARGET_PASSING];
+    let mut weights = FREE_WEIGHTS;
+    for ((w, target), got) in weights.iter_mut().zip(targets).zip(got) {
+        *w *= (STEER * target.mul_add(next, -(got as f32))).exp();
+    }
+    weights
 }
 
 /// Relative weight of a melodic interval of `semitones` (signed): steps most,

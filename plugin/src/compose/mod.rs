@@ -3,12 +3,17 @@
 //!
 //! Every phrase is a pure function of `(seed, index, params, prev_degree)`. Each
 //! part draws from its own stream, `Rng::derive(seed, index, STREAM)`, so changing
-//! how one part is composed never shifts the others. The only state carried from
-//! phrase to phrase is the degree of the last chord, which the next phrase's chord
-//! chain continues from; it is cheap to recompute ([`Composer::last_degree`]), so
-//! any phrase of a piece can be reached directly ([`Composer::seek`]).
+//! how one part is composed never shifts the others. Above the phrase lies the form
+//! ([`form`]): sections of minutes, each hashed from the seed, that set the
+//! phrase's intensity, register, layers and harmonic rhythm. The only state carried
+//! from phrase to phrase is the degree of the last chord, which the next phrase's
+//! chord chain continues from; every section starts again on the tonic, so it is
+//! cheap to recompute ([`Composer::prev_degree_at`]) and any phrase of a piece can
+//! be reached directly ([`Composer::seek`]).
 
 pub mod chords;
+pub mod code;
+pub mod form;
 pub mod melody;
 pub mod mix;
 pub mod params;
@@ -18,6 +23,8 @@ pub mod presets;
 pub mod theory;
 
 pub use chords::{next_degree, transition_row, voice_chord};
+pub use code::{CodeError, PieceCode};
+pub use form::{HarmonicRhythm, LayerGains, LayerSet, PhraseForm, Section};
 pub use melody::{compose_melody, ToneCounts};
 pub use mix::MixLevels;
 pub use params::ParamUpdate;
@@ -29,6 +36,7 @@ pub use phrase::{
 pub use presets::{preset, Preset, PresetError, PRESETS};
 pub use theory::{midi_to_hz, Key, Mode, Scale};
 
+use self::chords::ChainStart;
 use crate::rng::Rng;
 
 /// Stream of the chord chain (degrees and holds).
@@ -39,20 +47,9 @@ const STREAM_VOICING: u64 = 2;
 const STREAM_MELODY: u64 = 3;
 /// Stream of the percussion.
 const STREAM_PERCUSSION: u64 = 4;
-
-/// Phrases per section: the chord chain starts again on the tonic every this many
-/// phrases (about half an hour of music at the default tempo), which bounds the work
-/// of seeking to any position — a host playhead can jump billions of beats ahead.
-pub const SECTION_PHRASES: u64 = 64;
-
-/// The previous degree phrase `index` continues from: none at a section start.
-const fn section_prev(index: u64, prev_degree: Option<u8>) -> Option<u8> {
-    if index.is_multiple_of(SECTION_PHRASES) {
-        None
-    } else {
-        prev_degree
-    }
-}
+/// Stream of the voicing of a chord held across a phrase boundary, keyed by
+/// section and degree so both phrases voice it alike.
+const STREAM_HELD: u64 = 5;
 
 /// Composes the phrases of one piece: a seed and the current parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,16 +82,34 @@ impl Composer {
         self.params = params;
     }
 
+    /// The section phrase `index` belongs to, its harmonic rhythm and how its
+    /// chord chain begins after a phrase that ended on `prev_degree`.
+    fn chain(&self, index: u64, prev_degree: Option<u8>) -> (Section, ChainStart) {
+        let section = Section::of_phrase(self.seed, index);
+        let start = ChainStart {
+            prev_degree: prev_degree.filter(|_| !section.starts_at(index)),
+            carry_in: section.holds_chord_into(self.seed, index),
+        };
+        (section, start)
+    }
+
     /// Composes phrase `index`. `prev_degree` is the degree of the last chord of
     /// phrase `index - 1` ([`Phrase::last_degree`]); `None` starts the piece on the
-    /// tonic, and so does every [`SECTION_PHRASES`]-th phrase, whatever
-    /// `prev_degree` says. Pure: equal arguments give equal phrases.
+    /// tonic, and so does the first phrase of every [`Section`], whatever
+    /// `prev_degree` says. A section that moves key ([`form::key_moves`]) is
+    /// composed, and its phrases' `params` say so, in the key moved to. Pure:
+    /// equal arguments give equal phrases.
     #[must_use]
     pub fn compose(&self, index: u64, prev_degree: Option<u8>) -> Phrase {
-        let prev_degree = section_prev(index, prev_degree);
-        let params = &self.params;
+        let (section, start) = self.chain(index, prev_degree);
+        let params = &form::key_params(section.key_move, &self.params);
+        let form = PhraseForm::of_phrase(self.seed, index, params.phrase_beats());
         let scale = params.scale();
         let bar_beats = f64::from(params.beats_per_bar);
+        let shaped = ComposeParams {
+            intensity: (params.intensity * form.intensity_scale).clamp(0.0, 1.0),
+            ..*params
+        };
 
         let mut chord_rng = Rng::derive(self.seed, index, STREAM_CHORDS);
         let mut voicing_rng = Rng::derive(self.seed, index, STREAM_VOICING);
@@ -102,26 +117,55 @@ impl Composer {
         chords::walk_progression(
             params.mode,
             params.bars,
-            params.intensity,
-            prev_degree,
+            section.harmony,
+            start,
             &mut chord_rng,
             |bar, span, degree| {
+                let held =
+                    (bar == 0 && start.carry_in) || (bar + span == params.bars && form.carry_out);
+                let chord = if held {
+                    let key = section.index.wrapping_mul(8) | u64::from(degree);
+                    voice_chord(scale, degree, &mut Rng::derive(self.seed, key, STREAM_HELD))
+                } else {
+                    voice_chord(scale, degree, &mut voicing_rng)
+                };
                 chords.push(ChordEvent {
                     start_beat: f64::from(bar) * bar_beats,
                     beats: f64::from(span) * bar_beats,
-                    chord: voice_chord(scale, degree, &mut voicing_rng),
+                    chord: if section.harmony.pedal() {
+                        chords::with_pedal(&chord, scale)
+                    } else {
+                        chord
+                    },
                 });
             },
         );
 
-        let melody = compose_melody(
-            params,
+        let mut melody = compose_melody(
+            &shaped,
+            form.register,
             &chords,
             &mut Rng::derive(self.seed, index, STREAM_MELODY),
         );
-        let percussion = compose_percussion(
-            params,
+        keep_audible(
+            &mut melody,
+            (form.gains_from.melody, form.gains.melody),
+            form.fade_beats,
+            |n| n.start_beat,
+        );
+        // A passing tone whose resolution was cut resolves nowhere: drop it too.
+        while melody.last().is_some_and(|n| n.kind == ToneKind::Passing) {
+            melody.pop();
+        }
+        let mut percussion = compose_percussion(
+            &shaped,
             &mut Rng::derive(self.seed, index, STREAM_PERCUSSION),
+        );
+        keep_audible(
+            &mut percussion,
+            (form.gains_from.percussion, form.gains.percussion),
+            form.fade_beats,
+            |e| e.start_beat,
         );
 
         Phrase {
@@ -131,6 +175,7 @@ impl Composer {
             chords,
             melody,
             percussion,
+            form,
         }
     }
 
@@ -154,11 +199,12 @@ impl Composer {
     /// the chord chain alone; always equals `compose(index, prev_degree).last_degree()`.
     #[must_use]
     pub fn last_degree(&self, index: u64, prev_degree: Option<u8>) -> u8 {
+        let (section, start) = self.chain(index, prev_degree);
         chords::walk_progression(
-            self.params.mode,
+            form::key_params(section.key_move, &self.params).mode,
             self.params.bars,
-            self.params.intensity,
-            section_prev(index, prev_degree),
+            section.harmony,
+            start,
             &mut Rng::derive(self.seed, index, STREAM_CHORDS),
             |_, _, _| {},
         )
@@ -167,12 +213,12 @@ impl Composer {
     /// The degree phrase `index` continues from when the piece is generated
     /// sequentially from phrase 0 with the current parameters (`None` at the start
     /// of a section). Walks the chord chain from the start of `index`'s section
-    /// only, so any position, however far, costs fewer than [`SECTION_PHRASES`]
-    /// walks.
+    /// only, so any position, however far, costs fewer than
+    /// [`form::SECTION_PHRASES_RANGE`]`.1` walks.
     #[must_use]
     pub fn prev_degree_at(&self, index: u64) -> Option<u8> {
         let mut prev = None;
-        for i in index - index % SECTION_PHRASES..index {
+        for i in Section::of_phrase(self.seed, index).first_phrase..index {
             prev = Some(self.last_degree(i, prev));
         }
         prev
@@ -184,6 +230,26 @@ impl Composer {
     #[must_use]
     pub fn seek(&self, index: u64) -> Phrase {
         self.compose(index, self.prev_degree_at(index))
+    }
+}
+
+/// Drops the events of a layer that is silent where they start: all of them when
+/// its gain is 0 at both ends of the phrase (`gains` = from, to), those after the
+/// fade when it fades out.
+fn keep_audible<T>(
+    events: &mut Vec<T>,
+    gains: (f32, f32),
+    fade_beats: f64,
+    start: impl Fn(&T) -> f64,
+) {
+    let (from, to) = gains;
+    if to > 0.0 {
+        return;
+    }
+    if from > 0.0 {
+        events.retain(|e| start(e) < fade_beats);
+    } else {
+        events.clear();
     }
 }
 
@@ -438,7 +504,9 @@ mod tests {
     #[test]
     fn sections_start_on_the_tonic_so_any_position_seeks_at_once() {
         let composer = Composer::new(9, params(4, Mode::Dorian, 0.5));
-        for start in [SECTION_PHRASES, 5 * SECTION_PHRASES] {
+        let first = Section::of_phrase(9, 0);
+        for start in [first.phrases, 5 * form::EPOCH_PHRASES] {
+            assert!(Section::of_phrase(9, start).starts_at(start));
             assert_eq!(composer.prev_degree_at(start), None);
             for prev in 0..7 {
                 assert_eq!(
@@ -449,9 +517,9 @@ mod tests {
         }
         // A playhead billions of beats ahead: one section's walk, the same phrase
         // as generating that section sequentially.
-        let far = (u64::MAX / 3) - (u64::MAX / 3) % SECTION_PHRASES;
+        let far = Section::of_phrase(9, u64::MAX / 3).first_phrase;
         let mut prev = None;
-        for k in far..far + 5 {
+        for k in far..far + 12 {
             let phrase = composer.compose(k, prev);
             assert_eq!(composer.seek(k), phrase, "phrase {k}");
             prev = Some(phrase.last_degree());
@@ -459,20 +527,178 @@ mod tests {
     }
 
     #[test]
+    fn seek_equals_sequential_generation_across_section_boundaries() {
+        for (seed, preset) in [(11, &PRESETS[0]), (12, &PRESETS[2]), (13, &PRESETS[3])] {
+            let composer = Composer::new(seed, preset.compose);
+            let phrases = piece(&composer, 200);
+            let mut boundaries = 0;
+            for k in 1..200u64 {
+                let (a, b) = (&phrases[k as usize - 1], &phrases[k as usize]);
+                if a.form.section != b.form.section {
+                    boundaries += 1;
+                    for j in [k - 1, k, (k + 1).min(199)] {
+                        assert_eq!(composer.seek(j), phrases[j as usize], "phrase {j}");
+                    }
+                }
+                if b.form.carry_in {
+                    assert_eq!(
+                        a.chords.last().map(|c| c.chord),
+                        b.chords.first().map(|c| c.chord)
+                    );
+                    assert_eq!(composer.seek(k), *b, "held chord into phrase {k}");
+                }
+            }
+            assert!(boundaries >= 15, "{boundaries} section boundaries");
+        }
+    }
+
+    #[test]
+    fn sections_change_layers_register_and_harmonic_rhythm() {
+        let composer = Composer::new(31, ComposeParams::default());
+        let phrases = piece(&composer, 400);
+        let mut layer_sets = std::collections::HashSet::new();
+        for p in &phrases {
+            layer_sets.insert(p.form.layers);
+            check_phrase(p);
+            if !p.form.layers.melody() && p.form.gains_from.melody == 0.0 {
+                assert!(
+                    p.melody.is_empty(),
+                    "phrase {} has no melody layer",
+                    p.index
+                );
+            }
+            if !p.form.layers.percussion() {
+                assert!(
+                    p.percussion
+                        .iter()
+                        .all(|e| e.start_beat < p.form.fade_beats),
+                    "phrase {}: percussion after its fade-out",
+                    p.index
+                );
+            }
+            if p.form.harmony.pedal() {
+                let tonic = p.params.key.pitch_class();
+                assert!(p.chords.iter().all(|c| c.chord.notes()[0] % 12 == tonic));
+            }
+        }
+        assert_eq!(layer_sets.len(), LayerSet::ALL.len(), "{layer_sets:?}");
+    }
+
+    #[test]
+    fn chords_last_one_to_many_bars_and_no_length_dominates() {
+        for preset in &PRESETS {
+            let composer = Composer::new(2, preset.compose);
+            let lengths = form::chord_lengths(&piece(&composer, 300));
+            let mut histogram = std::collections::BTreeMap::new();
+            for l in &lengths {
+                *histogram.entry(*l).or_insert(0usize) += 1;
+            }
+            let most = histogram.values().copied().max().unwrap_or(0);
+            assert!(histogram.len() >= 3, "{}: {histogram:?}", preset.name);
+            assert!(
+                most * 10 <= lengths.len() * 7,
+                "{}: {histogram:?}",
+                preset.name
+            );
+            assert!(
+                histogram.keys().any(|l| !form::SPAN_BARS.contains(l)),
+                "{}: held chords {histogram:?}",
+                preset.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_section_keeps_the_70_25_5_mix() {
+        let mut checked = 0;
+        for (seed, preset) in [
+            (1, &PRESETS[0]),
+            (2, &PRESETS[1]),
+            (3, &PRESETS[2]),
+            (4, &PRESETS[3]),
+        ] {
+            let composer = Composer::new(seed, preset.compose);
+            let mut by_section = std::collections::BTreeMap::new();
+            for p in piece(&composer, 320) {
+                by_section
+                    .entry(p.form.section)
+                    .or_insert_with(ToneCounts::default)
+                    .add_phrase(&p);
+            }
+            for (section, counts) in by_section {
+                if counts.total() < 30 {
+                    // A section without melody (only its fade-out notes).
+                    continue;
+                }
+                checked += 1;
+                let [chord, scale, passing] = counts.shares();
+                let at = format!(
+                    "{} section {section}, {} notes",
+                    preset.name,
+                    counts.total()
+                );
+                assert!((chord - 0.70).abs() <= 0.05, "{at}: chord {chord}");
+                assert!((scale - 0.25).abs() <= 0.05, "{at}: scale {scale}");
+                assert!((passing - 0.05).abs() <= 0.05, "{at}: passing {passing}");
+            }
+        }
+        assert!(checked >= 40, "{checked} sections checked");
+    }
+
+    #[test]
+    fn sections_move_to_related_keys_and_return_home() {
+        let home = params(2, Mode::Dorian, 0.5);
+        let composer = Composer::new(17, home);
+        let phrases = piece(&composer, 640);
+        let allowed = form::key_moves(Mode::Dorian);
+        let mut moved_sections = std::collections::BTreeSet::new();
+        for w in phrases.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            let away = |p: &Phrase| (p.params.key, p.params.mode) != (home.key, home.mode);
+            if away(b) {
+                moved_sections.insert(b.form.section);
+                let m = allowed
+                    .iter()
+                    .find(|m| {
+                        b.params.mode == m.mode
+                            && b.params.key.pitch_class() == (2 + m.semitones) % 12
+                    })
+                    .unwrap_or_else(|| panic!("phrase {}: {:?}", b.index, b.params));
+                assert_eq!(b.form.key_move.map(|i| allowed[usize::from(i)]), Some(*m));
+                check_phrase(b);
+            }
+            if a.form.section != b.form.section && away(a) {
+                assert!(!away(b), "phrase {}: two moved sections in a row", b.index);
+            }
+            if a.form.section == b.form.section {
+                assert_eq!(a.params, b.params, "a section keeps its key");
+            }
+        }
+        assert!(moved_sections.len() >= 5, "{moved_sections:?}");
+        assert_eq!(phrases[0].params, home, "the piece opens at home");
+    }
+
+    #[test]
     fn melody_density_grows_with_intensity() {
         let notes_per_bar = |intensity: f32| {
             let composer = Composer::new(21, params(2, Mode::Dorian, intensity));
-            let phrases = piece(&composer, 200);
-            let notes: usize = phrases.iter().map(|p| p.melody.len()).sum();
-            notes as f32 / (200.0 * 8.0)
+            // Phrases whose melody plays throughout, at the intensity the form
+            // gave them.
+            let full: Vec<Phrase> = piece(&composer, 400)
+                .into_iter()
+                .filter(|p| p.form.gains_from.melody > 0.0 && p.form.gains.melody > 0.0)
+                .collect();
+            let notes: usize = full.iter().map(|p| p.melody.len()).sum();
+            let expected: f32 = full.iter().map(|p| mean_notes_per_bar(p.intensity())).sum();
+            let bars = full.len() as f32 * 8.0;
+            (notes as f32 / bars, expected / full.len() as f32)
         };
         let levels = [0.0, 0.25, 0.5, 0.75, 1.0].map(notes_per_bar);
-        assert!(levels.windows(2).all(|w| w[0] < w[1]), "{levels:?}");
-        assert!(levels[0] <= 1.0, "{levels:?}");
-        assert!((5.0..=6.5).contains(&levels[4]), "{levels:?}");
-        for (i, l) in levels.iter().enumerate() {
-            let expected = mean_notes_per_bar(i as f32 / 4.0);
-            assert!((l - expected).abs() < 0.25, "{levels:?}");
+        assert!(levels.windows(2).all(|w| w[0].0 < w[1].0), "{levels:?}");
+        assert!(levels[0].0 <= 1.0, "{levels:?}");
+        assert!((4.0..=6.5).contains(&levels[4].0), "{levels:?}");
+        for (measured, expected) in levels {
+            assert!((measured - expected).abs() < 0.25, "{levels:?}");
         }
     }
 
@@ -497,7 +723,10 @@ mod tests {
     #[test]
     fn kicks_are_spaced_two_to_four_bars() {
         let composer = Composer::new(4, ComposeParams::default());
-        for p in piece(&composer, 200) {
+        let with_percussion = piece(&composer, 200)
+            .into_iter()
+            .filter(|p| p.form.gains_from.percussion > 0.0 && p.form.gains.percussion > 0.0);
+        for p in with_percussion {
             let kicks: Vec<f64> = p
                 .percussion
                 .iter()
@@ -518,7 +747,7 @@ mod tests {
         composer.set_params(params(9, Mode::Lydian, 0.9));
         assert_eq!(composer.params().mode, Mode::Lydian);
         assert_eq!(composer.seed(), 12);
-        let after = composer.compose(5, Some(0));
+        let after = composer.compose(0, None);
         assert_eq!(after.params.mode, Mode::Lydian);
         check_phrase(&before);
         check_phrase(&after);

@@ -2,6 +2,7 @@
 //! percussion events, with every time in beats so a tempo change applies at the next
 //! phrase boundary.
 
+use super::form::PhraseForm;
 use super::theory::{Key, Mode, Scale};
 
 /// Most notes a chord voicing may hold.
@@ -276,6 +277,8 @@ pub struct Phrase {
     pub melody: Vec<NoteEvent>,
     /// Percussion events.
     pub percussion: Vec<PercEvent>,
+    /// Its place in the piece's form: section, layer gains, held chords.
+    pub form: PhraseForm,
 }
 
 /// What a phrase was composed from: with the seed, enough to compose it again
@@ -313,6 +316,13 @@ impl Phrase {
     #[must_use]
     pub fn beats(&self) -> f64 {
         self.params.phrase_beats()
+    }
+
+    /// The intensity it was composed with: the user's, scaled by the form and
+    /// capped at 1.
+    #[must_use]
+    pub fn intensity(&self) -> f32 {
+        (self.params.intensity * self.form.intensity_scale).clamp(0.0, 1.0)
     }
 
     /// The degree of the chord that ends the phrase (what phrase `index + 1`

@@ -78,7 +78,7 @@ pub(super) struct ComposerThread {
     /// The pre-renderer (texture on).
     textures: Option<TextureClient>,
     /// A texture request the full request ring refused, to send again.
-    unrequested: Option<Phrase>,
+    unrequested: Option<Box<Phrase>>,
     /// The run mode seen at the last step.
     run_mode: RunMode,
 }
@@ -156,7 +156,7 @@ impl ComposerThread {
             drop(done);
         }
         if let Some(phrase) = self.unrequested.take() {
-            self.request_texture(phrase);
+            self.request_texture(*phrase);
         }
         let seek_gen = self.shared.seek_gen.load(Ordering::Acquire);
         if seek_gen != self.seek_gen {

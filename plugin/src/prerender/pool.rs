@@ -16,6 +16,7 @@ use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::recovery::TextureKind;
 use super::texture::{texture_frames, Quality};
+use crate::compose::form::PhraseForm;
 use crate::compose::phrase::{ComposeParams, Phrase, PhraseKey};
 
 /// How long a blocking take sleeps between looks at an empty ring.
@@ -187,6 +188,7 @@ impl PoolConfig {
             chords: Vec::new(),
             melody: Vec::new(),
             percussion: Vec::new(),
+            form: PhraseForm::STEADY,
         };
         Self {
             textures: Self::DEFAULT_TEXTURES,
@@ -391,6 +393,7 @@ mod tests {
             chords: Vec::new(),
             melody: Vec::new(),
             percussion: Vec::new(),
+            form: PhraseForm::STEADY,
         }
     }
 

@@ -48,14 +48,16 @@ impl TextureRequester {
     /// the pre-renderer. Never blocks.
     ///
     /// # Errors
-    /// Gives the phrase back when [`REQUEST_CAPACITY`] requests are already queued.
-    pub fn request(&mut self, phrase: Phrase) -> Result<(), Phrase> {
+    /// Gives the phrase back (boxed: it is larger than a result should carry,
+    /// and a full queue is rare) when [`REQUEST_CAPACITY`] requests are already
+    /// queued.
+    pub fn request(&mut self, phrase: Phrase) -> Result<(), Box<Phrase>> {
         match self.requests.push((phrase, self.quality.get())) {
             Ok(()) => {
                 self.worker.unpark();
                 Ok(())
             }
-            Err(rtrb::PushError::Full((phrase, _))) => Err(phrase),
+            Err(rtrb::PushError::Full((phrase, _))) => Err(Box::new(phrase)),
         }
     }
 

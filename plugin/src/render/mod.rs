@@ -29,6 +29,7 @@ use self::pad::PadBank;
 use self::percussion::Percussion;
 use self::ramp::{Ramp, CONTROL_FRAMES};
 use self::texture::{LayerCheckpoint, TextureLayer};
+use crate::compose::form::LayerGains;
 use crate::compose::phrase::{PercEvent, PercKind, Phrase};
 use crate::degrade::Level;
 use crate::dsp::dc_blocker::{DcBlocker, DEFAULT_CUTOFF_HZ as DC_CUTOFF_HZ};
@@ -45,8 +46,9 @@ pub const MIN_SAMPLE_RATE: f32 = 8_000.0;
 pub const MAX_SAMPLE_RATE: f32 = 768_000.0;
 /// How long a level change takes, in milliseconds.
 const LEVEL_SMOOTHING_MS: f32 = 40.0;
-/// Master-bus gain that puts the presets at about -18 LUFS.
-const MASTER_TRIM: f32 = 1.7;
+/// Master-bus gain that puts the presets at about -18 LUFS (integrated over
+/// their sections, whose pad levels average about 3.5 dB under unity).
+const MASTER_TRIM: f32 = 2.3;
 /// Reverb return level at a send of 1.
 const REVERB_RETURN: f32 = 0.9;
 /// The velocity the pad plays chords with (and chord notes are logged with).
@@ -112,6 +114,12 @@ impl Playback {
 
     fn end(&self) -> i64 {
         self.start + self.frames as i64
+    }
+
+    /// The phrase's layer gains at absolute frame `position` (its form's fade).
+    fn form_gains(&self, position: i64) -> LayerGains {
+        let beat = (position - self.start) as f64 / self.samples_per_beat;
+        self.phrase.form.gains_at(beat)
     }
 
     /// Skips the events before `position` (a phrase started in its middle): the
@@ -277,6 +285,7 @@ pub struct RendererCheckpoint {
     dc: DcBlocker,
     levels: Levels,
     mix: MixLevels,
+    form: LayerGains,
     texture: Option<LayerCheckpoint>,
 }
 
@@ -338,6 +347,9 @@ pub struct Renderer {
     dc: DcBlocker,
     levels: Levels,
     mix: MixLevels,
+    /// The layer gains of the phrase's form at the last control tick (kept while
+    /// no phrase plays).
+    form: LayerGains,
     /// The pre-rendered texture, when the engine has a pre-renderer.
     texture: Option<TextureLayer>,
     /// The notes played, for MIDI out (see [`Renderer::set_note_log`]).
@@ -396,6 +408,7 @@ impl Renderer {
             dc: DcBlocker::new(sample_rate, DC_CUTOFF_HZ),
             levels: Levels::new(control_rate, &mix),
             mix,
+            form: LayerGains::UNITY,
             texture: None,
             notes: NoteLog::default(),
             journal: None,
@@ -439,6 +452,7 @@ impl Renderer {
             dc: self.dc,
             levels: self.levels.clone(),
             mix: self.mix,
+            form: self.form,
             texture,
         })
     }
@@ -474,6 +488,7 @@ impl Renderer {
         self.dc = cp.dc;
         self.levels = cp.levels;
         self.mix = cp.mix;
+        self.form = cp.form;
         self.set_next_index(self.next_index);
         Ok(())
     }
@@ -659,7 +674,7 @@ impl Renderer {
             });
         }
         self.mix = mix;
-        self.levels.set(&self.audible(mix));
+        self.levels.set(&self.heard());
     }
 
     /// Applies a degradation level at the next sample, without a click, as its
@@ -674,7 +689,7 @@ impl Renderer {
                 level,
             });
             self.quality = level;
-            self.levels.set(&self.audible(self.mix));
+            self.levels.set(&self.heard());
             let profile = level.profile();
             self.pads.set_cheap(profile.cheap_pad);
             if let Some(layer) = self.texture.as_mut() {
@@ -696,17 +711,37 @@ impl Renderer {
         self.quality
     }
 
-    /// The mix actually heard at the current quality.
-    fn audible(&self, mix: MixLevels) -> MixLevels {
+    /// The mix actually heard: the levels the quality allows, each layer times
+    /// the gain the phrase's form gives it now.
+    fn heard(&self) -> MixLevels {
         let profile = self.quality.profile();
+        let (mix, form) = (self.mix, self.form);
         MixLevels {
-            melody: if profile.melody { mix.melody } else { 0.0 },
+            pad: mix.pad * form.pad,
+            melody: if profile.melody {
+                mix.melody * form.melody
+            } else {
+                0.0
+            },
             percussion: if profile.percussion {
-                mix.percussion
+                mix.percussion * form.percussion
             } else {
                 0.0
             },
             ..mix
+        }
+    }
+
+    /// Follows the form of the phrase playing: its layer gains at the current
+    /// position become the level targets (smoothed like any level change, so a
+    /// jump between phrases never clicks).
+    fn follow_form(&mut self) {
+        if let Some(pb) = &self.playback {
+            let gains = pb.form_gains(self.position as i64);
+            if gains != self.form {
+                self.form = gains;
+                self.levels.set(&self.heard());
+            }
         }
     }
 
@@ -730,7 +765,6 @@ impl Renderer {
         self.reverb.reset();
         self.limiter.reset();
         self.dc.reset();
-        self.levels.jump(&self.audible(self.mix));
         self.position = 0;
         self.note_off_at = None;
         self.notes.end_all(0);
@@ -738,6 +772,8 @@ impl Renderer {
         if let Some(p) = self.playback.take() {
             self.playback = Some(Playback::new(p.phrase, 0, self.sample_rate));
         }
+        self.follow_form();
+        self.levels.jump(&self.heard());
         if let Some(layer) = self.texture.as_mut() {
             layer.reset();
         }
@@ -782,10 +818,11 @@ impl Renderer {
         self.pads.control_tick();
         self.melody.control_tick();
         self.percussion.control_tick();
-        self.levels.control_tick();
         if self.playback.is_none() {
             self.start_next_phrase();
         }
+        self.follow_form();
+        self.levels.control_tick();
         if let Some(layer) = self.texture.as_mut() {
             layer.control_tick(self.position as i64);
         }
@@ -1060,5 +1097,102 @@ impl Renderer {
         for x in left.iter_mut().chain(right.iter_mut()) {
             *x = flush_tiny(*x);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::feed::phrase_channel;
+    use super::*;
+    use crate::compose::{ComposeParams, Composer, LayerGains, PhraseForm};
+
+    const SR: f32 = 16_000.0;
+
+    /// Phrase 0 of the default piece with its melody and percussion taken out,
+    /// its form replaced by `form`.
+    fn pad_phrase(form: PhraseForm) -> Phrase {
+        let mut p = Composer::new(3, ComposeParams::default()).compose(0, None);
+        p.melody.clear();
+        p.percussion.clear();
+        p.form = form;
+        p
+    }
+
+    /// `seconds` of a renderer playing `phrase`, left channel.
+    fn render(phrase: Phrase, seconds: f32) -> Vec<f32> {
+        let (mut sender, feed) = phrase_channel();
+        sender.outgoing.push(phrase).expect("room");
+        let mut r = Renderer::new(SR, 1, MixLevels::DEFAULT, RenderMode::Offline, feed);
+        let n = (seconds * SR) as usize;
+        let (mut left, mut right) = (vec![0.0; n], vec![0.0; n]);
+        for (l, r2) in left.chunks_mut(512).zip(right.chunks_mut(512)) {
+            r.process(l, r2);
+        }
+        left
+    }
+
+    fn rms(x: &[f32]) -> f64 {
+        (x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+    }
+
+    /// RMS of `x` from `from_s` to `to_s`.
+    fn rms_between(x: &[f32], from_s: f32, to_s: f32) -> f64 {
+        rms(&x[(from_s * SR) as usize..(to_s * SR) as usize])
+    }
+
+    #[test]
+    fn a_phrase_plays_at_its_form_gains() {
+        let steady = render(pad_phrase(PhraseForm::STEADY), 30.0);
+        let half = LayerGains {
+            pad: 0.5,
+            ..LayerGains::UNITY
+        };
+        let quieter = render(
+            pad_phrase(PhraseForm {
+                gains_from: half,
+                gains: half,
+                ..PhraseForm::STEADY
+            }),
+            30.0,
+        );
+        let ratio = rms_between(&quieter, 2.0, 30.0) / rms_between(&steady, 2.0, 30.0);
+        assert!(
+            (ratio - 0.5).abs() < 0.02,
+            "pad at half gain: ratio {ratio}"
+        );
+    }
+
+    #[test]
+    fn a_layer_fades_out_over_the_form_fade_without_a_step() {
+        let steady = render(pad_phrase(PhraseForm::STEADY), 31.0);
+        let fading = render(
+            pad_phrase(PhraseForm {
+                gains: LayerGains {
+                    pad: 0.0,
+                    ..LayerGains::UNITY
+                },
+                fade_beats: 16.0,
+                ..PhraseForm::STEADY
+            }),
+            31.0,
+        );
+        // 60 BPM: the fade lasts 16 s. The ratio falls window by window…
+        let ratios: Vec<f64> = [(1.0, 2.0), (5.0, 6.0), (9.0, 10.0), (13.0, 14.0)]
+            .iter()
+            .map(|&(a, b)| rms_between(&fading, a, b) / rms_between(&steady, a, b))
+            .collect();
+        assert!(ratios[0] > 0.85, "{ratios:?}");
+        assert!(ratios.windows(2).all(|w| w[1] < w[0] - 0.1), "{ratios:?}");
+        // …and once it and the reverb tail are over, the pad is silent.
+        let after = rms_between(&fading, 26.0, 31.0) / rms_between(&steady, 26.0, 31.0);
+        assert!(after < 0.01, "after the fade: {after}");
+        // A fade, not a cut: no sample-to-sample jump bigger than the steady
+        // render's own.
+        let step = |x: &[f32]| {
+            x.windows(2)
+                .map(|w| (w[1] - w[0]).abs())
+                .fold(0.0, f32::max)
+        };
+        assert!(step(&fading) <= step(&steady) * 1.05 + 1e-6);
     }
 }

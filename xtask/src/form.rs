@@ -199,7 +199,10 @@ fn measure(preset: &Preset, seed: u64, minutes: f64, out: &Path) -> Result<Repor
     )?;
     let keys: BTreeSet<String> = phrases
         .iter()
-        .map(|p| format!("{} {}", p.params.key, p.params.mode))
+        .map(|p| {
+            let s = p.sounding_params();
+            format!("{} {}", s.key, s.mode)
+        })
         .collect();
     writeln!(
         stdout,

@@ -97,8 +97,9 @@ impl Composer {
     /// phrase `index - 1` ([`Phrase::last_degree`]); `None` starts the piece on the
     /// tonic, and so does the first phrase of every [`Section`], whatever
     /// `prev_degree` says. A section that moves key ([`form::key_moves`]) is
-    /// composed, and its phrases' `params` say so, in the key moved to. Pure:
-    /// equal arguments give equal phrases.
+    /// composed in the key moved to ([`Phrase::sounding_params`]); the phrase's
+    /// `params` stay the piece's, so composing its [`Phrase::key`] again gives
+    /// it back. Pure: equal arguments give equal phrases.
     #[must_use]
     pub fn compose(&self, index: u64, prev_degree: Option<u8>) -> Phrase {
         let (section, start) = self.chain(index, prev_degree);
@@ -170,8 +171,8 @@ impl Composer {
 
         Phrase {
             index,
-            params: *params,
-            prev_degree,
+            params: self.params,
+            prev_degree: start.prev_degree,
             chords,
             melody,
             percussion,
@@ -263,7 +264,7 @@ mod tests {
 
     /// Checks every invariant a phrase promises; panics with a description.
     fn check_phrase(p: &Phrase) {
-        let params = p.params;
+        let params = p.sounding_params();
         let scale = params.scale();
         let end = p.beats();
         let dim = diminished_degree(params.mode);
@@ -577,7 +578,7 @@ mod tests {
                 );
             }
             if p.form.harmony.pedal() {
-                let tonic = p.params.key.pitch_class();
+                let tonic = p.sounding_params().key.pitch_class();
                 assert!(p.chords.iter().all(|c| c.chord.notes()[0] % 12 == tonic));
             }
         }
@@ -646,6 +647,17 @@ mod tests {
     }
 
     #[test]
+    fn a_phrases_key_composes_it_again_across_sections_and_key_moves() {
+        let composer = Composer::new(17, params(2, Mode::Dorian, 0.5));
+        let phrases = piece(&composer, 300);
+        assert!(phrases.iter().any(|p| p.form.key_move.is_some()));
+        assert!(phrases.iter().any(|p| p.form.carry_in));
+        for p in &phrases {
+            assert_eq!(Composer::compose_key(17, &p.key()), *p, "phrase {}", p.index);
+        }
+    }
+
+    #[test]
     fn sections_move_to_related_keys_and_return_home() {
         let home = params(2, Mode::Dorian, 0.5);
         let composer = Composer::new(17, home);
@@ -654,16 +666,19 @@ mod tests {
         let mut moved_sections = std::collections::BTreeSet::new();
         for w in phrases.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            let away = |p: &Phrase| (p.params.key, p.params.mode) != (home.key, home.mode);
+            let away = |p: &Phrase| {
+                let s = p.sounding_params();
+                (s.key, s.mode) != (home.key, home.mode)
+            };
             if away(b) {
                 moved_sections.insert(b.form.section);
                 let m = allowed
                     .iter()
                     .find(|m| {
-                        b.params.mode == m.mode
-                            && b.params.key.pitch_class() == (2 + m.semitones) % 12
+                        let s = b.sounding_params();
+                        s.mode == m.mode && s.key.pitch_class() == (2 + m.semitones) % 12
                     })
-                    .unwrap_or_else(|| panic!("phrase {}: {:?}", b.index, b.params));
+                    .unwrap_or_else(|| panic!("phrase {}: {:?}", b.index, b.form));
                 assert_eq!(b.form.key_move.map(|i| allowed[usize::from(i)]), Some(*m));
                 check_phrase(b);
             }
@@ -671,11 +686,23 @@ mod tests {
                 assert!(!away(b), "phrase {}: two moved sections in a row", b.index);
             }
             if a.form.section == b.form.section {
-                assert_eq!(a.params, b.params, "a section keeps its key");
+                assert_eq!(
+                    a.sounding_params(),
+                    b.sounding_params(),
+                    "a section keeps its key"
+                );
             }
         }
         assert!(moved_sections.len() >= 5, "{moved_sections:?}");
-        assert_eq!(phrases[0].params, home, "the piece opens at home");
+        assert_eq!(
+            phrases[0].sounding_params(),
+            home,
+            "the piece opens at home"
+        );
+        assert!(
+            phrases.iter().all(|p| p.params == home),
+            "params stay the piece's"
+        );
     }
 
     #[test]

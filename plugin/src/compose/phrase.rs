@@ -312,6 +312,13 @@ impl Phrase {
         }
     }
 
+    /// The parameters it sounds in: the piece's, in the key its section moved
+    /// to ([`super::form::key_params`]).
+    #[must_use]
+    pub fn sounding_params(&self) -> ComposeParams {
+        super::form::key_params(self.form.key_move, &self.params)
+    }
+
     /// Length in beats.
     #[must_use]
     pub fn beats(&self) -> f64 {

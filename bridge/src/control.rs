@@ -133,11 +133,12 @@ async fn apply_inner(
     let command = match message {
         ClientMessage::UpdateParams(u) => SourceCommand::Update(*u),
         ClientMessage::SelectPreset(p) => SourceCommand::Preset(p),
+        ClientMessage::SelectPiece(code) => SourceCommand::Piece(*code),
         _ => {
             return Err(ProtocolError::field(
                 ErrorCode::UnknownType,
                 "type",
-                "not a control message: expected update_params or select_preset",
+                "not a control message: expected update_params, select_preset or select_piece",
             ))
         }
     };
@@ -169,6 +170,9 @@ fn refused(e: &SourceError) -> ProtocolError {
         SourceError::Unavailable(why) => ProtocolError::new(ErrorCode::Unavailable, why.clone()),
         SourceError::RemoteControlOff => {
             ProtocolError::field(ErrorCode::Forbidden, "remote_control", e.to_string())
+        }
+        SourceError::OtherSeed { .. } | SourceError::NoPieces => {
+            ProtocolError::field(ErrorCode::Unavailable, "code", e.to_string())
         }
     }
 }

@@ -4,6 +4,10 @@ mod common;
 
 use std::time::Duration;
 
+use auralis::compose::code::PieceCode;
+use auralis::compose::phrase::ComposeParams;
+use auralis::compose::presets::preset;
+use auralis_bridge::protocol::params_json;
 use auralis_bridge::Config;
 use common::{connect, get_json, http, next_audio, next_json, send_text, start};
 use futures_util::SinkExt as _;
@@ -82,6 +86,22 @@ async fn every_bad_input_gets_an_error_naming_the_field_and_changes_nothing() {
             "wrong_type",
             "preset",
         ),
+        (
+            r#"{"type":"select_piece","code":"au2-1-focus-d-dorian-60-50"}"#.into(),
+            "out_of_range",
+            "code",
+        ),
+        (
+            r#"{"type":"select_piece","code":"au1-1-focus-d-dorian-60"}"#.into(),
+            "out_of_range",
+            "code",
+        ),
+        // Another seed: the stream's seed is fixed while it runs.
+        (
+            r#"{"type":"select_piece","code":"au1-z-focus-d-dorian-60-50"}"#.into(),
+            "unavailable",
+            "code",
+        ),
         (r#"{"type":"launch"}"#.into(), "unknown_type", "type"),
         (r#"{"bpm":90}"#.into(), "missing_field", "type"),
         ("not json".into(), "invalid_json", ""),
@@ -128,6 +148,31 @@ async fn every_bad_input_gets_an_error_naming_the_field_and_changes_nothing() {
     let p = next_json(&mut other, "params", T).await;
     assert_eq!(p["params"]["preset"], "sleep");
     assert_eq!(p["params"]["mode"], "phrygian");
+    // A piece code of the seed playing: its preset's levels, its parameters.
+    let focus = preset("focus").expect("focus");
+    let code = PieceCode::new(
+        1,
+        focus,
+        ComposeParams {
+            bpm: 66.5,
+            ..focus.compose
+        },
+    )
+    .to_string();
+    send_text(
+        &mut ws,
+        &format!(r#"{{"type":"select_piece","code":"{code}"}}"#),
+    )
+    .await;
+    let p = next_json(&mut other, "params", T).await;
+    assert_eq!(p["params"]["code"], code.as_str());
+    assert_eq!(p["params"]["bpm"], 66.5);
+    assert_eq!(p["params"]["mode"], focus.compose.mode.name());
+    assert_eq!(
+        p["params"]["levels"],
+        params_json(&focus.compose, &focus.levels, None)["levels"],
+        "the code's preset's levels play"
+    );
     bridge.shutdown().await;
 }
 

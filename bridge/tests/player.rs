@@ -4,13 +4,16 @@
 //! restarts, and says so when the server is full. Through a link that stalls for
 //! 200–600 ms about every 5 s, both the player (WebSocket, Opus through WebCodecs)
 //! and a plain `<audio>` element on `/stream.opus` play without an underrun. A
-//! screenshot of the playing page is saved as `target/player/playing.png`.
+//! screenshot of the playing page is saved as `target/player/playing.png`. A
+//! piece link (`?code=`) opens the player on the piece it names.
 
 mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use auralis::compose::code::PieceCode;
+use auralis::compose::presets::preset;
 use auralis_bridge::Config;
 use common::chromium::Browser;
 use common::lossy::LossyLink;
@@ -164,6 +167,40 @@ async fn the_player_says_when_the_server_is_full() {
         )
         .await
         .expect("the page shows the server-full message");
+    bridge.shutdown().await;
+}
+
+/// A shared link (`?code=`) opens the player on the piece it names: the page,
+/// as the controller, asks for it, the stream plays it, and the page's own
+/// link names it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piece_link_opens_the_player_on_that_piece() {
+    let bridge = common::start(config()).await;
+    let addr = bridge.local_addr();
+    let sleep = preset("sleep").expect("sleep");
+    let code = PieceCode::new(1, sleep, sleep.compose).to_string();
+    let (_, before) = common::get_json(addr, "/api/status");
+    assert_ne!(before["params"]["code"], code.as_str(), "{before}");
+    let mut browser = Browser::launch().await.expect("headless Chromium");
+    browser
+        .open(&format!("http://{addr}/?code={code}"))
+        .await
+        .expect("page loads");
+    press_play(&mut browser).await;
+    browser
+        .wait_for(
+            &format!(
+                "document.getElementById('piece-code').textContent === '{code}' \
+                 && document.getElementById('piece-link').href === 'http://{addr}/?code={code}' \
+                 && !document.getElementById('copy-link').disabled"
+            ),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the page shows the linked piece and links to it");
+    let (_, status) = common::get_json(addr, "/api/status");
+    assert_eq!(status["params"]["code"], code.as_str(), "{status}");
+    assert_eq!(status["params"]["preset"], "sleep", "{status}");
     bridge.shutdown().await;
 }
 

@@ -425,4 +425,23 @@ async fn control_reaches_the_plugin_only_while_its_remote_control_is_on() {
     })
     .await;
     assert!(applied, "the plugin publishes {:?}", reader.compose());
+
+    // A piece code names a seed, which is the plugin's to set, in the DAW.
+    send_text(
+        &mut ws,
+        r#"{"type":"select_piece","code":"au1-1-focus-d-dorian-60-50"}"#,
+    )
+    .await;
+    let seen = read(&mut ws, T, |s| s.json.iter().any(|v| v["type"] == "error")).await;
+    let err = seen
+        .json
+        .iter()
+        .find(|v| v["type"] == "error")
+        .expect("an error");
+    assert_eq!(err["code"], "unavailable", "{err}");
+    assert_eq!(err["field"], "code", "{err}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| m.contains("DAW")),
+        "{err}"
+    );
 }

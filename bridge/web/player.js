@@ -35,7 +35,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   ws: null, ctx: null, node: null, gain: null, analyser: null,
   playing: false, backoffMs: BACKOFF_MIN_MS, retry: null, lastSeq: null,
-  gaps: 0, role: null, stats: { underruns: 0, bufferedMs: 0, playedSeconds: 0 },
+  gaps: 0, role: null, linkFollowed: false, stats: { underruns: 0, bufferedMs: 0, playedSeconds: 0 },
   targetS: 2.0, lastUnderruns: 0, steadySince: performance.now(),
   arrivals: [], connectedAt: 0, jitterMs: 0,
   bufferHistory: [], sleepAt: null, sleepTimer: null, lastError: null,
@@ -64,6 +64,27 @@ if (saved.sleep !== undefined) $('sleep').value = saved.sleep;
 
 function say(text) { $('message').textContent = text; }
 
+// This page with `?code=` naming the piece (and any `?bridge=`; never the
+// token, which is the sharer's own).
+function pieceLink(code) {
+  const query = new URLSearchParams(location.search);
+  const link = new URLSearchParams();
+  if (query.get('bridge')) link.set('bridge', query.get('bridge'));
+  link.set('code', code);
+  return `${location.origin}${location.pathname}?${link}`;
+}
+
+// A link's `?code=`: once connected, a controller asks for that piece; a
+// listener is told what the link names and what plays.
+function followLink(params) {
+  const wanted = new URLSearchParams(location.search).get('code');
+  if (!wanted || state.linkFollowed) return;
+  state.linkFollowed = true;
+  if (params && params.code === wanted) return;
+  if (state.role === 'controller') send({ type: 'select_piece', code: wanted });
+  else say(`The link names ${wanted}; this stream plays ${(params && params.code) || 'another piece'} and only its controller can change it.`);
+}
+
 function setControlsEnabled(enabled, note) {
   for (const id of CONTROL_IDS) $(id).disabled = !enabled;
   $('control-note').textContent = note || '';
@@ -77,9 +98,12 @@ function showParams(p) {
   $('bpm').value = p.bpm; $('bpm-out').textContent = Math.round(p.bpm);
   $('intensity').value = p.intensity; $('intensity-out').textContent = Number(p.intensity).toFixed(2);
   if (p.preset) $('preset').value = p.preset;
-  // The piece code (null from a source that does not know its seed).
+  // The piece code (null from a source that does not know its seed), and a
+  // link that opens this page on the same piece.
   $('piece-code').textContent = p.code || '–';
   $('copy-code').disabled = !p.code;
+  $('copy-link').disabled = !p.code;
+  $('piece-link').href = p.code ? pieceLink(p.code) : '';
   if ('mediaSession' in navigator) {
     navigator.mediaSession.metadata = new MediaMetadata({
       title: `Auralis — ${p.preset || 'custom'}`,
@@ -271,6 +295,7 @@ async function onText(text) {
       if (msg.role === 'controller') setControlsEnabled(true);
       else setControlsEnabled(false, 'Listening only: open the page with ?token=… to steer the music.');
       say('Playing.');
+      followLink(msg.params);
       break;
     case 'params': state.lastParams = msg.params; showParams(msg.params); break;
     case 'status':
@@ -417,6 +442,12 @@ $('copy-code').onclick = () => {
   navigator.clipboard.writeText(code).then(
     () => say(`Copied ${code}: auralis-render --code ${code} bounces this piece.`),
     () => say(`Copy failed; the code is ${code}.`));
+};
+$('copy-link').onclick = () => {
+  const link = $('piece-link').href;
+  navigator.clipboard.writeText(link).then(
+    () => say(`Copied a link to this piece: ${link}`),
+    () => say(`Copy failed; the link is ${link}.`));
 };
 $('key').onchange = () => send({ type: 'update_params', key: $('key').value });
 $('mode').onchange = () => send({ type: 'update_params', mode: $('mode').value });

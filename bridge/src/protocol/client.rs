@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use auralis::compose::code::{CodeError, PieceCode};
 use auralis::compose::phrase::BPM_RANGE;
 use auralis::compose::presets::{preset, preset_names, Preset};
 use auralis::compose::theory::{Key, Mode, TheoryParseError};
@@ -79,6 +80,8 @@ pub enum ClientMessage {
     UpdateParams(ParamUpdate),
     /// Switch to a named preset (from the next phrase).
     SelectPreset(&'static Preset),
+    /// Play the piece a piece code names (from the next phrase).
+    SelectPiece(PieceCode),
     /// Answer to a server `ping`.
     Pong,
     /// The client's playback health.
@@ -96,7 +99,10 @@ impl ClientMessage {
     /// Whether this message asks to change what is played (needs the controller role).
     #[must_use]
     pub const fn is_control(&self) -> bool {
-        matches!(self, Self::UpdateParams(_) | Self::SelectPreset(_))
+        matches!(
+            self,
+            Self::UpdateParams(_) | Self::SelectPreset(_) | Self::SelectPiece(_)
+        )
     }
 }
 
@@ -244,6 +250,15 @@ pub fn parse_client_text(text: &str, dialect: Dialect) -> Result<ClientMessage, 
             let name = required_str(&obj, "preset")?;
             Ok(ClientMessage::SelectPreset(lookup_preset(name, "preset")?))
         }
+        ("select_piece", _) => {
+            only_fields(&obj, &["type", "code"])?;
+            let code = required_str(&obj, "code")?;
+            code.parse()
+                .map(ClientMessage::SelectPiece)
+                .map_err(|e: CodeError| {
+                    ProtocolError::field(ErrorCode::OutOfRange, "code", e.to_string())
+                })
+        }
         ("pong", _) => {
             only_fields(&obj, &["type", "t", "timestamp"])?;
             optional_number(&obj, "t")?;
@@ -260,9 +275,11 @@ pub fn parse_client_text(text: &str, dialect: Dialect) -> Result<ClientMessage, 
                 "unknown message type {:?}: expected {}",
                 clip(kind),
                 match dialect {
-                    Dialect::Native => "update_params, select_preset, pong or client_stats",
+                    Dialect::Native =>
+                        "update_params, select_preset, select_piece, pong or client_stats",
                     Dialect::Compat =>
-                        "control, parameter_change, ping, update_params, select_preset or pong",
+                        "control, parameter_change, ping, update_params, select_preset, \
+                         select_piece or pong",
                 }
             ),
         )),
@@ -631,6 +648,15 @@ mod tests {
             parse_client_text(r#"{"type":"select_preset","preset":"sleep"}"#, Dialect::Native),
             Ok(ClientMessage::SelectPreset(p)) if p.name == "sleep"
         ));
+        let piece = parse_client_text(
+            r#"{"type":"select_piece","code":"au1-7-sleep-fs-lydian-54.5-30"}"#,
+            Dialect::Native,
+        );
+        let Ok(ClientMessage::SelectPiece(code)) = piece else {
+            panic!("{piece:?}")
+        };
+        assert_eq!((code.seed, code.preset.name), (7, "sleep"));
+        assert_eq!((code.compose.key, code.compose.bpm), (Key::new(6), 54.5));
         assert_eq!(
             parse_client_text(r#"{"type":"pong"}"#, Dialect::Native),
             Ok(ClientMessage::Pong)
@@ -680,6 +706,18 @@ mod tests {
                 "preset",
             ),
             (r#"{"type":"select_preset"}"#, MissingField, "preset"),
+            (r#"{"type":"select_piece"}"#, MissingField, "code"),
+            (r#"{"type":"select_piece","code":7}"#, WrongType, "code"),
+            (
+                r#"{"type":"select_piece","code":"au1-7-jazz-d-dorian-60-50"}"#,
+                OutOfRange,
+                "code",
+            ),
+            (
+                r#"{"type":"select_piece","code":"au1-7-focus-d-dorian-999-50"}"#,
+                OutOfRange,
+                "code",
+            ),
             (r#"{"type":"dance"}"#, UnknownType, "type"),
             (r#"{"type":7}"#, WrongType, "type"),
             (r#"{"bpm":70}"#, MissingField, "type"),

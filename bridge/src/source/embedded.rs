@@ -179,6 +179,22 @@ impl Source for EmbeddedSource {
                 self.preset = Some(preset.name);
                 self.base = preset;
             }
+            SourceCommand::Piece(code) => {
+                if code.seed != self.seed {
+                    return Err(SourceError::OtherSeed {
+                        playing: self.seed,
+                        asked: code.seed,
+                        code: code.to_string(),
+                    });
+                }
+                // A decoded code is valid; validate anyway so nothing half-changes.
+                code.compose.validate()?;
+                code.levels().validate()?;
+                self.engine.set_compose_params(code.compose)?;
+                self.engine.set_levels(code.levels())?;
+                self.preset = (code.compose == code.preset.compose).then_some(code.preset.name);
+                self.base = code.preset;
+            }
         }
         Ok(self.params())
     }

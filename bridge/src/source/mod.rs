@@ -92,6 +92,9 @@ pub enum SourceCommand {
     Update(ParamUpdate),
     /// Switch to a preset (musical parameters and levels).
     Preset(&'static Preset),
+    /// Play the piece a code names: its preset's levels and its parameters
+    /// (the seed must be the one playing).
+    Piece(PieceCode),
 }
 
 /// Something that produces audio chunks for the pump.
@@ -144,6 +147,25 @@ pub enum SourceError {
          control this stream from here"
     )]
     RemoteControlOff,
+    /// A piece code of another seed: the seed is fixed while the source runs.
+    #[error(
+        "this stream plays seed {playing}; a piece of seed {asked} needs the bridge \
+         started with --code {code}"
+    )]
+    OtherSeed {
+        /// The seed playing.
+        playing: u64,
+        /// The code's seed.
+        asked: u64,
+        /// The code asked for.
+        code: String,
+    },
+    /// The source's seed is not the bridge's to set (a plugin in a DAW).
+    #[error(
+        "a plugin's piece is set in the DAW (its Seed, Preset, Key, Mode, Tempo and \
+         Intensity parameters), not by a piece code here"
+    )]
+    NoPieces,
 }
 
 /// Whether every sample is finite and within [-1, 1].

@@ -390,6 +390,7 @@ impl Source for ShmSource {
                 },
                 Some(p.name),
             ),
+            SourceCommand::Piece(_) => return Err(SourceError::NoPieces),
         };
         next.validate()?;
         let change = ParamUpdate::between(&base, &next);

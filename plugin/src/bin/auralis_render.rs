@@ -52,7 +52,7 @@ struct Args {
     /// Intensity from 0 to 1, overriding the preset's.
     #[arg(long, allow_negative_numbers = true)]
     intensity: Option<f32>,
-    /// A piece code (`au1-…`, as the player and the plugin show it): seed,
+    /// A piece code (`au1-…`, as the player and the bridge show it): seed,
     /// preset, key, mode, tempo and intensity in one.
     #[arg(long, value_parser = parse_code, conflicts_with_all = ["seed", "preset", "key", "mode", "bpm", "intensity"])]
     code: Option<PieceCode>,

@@ -653,7 +653,12 @@ mod tests {
         assert!(phrases.iter().any(|p| p.form.key_move.is_some()));
         assert!(phrases.iter().any(|p| p.form.carry_in));
         for p in &phrases {
-            assert_eq!(Composer::compose_key(17, &p.key()), *p, "phrase {}", p.index);
+            assert_eq!(
+                Composer::compose_key(17, &p.key()),
+                *p,
+                "phrase {}",
+                p.index
+            );
         }
     }
 

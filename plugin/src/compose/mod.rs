@@ -16,6 +16,7 @@ pub mod code;
 pub mod form;
 pub mod melody;
 pub mod mix;
+pub mod motif;
 pub mod params;
 pub mod percussion;
 pub mod phrase;

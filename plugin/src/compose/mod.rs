@@ -146,6 +146,7 @@ impl Composer {
             &shaped,
             form.register,
             &chords,
+            &motif::Motif::of_section(self.seed, section.index),
             &mut Rng::derive(self.seed, index, STREAM_MELODY),
         );
         keep_audible(

@@ -265,7 +265,73 @@ pub fn plan(motif: &Motif, params: &ComposeParams, notes: usize, rng: &mut Rng) 
 
 #[cfg(test)]
 mod tests {
+    use super::super::phrase::{NoteEvent, Phrase};
+    use super::super::presets::PRESETS;
+    use super::super::theory::Scale;
+    use super::super::Composer;
     use super::*;
+
+    /// The absolute scale degree of `note` (7 per octave), if it is in `scale`.
+    fn degree(scale: Scale, note: u8) -> Option<i32> {
+        let d = scale.degree_of(note % 12)?;
+        let octave = (i32::from(note) - scale.pitch(i32::from(d), 0)).div_euclid(12);
+        Some(7 * octave + i32::from(d))
+    }
+
+    /// Every statement of `motif` in `melody`: consecutive notes whose scale steps
+    /// are the motif's or their inversion, at any transposition, and whose onsets
+    /// keep the motif's rhythm or twice it, anywhere. Returns each one's start
+    /// beat and first pitch.
+    fn statements_in(motif: &Motif, melody: &[NoteEvent], scale: Scale) -> Vec<(f64, u8)> {
+        let m = motif.notes();
+        let mut found = Vec::new();
+        for w in melody.windows(m) {
+            let Some(degrees) = w
+                .iter()
+                .map(|n| degree(scale, n.note))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let steps: Vec<i32> = degrees.windows(2).map(|d| d[1] - d[0]).collect();
+            let want: Vec<i32> = motif.steps().iter().map(|&s| i32::from(s)).collect();
+            let inverse: Vec<i32> = want.iter().map(|s| -s).collect();
+            let contour = steps == want || steps == inverse;
+            let rhythm = [1.0, 2.0].into_iter().any(|stretch| {
+                w.iter().zip(motif.onsets()).all(|(n, &o)| {
+                    let at = n.start_beat - w[0].start_beat;
+                    (at - 0.5 * f64::from(o) * stretch).abs() < 1e-9
+                })
+            });
+            if contour && rhythm {
+                found.push((w[0].start_beat, w[0].note));
+            }
+        }
+        found
+    }
+
+    /// `count` consecutive phrases of `composer` from phrase 0.
+    fn piece(composer: &Composer, count: u64) -> Vec<Phrase> {
+        let mut prev = None;
+        (0..count)
+            .map(|i| {
+                let p = composer.compose(i, prev);
+                prev = Some(p.last_degree());
+                p
+            })
+            .collect()
+    }
+
+    /// The pieces the statistics are taken over: every preset, two seeds each.
+    fn pieces() -> Vec<(u64, Vec<Phrase>)> {
+        let mut out = Vec::new();
+        for (i, preset) in PRESETS.iter().enumerate() {
+            for seed in [3 + i as u64, 40 + i as u64] {
+                out.push((seed, piece(&Composer::new(seed, preset.compose), 400)));
+            }
+        }
+        out
+    }
 
     #[test]
     fn motifs_are_short_on_the_grid_and_a_function_of_the_section() {
@@ -306,5 +372,132 @@ mod tests {
         }
         assert!(lengths.len() >= 3, "{lengths:?}");
         assert_ne!(Motif::of_section(5, 3), Motif::of_section(5, 4));
+    }
+
+    #[test]
+    fn phrases_state_their_sections_motif_and_not_others() {
+        let (mut melodic, mut stating, mut foreign, mut foreign_stating) = (0, 0, 0, 0);
+        for (seed, phrases) in pieces() {
+            let (mut own_n, mut own_hit) = (0, 0);
+            let sections: Vec<u64> = phrases.iter().map(|p| p.form.section).collect();
+            for (i, p) in phrases.iter().enumerate() {
+                if !p.form.layers.melody() {
+                    continue;
+                }
+                let scale = p.params.scale();
+                own_n += 1;
+                let own = Motif::of_section(seed, p.form.section);
+                if !statements_in(&own, &p.melody, scale).is_empty() {
+                    own_hit += 1;
+                }
+                // The motif of the next section along, whatever its layers.
+                if let Some(&other) = sections[i..].iter().find(|&&s| s != p.form.section) {
+                    let other = Motif::of_section(seed, other);
+                    if other != own {
+                        foreign += 1;
+                        if !statements_in(&other, &p.melody, scale).is_empty() {
+                            foreign_stating += 1;
+                        }
+                    }
+                }
+            }
+            assert!(own_n >= 100, "seed {seed}: {own_n} melodic phrases");
+            assert!(
+                own_hit * 100 >= own_n * 80,
+                "seed {seed}: {own_hit}/{own_n} phrases state their motif"
+            );
+            melodic += own_n;
+            stating += own_hit;
+        }
+        assert!(stating * 100 >= melodic * 90, "{stating}/{melodic}");
+        assert!(
+            foreign_stating * 100 <= foreign * 20,
+            "{foreign_stating}/{foreign} phrases state another section's motif"
+        );
+    }
+
+    #[test]
+    fn statements_vary_within_a_section() {
+        let (mut sections, mut inverted, mut augmented, mut displaced) = (0, 0, 0, 0);
+        for (seed, phrases) in pieces() {
+            let mut by_section = std::collections::BTreeMap::new();
+            for p in phrases.iter().filter(|p| p.form.layers.melody()) {
+                let motif = Motif::of_section(seed, p.form.section);
+                let scale = p.params.scale();
+                let found = statements_in(&motif, &p.melody, scale);
+                for &(start, _) in &found {
+                    if (start % f64::from(p.params.beats_per_bar)).abs() > 1e-9 {
+                        displaced += 1;
+                    }
+                }
+                // Count the variations by their signature in the notes.
+                for w in p.melody.windows(motif.notes()) {
+                    if !found
+                        .iter()
+                        .any(|&(s, _)| (s - w[0].start_beat).abs() < 1e-9)
+                    {
+                        continue;
+                    }
+                    let first_step = degree(scale, w[1].note).zip(degree(scale, w[0].note));
+                    if first_step.is_some_and(|(b, a)| {
+                        b - a == -i32::from(motif.steps()[0]) && motif.steps()[0] != 0
+                    }) {
+                        inverted += 1;
+                    }
+                    let gap = w[1].start_beat - w[0].start_beat;
+                    if (gap - f64::from(motif.onsets()[1])).abs() < 1e-9 {
+                        augmented += 1;
+                    }
+                }
+                by_section
+                    .entry(p.form.section)
+                    .or_insert_with(Vec::new)
+                    .extend(found.into_iter().map(|(s, n)| ((s * 2.0) as u32, n)));
+            }
+            for (section, statements) in by_section {
+                if statements.len() < 3 {
+                    continue;
+                }
+                sections += 1;
+                let first = statements[0];
+                assert!(
+                    statements.iter().any(|&s| s != first),
+                    "seed {seed} section {section}: every statement is {first:?}"
+                );
+                let starts: std::collections::BTreeSet<u32> =
+                    statements.iter().map(|s| s.0).collect();
+                let pitches: std::collections::BTreeSet<u8> =
+                    statements.iter().map(|s| s.1).collect();
+                assert!(
+                    starts.len() >= 2 && pitches.len() >= 2,
+                    "seed {seed} section {section}: {statements:?}"
+                );
+            }
+        }
+        assert!(sections >= 100, "{sections} sections");
+        assert!(inverted >= 100, "{inverted} inverted statements");
+        assert!(augmented >= 50, "{augmented} augmented statements");
+        assert!(displaced >= 100, "{displaced} displaced statements");
+    }
+
+    #[test]
+    fn seeking_states_the_motif_as_sequential_generation_does() {
+        for (seed, preset) in [(11, &PRESETS[0]), (12, &PRESETS[2]), (13, &PRESETS[3])] {
+            let composer = Composer::new(seed, preset.compose);
+            let phrases = piece(&composer, 200);
+            let mut boundaries = 0;
+            for k in 1..200 {
+                if phrases[k - 1].form.section == phrases[k].form.section {
+                    continue;
+                }
+                boundaries += 1;
+                for j in [k - 1, k, (k + 1).min(199)] {
+                    let sought = composer.seek(j as u64);
+                    assert_eq!(sought.melody, phrases[j].melody, "phrase {j}");
+                    assert_eq!(sought.chords, phrases[j].chords, "phrase {j}");
+                }
+            }
+            assert!(boundaries >= 15, "{boundaries} section boundaries");
+        }
     }
 }

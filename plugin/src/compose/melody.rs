@@ -23,9 +23,19 @@
 //! multiplied by `exp(STEER · deficit)`, its deficit being how many notes of it the
 //! phrase lacks so far against the target (negative when it has too many). Every
 //! phrase, and so every section, keeps close to 70/25/5.
+//!
+//! Once or twice a phrase the line states its section's motif ([`motif`]): its
+//! onsets replace those drawn where it falls, and as many drawn onsets elsewhere
+//! are dropped (or added) so the density stays what the intensity asks. The
+//! statements are pitched first: each starts on a chord tone near the arch, its
+//! other notes follow the motif's scale steps, and the free note before it heads
+//! for its first note. Stated notes count towards the phrase's mix like any
+//! others, and the steering counts those still to come, so the free notes make up
+//! for them wherever they fall.
 
 use std::f32::consts::PI;
 
+use super::motif::{self, Motif, Statement, MOTIF_NOTES_RANGE};
 use super::phrase::{Chord, ChordEvent, ComposeParams, NoteEvent, Phrase, ToneKind};
 use super::theory::Scale;
 use crate::rng::Rng;
@@ -59,6 +69,12 @@ const FREE_WEIGHTS: [f32; 3] = [
 /// of deficit, see the module documentation).
 const STEER: f32 = 4.0;
 
+/// How much likelier a start of a motif statement is for each of its notes that
+/// falls on a chord tone. A motif keeps to a triad ([`motif`]), but a chord that
+/// changes under it or lacks the triad's notes can leave several of them on scale
+/// tones, more than the few free notes of a sparse phrase can make up for.
+const STATEMENT_CHORD_PULL: f32 = 6.0;
+
 /// Most half-beat slots in a bar (12 beats).
 const MAX_SLOTS: usize = 24;
 
@@ -89,10 +105,21 @@ impl ToneCounts {
 
     /// Adds one note of `kind`.
     pub fn add(&mut self, kind: ToneKind) {
+        *self.count_of(kind) += 1;
+    }
+
+    /// Takes away one note of `kind` (none when there is none).
+    pub fn take(&mut self, kind: ToneKind) {
+        let n = self.count_of(kind);
+        *n = n.saturating_sub(1);
+    }
+
+    /// The count of `kind`.
+    fn count_of(&mut self, kind: ToneKind) -> &mut u64 {
         match kind {
-            ToneKind::ChordTone => self.chord += 1,
-            ToneKind::ScaleTone => self.scale += 1,
-            ToneKind::Passing => self.passing += 1,
+            ToneKind::ChordTone => &mut self.chord,
+            ToneKind::ScaleTone => &mut self.scale,
+            ToneKind::Passing => &mut self.passing,
         }
     }
 
@@ -115,17 +142,21 @@ impl ToneCounts {
 }
 
 /// Composes the melody of one phrase over `chords` (sorted, covering the phrase),
-/// its register moved by `register` semitones (-4..=5). Notes are sorted by onset, start on the half-beat grid, end before the next
-/// note starts (leaving rests) and before the phrase ends, lie within
-/// [`MELODY_LOW`]..=[`MELODY_HIGH`], and carry their true [`ToneKind`] with respect
-/// to the chord sounding at their onset.
+/// its register moved by `register` semitones (-4..=5), stating `motif` once or
+/// twice ([`motif::plan`]). Notes are sorted by onset, start on the half-beat
+/// grid, end before the next note starts (leaving rests) and before the phrase
+/// ends, lie within [`MELODY_LOW`]..=[`MELODY_HIGH`], and carry their true
+/// [`ToneKind`] with respect to the chord sounding at their onset.
 pub fn compose_melody(
     params: &ComposeParams,
     register: i8,
     chords: &[ChordEvent],
+    motif: &Motif,
     rng: &mut Rng,
 ) -> Vec<NoteEvent> {
     let mut notes = place_onsets(params, rng);
+    let statements = motif::plan(motif, params, notes.len(), rng);
+    make_room(&mut notes, motif, &statements, params, rng);
     let scale = params.scale();
     let phrase_beats = params.phrase_beats();
     let beats_per_bar = f64::from(params.beats_per_bar);
@@ -135,6 +166,48 @@ pub fn compose_melody(
     let arch = rng.range_f32(3.0, 8.0);
     // Where in its cycle the steering starts (see `steered_weights`).
     let phase = rng.next_f32();
+    let target_at = |beat: f64| arch.mul_add((PI * (beat / phrase_beats) as f32).sin(), centre);
+    let chord_at = |beat: f64| {
+        chords
+            .iter()
+            .rev()
+            .find(|c| c.start_beat <= beat)
+            .map(|c| &c.chord)
+    };
+
+    // The statements' pitches come first, so the free notes can be steered
+    // around them: the mix of the phrase's notes, stated ones included, is what
+    // must keep to the targets.
+    let mut lines = Vec::with_capacity(statements.len());
+    let mut ahead = ToneCounts::default();
+    for st in &statements {
+        let Some(from) = notes
+            .iter()
+            .position(|n| half_beats(n.start_beat) == st.start)
+        else {
+            continue;
+        };
+        let beat = notes[from].start_beat;
+        let mut under = [None; MOTIF_NOTES_RANGE.1];
+        for (j, u) in under.iter_mut().enumerate().take(motif.notes()) {
+            *u = chord_at(0.5 * f64::from(st.onset(motif, j)));
+        }
+        let target = target_at(beat);
+        let ctx = Context {
+            scale,
+            chord: chord_at(beat),
+            prev: target.round() as i32,
+            target,
+            phase,
+        };
+        if let Some(pitches) = ctx.state(motif, st, &under, rng) {
+            for (&p, &c) in pitches.iter().zip(&under).take(motif.notes()) {
+                ahead.add(kind_in(scale, c, i32::from(p)));
+            }
+            lines.push((from, pitches));
+        }
+    }
+
     let mut prev = centre.round() as i32;
     let mut after_passing = false;
     let mut counts = ToneCounts::default();
@@ -152,7 +225,9 @@ pub fn compose_melody(
             .filter(|c| c.start_beat <= start)
             .map(|c| &c.chord);
         let pos = (start / phrase_beats) as f32;
-        let target = arch.mul_add((PI * pos).sin(), centre);
+        // A note that leads into a statement heads for its first note.
+        let leads_into = lines.iter().find(|&&(from, _)| from == i + 1);
+        let target = leads_into.map_or_else(|| target_at(start), |(_, p)| f32::from(p[0]));
         let ctx = Context {
             scale,
             chord,
@@ -161,11 +236,20 @@ pub fn compose_melody(
             phase,
         };
 
-        let (note, kind) = if after_passing {
+        let stated = lines
+            .iter()
+            .find(|&&(from, _)| (from..from + motif.notes()).contains(&i));
+        let (note, kind) = if let Some(&(from, pitches)) = stated {
+            let n = pitches[i - from];
+            let kind = ctx.kind_of(i32::from(n));
+            ahead.take(kind);
+            (n, kind)
+        } else if after_passing {
             ctx.resolve(rng)
         } else {
-            let is_last = i + 1 == count;
-            ctx.free_note(&counts, is_last, rng)
+            // Nor may a passing tone lead into a statement, which cannot resolve it.
+            let no_passing = i + 1 == count || leads_into.is_some();
+            ctx.free_note(&counts, &ahead, no_passing, rng)
         };
         counts.add(kind);
         after_passing = kind == ToneKind::Passing;
@@ -198,6 +282,69 @@ pub fn compose_melody(
     notes
 }
 
+/// The half-beat position of `beat` (a point of the half-beat grid).
+fn half_beats(beat: f64) -> u32 {
+    (beat * 2.0).round() as u32
+}
+
+/// A note with only its onset, `half` half beats into the phrase.
+fn onset(half: u32) -> NoteEvent {
+    NoteEvent {
+        start_beat: 0.5 * f64::from(half),
+        beats: 0.0,
+        note: 0,
+        velocity: 0.0,
+        kind: ToneKind::ChordTone,
+    }
+}
+
+/// Puts the onsets of `statements` of `motif` in place of the drawn onsets they
+/// cover, then drops drawn onsets elsewhere (or draws more, on free half beats)
+/// until there are as many as before, and sorts them. [`motif::plan`] makes no
+/// more statement notes than there were onsets, so the count is always restored
+/// when dropping.
+fn make_room(
+    notes: &mut Vec<NoteEvent>,
+    motif: &Motif,
+    statements: &[Statement],
+    params: &ComposeParams,
+    rng: &mut Rng,
+) {
+    if statements.is_empty() {
+        return;
+    }
+    let wanted = notes.len();
+    let covered = |half: u32| statements.iter().any(|st| st.covers(motif, half));
+    notes.retain(|n| !covered(half_beats(n.start_beat)));
+    let free = notes.len();
+    for st in statements {
+        notes.extend((0..motif.notes()).map(|j| onset(st.onset(motif, j))));
+    }
+    // The drawn onsets are the first `free` notes.
+    let mut free = free;
+    while notes.len() > wanted && free > 0 {
+        notes.remove(rng.below(free as u32) as usize);
+        free -= 1;
+    }
+    if notes.len() < wanted {
+        let slots = params.bars * params.beats_per_bar * 2;
+        let mut taken = vec![false; slots as usize];
+        for n in notes.iter() {
+            if let Some(t) = taken.get_mut(half_beats(n.start_beat) as usize) {
+                *t = true;
+            }
+        }
+        let mut open: Vec<u32> = (0..slots)
+            .filter(|&h| !taken[h as usize] && !covered(h))
+            .collect();
+        while notes.len() < wanted && !open.is_empty() {
+            let k = rng.below(open.len() as u32) as usize;
+            notes.push(onset(open.swap_remove(k)));
+        }
+    }
+    notes.sort_by(|a, b| a.start_beat.total_cmp(&b.start_beat));
+}
+
 /// Draws the onsets of every bar: `mean_notes_per_bar` on average, on a half-beat
 /// grid, downbeats and beats preferred. Returns notes with only `start_beat` set.
 fn place_onsets(params: &ComposeParams, rng: &mut Rng) -> Vec<NoteEvent> {
@@ -225,16 +372,10 @@ fn place_onsets(params: &ComposeParams, rng: &mut Rng) -> Vec<NoteEvent> {
             weights[s] = 0.0;
             chosen |= 1 << s;
         }
-        let bar_start = f64::from(bar) * f64::from(params.beats_per_bar);
+        let bar_start = bar * params.beats_per_bar * 2;
         for s in 0..slots {
             if chosen & (1 << s) != 0 {
-                notes.push(NoteEvent {
-                    start_beat: bar_start + 0.5 * s as f64,
-                    beats: 0.0,
-                    note: 0,
-                    velocity: 0.0,
-                    kind: ToneKind::ChordTone,
-                });
+                notes.push(onset(bar_start + s as u32));
             }
         }
     }
@@ -254,23 +395,23 @@ struct Context<'a> {
 impl Context<'_> {
     /// The true category of `note` at this onset.
     fn kind_of(&self, note: i32) -> ToneKind {
-        let pc = note.rem_euclid(12) as u8;
-        if self.chord.is_some_and(|c| c.has_pitch_class(pc)) {
-            ToneKind::ChordTone
-        } else if self.scale.contains(pc) {
-            ToneKind::ScaleTone
-        } else {
-            ToneKind::Passing
-        }
+        kind_in(self.scale, self.chord, note)
     }
 
     /// A freely drawn note: category first (steered by the phrase's `counts` so
-    /// far), then pitch. A passing tone is never the last note of the phrase, and
-    /// a category without candidates (a chord tone with no chord) falls back to a
-    /// scale tone.
-    fn free_note(&self, counts: &ToneCounts, is_last: bool, rng: &mut Rng) -> (u8, ToneKind) {
-        let mut weights = steered_weights(counts, self.phase);
-        if is_last {
+    /// far and the stated notes still `ahead`), then pitch. A passing tone is
+    /// never drawn where `no_passing` (the phrase's last note, the note before a
+    /// statement), and a category without candidates (a chord tone with no chord)
+    /// falls back to a scale tone.
+    fn free_note(
+        &self,
+        counts: &ToneCounts,
+        ahead: &ToneCounts,
+        no_passing: bool,
+        rng: &mut Rng,
+    ) -> (u8, ToneKind) {
+        let mut weights = steered_weights(counts, ahead, self.phase);
+        if no_passing {
             weights[2] = 0.0;
         }
         let kind = match rng.weighted(&weights) {
@@ -306,6 +447,62 @@ impl Context<'_> {
         any.then(|| MELODY_LOW + rng.weighted(&weights) as u8)
     }
 
+    /// The pitches of `statement` of `motif`, its first note here: a chord tone
+    /// (a scale tone with no chord) from which every note of the statement lies
+    /// in range, weighted like [`Context::pick`]'s towards `prev` and the target
+    /// and, by [`STATEMENT_CHORD_PULL`] for each, towards starts that put more of
+    /// its notes on tones of the chords `under` them; the others follow the
+    /// statement's scale steps. `None` when no start keeps it in range.
+    fn state(
+        &self,
+        motif: &Motif,
+        statement: &Statement,
+        under: &[Option<&Chord>],
+        rng: &mut Rng,
+    ) -> Option<[u8; MOTIF_NOTES_RANGE.1]> {
+        let range = i32::from(MELODY_LOW)..=i32::from(MELODY_HIGH);
+        let statement_from = |first: u8| {
+            let d = self.scale.degree_of(first % 12)?;
+            let octave = (i32::from(first) - self.scale.pitch(i32::from(d), 0)).div_euclid(12);
+            let mut degree = 7 * octave + i32::from(d);
+            let mut pitches = [first; MOTIF_NOTES_RANGE.1];
+            for (j, p) in pitches.iter_mut().enumerate().take(motif.notes()).skip(1) {
+                degree += i32::from(statement.step(motif, j - 1));
+                let n = self.scale.pitch(degree, 0);
+                *p = u8::try_from(n).ok().filter(|_| range.contains(&n))?;
+            }
+            Some(pitches)
+        };
+        let kind = if self.chord.is_some() {
+            ToneKind::ChordTone
+        } else {
+            ToneKind::ScaleTone
+        };
+        let mut weights = [0.0f32; (MELODY_HIGH - MELODY_LOW + 1) as usize];
+        let mut any = false;
+        for (note, w) in (MELODY_LOW..=MELODY_HIGH).zip(weights.iter_mut()) {
+            let n = i32::from(note);
+            if self.kind_of(n) != kind {
+                continue;
+            }
+            let Some(pitches) = statement_from(note) else {
+                continue;
+            };
+            let on_chords = pitches[..motif.notes()]
+                .iter()
+                .zip(under)
+                .filter(|&(&p, &c)| kind_in(self.scale, c, i32::from(p)) == ToneKind::ChordTone)
+                .count();
+            *w = step_weight(n - self.prev) / (1.0 + (n as f32 - self.target).abs() / 5.0)
+                * STATEMENT_CHORD_PULL.powi(on_chords as i32);
+            any = true;
+        }
+        if !any {
+            return None;
+        }
+        statement_from(MELODY_LOW + rng.weighted(&weights) as u8)
+    }
+
     /// The note after a passing tone (`self.prev`): a semitone or whole tone away,
     /// in the scale, a chord tone when one lies that close, a semitone preferred.
     fn resolve(&self, rng: &mut Rng) -> (u8, ToneKind) {
@@ -335,14 +532,32 @@ impl Context<'_> {
     }
 }
 
+/// The true category of `note` in `scale` over `chord`.
+fn kind_in(scale: Scale, chord: Option<&Chord>, note: i32) -> ToneKind {
+    let pc = note.rem_euclid(12) as u8;
+    if chord.is_some_and(|c| c.has_pitch_class(pc)) {
+        ToneKind::ChordTone
+    } else if scale.contains(pc) {
+        ToneKind::ScaleTone
+    } else {
+        ToneKind::Passing
+    }
+}
+
 /// [`FREE_WEIGHTS`], each multiplied by `exp(STEER · deficit)` of its category
-/// after the notes in `counts` (see the module documentation). The deficit is
-/// measured against the targets times `notes + phase`: a phase drawn per phrase
-/// spreads where each phrase's rounding falls, so it favours no category over a
-/// section (a phase of 1 would make every phrase open on a chord tone).
-fn steered_weights(counts: &ToneCounts, phase: f32) -> [f32; 3] {
-    let next = counts.total() as f32 + phase;
-    let got = [counts.chord, counts.scale, counts.passing];
+/// after the notes in `counts` and the stated notes the phrase will play later,
+/// `ahead` (see the module documentation). The deficit is measured against the
+/// targets times `notes + ahead + phase`: a phase drawn per phrase spreads where
+/// each phrase's rounding falls, so it favours no category over a section (a
+/// phase of 1 would make every phrase open on a chord tone). Counting the notes
+/// ahead lets the free notes before a statement make up for its mix already.
+fn steered_weights(counts: &ToneCounts, ahead: &ToneCounts, phase: f32) -> [f32; 3] {
+    let next = (counts.total() + ahead.total()) as f32 + phase;
+    let got = [
+        counts.chord + ahead.chord,
+        counts.scale + ahead.scale,
+        counts.passing + ahead.passing,
+    ];
     let targets = [TARGET_CHORD, TARGET_SCALE, TARGET_PASSING];
     let mut weights = FREE_WEIGHTS;
     for ((w, target), got) in weights.iter_mut().zip(targets).zip(got) {

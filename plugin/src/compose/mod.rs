@@ -16,6 +16,7 @@ pub mod code;
 pub mod form;
 pub mod melody;
 pub mod mix;
+pub mod motif;
 pub mod params;
 pub mod percussion;
 pub mod phrase;
@@ -146,6 +147,7 @@ impl Composer {
             &shaped,
             form.register,
             &chords,
+            &motif::Motif::of_section(self.seed, section.index),
             &mut Rng::derive(self.seed, index, STREAM_MELODY),
         );
         keep_audible(

@@ -4,7 +4,8 @@
 //! The form moves the drifts linearly across whole phrases; the renderer takes
 //! their value at every control tick and glides towards it over
 //! [`DRIFT_SMOOTHING_MS`], so a jump of the song position to another section
-//! sweeps in a few seconds rather than stepping. The filter's coefficients and
+//! sweeps in a few seconds rather than stepping. The first value it is given
+//! (the first phrase's) it takes at once: the piece does not open with a sweep. The filter's coefficients and
 //! the reverb's decay change at control ticks only while a drift moves (the
 //! state-variable filter and the delay network take coefficient changes without
 //! clicks); the width ramps per sample. With [`Drift::NEUTRAL`] every stage is
@@ -40,6 +41,8 @@ pub struct DriftStage {
     /// The reverb scale last given to the reverb.
     reverb_scale: f32,
     width: Ramp,
+    /// Whether no target has been given yet (the next one is taken at once).
+    fresh: bool,
 }
 
 impl DriftStage {
@@ -61,6 +64,7 @@ impl DriftStage {
             filters: [Svf::new(); 2],
             reverb_scale: 1.0,
             width: Ramp::new(1.0),
+            fresh: true,
         }
     }
 
@@ -74,10 +78,19 @@ impl DriftStage {
         ]
     }
 
-    /// Heads for `drift` (called at each control tick).
+    /// Heads for `drift` (called at each control tick before
+    /// [`DriftStage::control_tick`]); the first target is taken at once.
     pub fn set_target(&mut self, drift: &Drift) {
+        let fresh = std::mem::take(&mut self.fresh);
         for (g, v) in self.glides.iter_mut().zip(Self::values(drift)) {
-            g.set_target(v);
+            if fresh {
+                g.jump(v);
+            } else {
+                g.set_target(v);
+            }
+        }
+        if fresh {
+            self.width.jump(drift.width);
         }
     }
 
@@ -166,13 +179,14 @@ impl DriftStage {
         }
     }
 
-    /// The current values (what the filter, the reverb and the width are at).
+    /// The current values: what the filter and the reverb are at, and what the
+    /// width reaches by the next control tick.
     #[must_use]
     pub fn current(&self) -> Drift {
         Drift {
             brightness_hz: self.brightness.exp2(),
             reverb_scale: self.reverb_scale,
-            width: self.width.value(),
+            width: self.glides[Self::WIDTH].value(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The real-time block renderer: plays phrases through the pad, melody and
-//! percussion voices, sends them through delay and reverb, and masters the sum.
+//! percussion voices, sends them through delay and reverb, and masters the sum,
+//! following the form's slow drifts ([`drift`]) on the way.
 //!
 //! `process()` renders any number of frames without allocating, freeing, locking or
 //! blocking (offline mode alone may wait for the composer). Work is split into spans
@@ -1050,7 +1051,6 @@ impl Renderer {
         if !self.texture.as_ref().is_some_and(TextureLayer::pad_muted) {
             self.pads.render(&mut pad_l[..n], &mut pad_r[..n]);
         }
-
         self.melody.render(&mut mel_l[..n], &mut mel_r[..n]);
         self.percussion
             .render(&mut kick[..n], &mut swell_l[..n], &mut swell_r[..n]);
@@ -1130,7 +1130,7 @@ mod tests {
     use super::feed::{phrase_channel, PhraseSender};
     use super::texture::TextureTelemetry;
     use super::*;
-    use crate::compose::form::{BRIGHTNESS_HZ_RANGE, WIDTH_RANGE};
+    use crate::compose::form::{BRIGHTNESS_HZ_RANGE, REVERB_SCALE_RANGE, WIDTH_RANGE};
     use crate::compose::{ComposeParams, Composer, LayerGains, PhraseForm};
     use crate::prerender::pool::{texture_channel, PoolConfig};
     use crate::prerender::{texture_frames, Backend, TextureKind};
@@ -1380,6 +1380,9 @@ mod tests {
         let (mut l, mut r2) = ([0.0; 500], [0.0; 500]);
         let mut done = 0;
         while done < frames {
+            // Phrases the renderer is done with are dropped here, as the
+            // composer thread does, so the feed keeps taking new ones.
+            while sender.returned.pop().is_ok() {}
             let want = r.next_index();
             if *sent != Some(want) {
                 sender
@@ -1396,19 +1399,80 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_restored_renderer_continues_a_drift_bit_for_bit() {
+    /// Forty phrases of a piece of one-bar phrases at 150 BPM (1.6 s each, a
+    /// section every 6 to 16 s), composed in order.
+    fn short_piece(seed: u64) -> Vec<Phrase> {
         let params = ComposeParams {
             bars: 1,
             bpm: 150.0,
             ..ComposeParams::default()
         };
-        let composer = Composer::new(6, params);
+        let composer = Composer::new(seed, params);
         let mut piece: Vec<Phrase> = Vec::new();
         for k in 0..40 {
             let prev = piece.last().map(Phrase::last_degree);
             piece.push(composer.compose(k, prev));
         }
+        piece
+    }
+
+    #[test]
+    fn the_renderer_moves_its_drifts_gradually() {
+        let piece = short_piece(6);
+        let (mut sender, feed) = phrase_channel();
+        let mut r = Renderer::new(SR, 2, MixLevels::DEFAULT, RenderMode::Offline, feed);
+        let mut sent = None;
+        let mut out = [Vec::new(), Vec::new()];
+        let step = 500;
+        let mut seen = vec![r.drift.current()];
+        for _ in 0..(50.0 * SR) as usize / step {
+            play(&mut r, &mut sender, &piece, &mut sent, step, &mut out);
+            seen.push(r.drift.current());
+        }
+        let octaves = |d: &Drift| d.brightness_hz.log2();
+        // The first phrase's drifts are there at once: no sweep at the start.
+        let first = piece[0].form.drift;
+        assert!(
+            (octaves(&seen[1]) - octaves(&first)).abs() < 1e-4
+                && (seen[1].reverb_scale - first.reverb_scale).abs() < 1e-6
+                && (seen[1].width - first.width).abs() < 1e-6,
+            "{:?}, want {first:?}",
+            seen[1]
+        );
+        let (mut most, mut travel) = ([0.0f32; 3], [0.0f32; 3]);
+        for w in seen[1..].windows(2) {
+            let moves = [
+                (octaves(&w[1]) - octaves(&w[0])).abs(),
+                (w[1].reverb_scale - w[0].reverb_scale).abs(),
+                (w[1].width - w[0].width).abs(),
+            ];
+            for i in 0..3 {
+                most[i] = most[i].max(moves[i]);
+                travel[i] += moves[i];
+            }
+        }
+        // Tens of steps per change even with 1.6 s phrases: at most a
+        // fiftieth of a range in 31 ms…
+        let ranges = [
+            (BRIGHTNESS_HZ_RANGE.1 / BRIGHTNESS_HZ_RANGE.0).log2(),
+            REVERB_SCALE_RANGE.1 - REVERB_SCALE_RANGE.0,
+            WIDTH_RANGE.1 - WIDTH_RANGE.0,
+        ];
+        for i in 0..3 {
+            assert!(
+                most[i] < ranges[i] / 50.0,
+                "{i}: step {} of {}",
+                most[i],
+                ranges[i]
+            );
+            // …while over 50 s every drift travels.
+            assert!(travel[i] > ranges[i] / 2.0, "{i}: travelled {}", travel[i]);
+        }
+    }
+
+    #[test]
+    fn a_restored_renderer_continues_a_drift_bit_for_bit() {
+        let piece = short_piece(6);
         // The middle of a phrase whose drifts move (a section's first phrases).
         let moving = piece
             .iter()

@@ -13,6 +13,13 @@
 //! transition, not a cut: layer gains move from the previous phrase's to this
 //! phrase's over the first half of the phrase ([`PhraseForm::fade_beats`]), and the
 //! renderer follows them sample by sample.
+//!
+//! Each section also has its own slow drifts ([`Drift`]): how bright the mix
+//! is, how long the reverb rings and how wide the texture spreads. A new
+//! section's drifts are drawn from `Rng::derive(seed, section, ..)` like its
+//! character, and the values move there from the previous section's over its
+//! first [`DRIFT_PHRASES`] phrases (a minute or so), linearly and phrase by
+//! phrase, so nothing ever steps.
 
 use super::phrase::{ComposeParams, Phrase};
 use super::theory::{Key, Mode};
@@ -33,6 +40,27 @@ const STREAM_CHARACTER: u64 = 0x5EC7_C4A2;
 const STREAM_CARRY: u64 = 0x5EC7_CA22;
 /// Stream of a section's key move.
 const STREAM_KEY_MOVE: u64 = 0x5EC7_4E11;
+/// Stream of a section's slow drifts.
+const STREAM_DRIFT: u64 = 0x5EC7_D21F;
+
+/// Phrases over which the drifts move from the previous section's values to a
+/// new section's: its first ones (sections have at least
+/// [`SECTION_PHRASES_RANGE`]`.0`).
+pub const DRIFT_PHRASES: u64 = 2;
+/// Cutoffs of the master bus's low-pass that sections drift between, in hertz
+/// (drawn evenly in octaves): from a veiled mix (the pad, whose own filters
+/// stop below 3.4 kHz, barely changes; the melody's and the percussion's upper
+/// partials soften) to one barely touched.
+pub const BRIGHTNESS_HZ_RANGE: (f32, f32) = (1_500.0, 10_000.0);
+/// The cutoff at and above which the brightness filter is open (it passes the
+/// signal unchanged).
+pub const BRIGHTNESS_OPEN_HZ: f32 = 20_000.0;
+/// Factors of the reverb's decay time that sections drift between (drawn
+/// evenly on a log scale, so the room is on average the one it was).
+pub const REVERB_SCALE_RANGE: (f32, f32) = (0.7, 1.4);
+/// Mid/side widths of the texture that sections drift between (1 leaves it as
+/// rendered).
+pub const WIDTH_RANGE: (f32, f32) = (0.6, 1.2);
 
 /// The chance that a section at an odd place in its epoch moves to a related key.
 /// Sections at even places (the piece's first among them) stay home, so every
@@ -278,6 +306,8 @@ pub struct Section {
     /// Which of [`key_moves`] of the home mode the section moves to; `None` stays
     /// home.
     pub key_move: Option<u8>,
+    /// The drifts the section moves to over its first [`DRIFT_PHRASES`].
+    pub drift: Drift,
 }
 
 impl Section {
@@ -339,6 +369,7 @@ impl Section {
             layers,
             harmony,
             pad_db,
+            drift: Drift::of_section(seed, index),
         }
     }
 
@@ -379,6 +410,61 @@ impl Section {
             pad: 10f32.powf(pad_db / 20.0),
             melody: f32::from(u8::from(self.layers.melody())),
             percussion: f32::from(u8::from(self.layers.percussion())),
+        }
+    }
+}
+
+/// The slow drifts of the sound at one moment: what the renderer applies on top
+/// of the mix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drift {
+    /// Cutoff of the low-pass on the master bus, in hertz, within
+    /// [`BRIGHTNESS_HZ_RANGE`] ([`BRIGHTNESS_OPEN_HZ`]: open).
+    pub brightness_hz: f32,
+    /// What multiplies the reverb's decay time, within [`REVERB_SCALE_RANGE`].
+    pub reverb_scale: f32,
+    /// Mid/side width of the texture, within [`WIDTH_RANGE`] (1: as rendered).
+    pub width: f32,
+}
+
+impl Drift {
+    /// No drift: the filter open, the reverb and the texture as they are.
+    pub const NEUTRAL: Self = Self {
+        brightness_hz: BRIGHTNESS_OPEN_HZ,
+        reverb_scale: 1.0,
+        width: 1.0,
+    };
+
+    /// The drifts section `index` of the piece `seed` moves to.
+    #[must_use]
+    pub fn of_section(seed: u64, index: u64) -> Self {
+        let mut rng = Rng::derive(seed, index, STREAM_DRIFT);
+        let mut log_range = |(lo, hi): (f32, f32)| lo * (hi / lo).powf(rng.next_f32());
+        let brightness_hz = log_range(BRIGHTNESS_HZ_RANGE);
+        let reverb_scale = log_range(REVERB_SCALE_RANGE);
+        let width = rng.range_f32(WIDTH_RANGE.0, WIDTH_RANGE.1);
+        Self {
+            brightness_hz,
+            reverb_scale,
+            width,
+        }
+    }
+
+    /// The drifts `t` (0..=1) of the way from `self` to `to`: the brightness in
+    /// octaves, the others linearly; exactly `self` at 0 and `to` at 1.
+    #[must_use]
+    pub fn lerp(&self, to: &Self, t: f32) -> Self {
+        if t <= 0.0 {
+            return *self;
+        }
+        if t >= 1.0 {
+            return *to;
+        }
+        let at = |a: f32, b: f32| (b - a).mul_add(t, a);
+        Self {
+            brightness_hz: self.brightness_hz * (to.brightness_hz / self.brightness_hz).powf(t),
+            reverb_scale: at(self.reverb_scale, to.reverb_scale),
+            width: at(self.width, to.width),
         }
     }
 }
@@ -439,11 +525,18 @@ pub struct PhraseForm {
     pub carry_in: bool,
     /// Whether the last chord is held into the next phrase.
     pub carry_out: bool,
+    /// The drifts at the phrase's start (where the phrase before ended).
+    pub drift_from: Drift,
+    /// The drifts at [`PhraseForm::drift_beats`] (the phrase's end).
+    pub drift: Drift,
+    /// Beats over which the drifts move from `drift_from` to `drift`.
+    pub drift_beats: f64,
 }
 
 impl PhraseForm {
     /// A form that changes nothing: every layer at unity, the user's intensity,
-    /// one- and two-bar chords, no held chords. For phrases built by hand.
+    /// one- and two-bar chords, no held chords, no drift. For phrases built by
+    /// hand.
     pub const STEADY: Self = Self {
         section: 0,
         layers: LayerSet::Full,
@@ -456,6 +549,9 @@ impl PhraseForm {
         fade_beats: 0.0,
         carry_in: false,
         carry_out: false,
+        drift_from: Drift::NEUTRAL,
+        drift: Drift::NEUTRAL,
+        drift_beats: 0.0,
     };
 
     /// The form of phrase `index` of the piece `seed`, whose phrases last
@@ -463,12 +559,22 @@ impl PhraseForm {
     #[must_use]
     pub fn of_phrase(seed: u64, index: u64, phrase_beats: f64) -> Self {
         let section = Section::of_phrase(seed, index);
-        let gains_from = match index.checked_sub(1) {
-            Some(prev) if section.starts_at(index) => Section::of_phrase(seed, prev).gains(prev),
-            Some(prev) => section.gains(prev),
-            None => section.gains(index),
+        let before = section
+            .first_phrase
+            .checked_sub(1)
+            .map(|last| (last, Section::of_phrase(seed, last)));
+        let gains_from = match (index.checked_sub(1), before) {
+            (Some(_), Some((last, prev))) if section.starts_at(index) => prev.gains(last),
+            (Some(prev), _) => section.gains(prev),
+            (None, _) => section.gains(index),
         };
-        let next_in_section = index - section.first_phrase + 1 < section.phrases;
+        let into = index - section.first_phrase;
+        let next_in_section = into + 1 < section.phrases;
+        // The drifts head from the previous section's values to this one's over
+        // its first phrases; the piece's first section starts at its own.
+        let drift_start = before.map_or(section.drift, |(_, prev)| prev.drift);
+        let drift_after =
+            |phrases: u64| drift_start.lerp(&section.drift, phrases as f32 / DRIFT_PHRASES as f32);
         Self {
             section: section.index,
             layers: section.layers,
@@ -481,6 +587,9 @@ impl PhraseForm {
             fade_beats: phrase_beats / 2.0,
             carry_in: section.holds_chord_into(seed, index),
             carry_out: next_in_section && section.holds_chord_into(seed, index + 1),
+            drift_from: drift_after(into),
+            drift: drift_after(into + 1),
+            drift_beats: phrase_beats,
         }
     }
 
@@ -492,6 +601,16 @@ impl PhraseForm {
         }
         self.gains_from
             .lerp(&self.gains, (beat.max(0.0) / self.fade_beats) as f32)
+    }
+
+    /// The drifts `beat` beats into the phrase.
+    #[must_use]
+    pub fn drift_at(&self, beat: f64) -> Drift {
+        if beat >= self.drift_beats {
+            return self.drift;
+        }
+        self.drift_from
+            .lerp(&self.drift, (beat.max(0.0) / self.drift_beats) as f32)
     }
 }
 
@@ -591,6 +710,128 @@ mod tests {
             if form.section != prev.section {
                 assert!(!form.carry_in, "sections begin afresh");
             }
+        }
+    }
+
+    /// Whether every drift of `d` lies in its range.
+    fn in_range(d: &Drift) -> bool {
+        let within = |v: f32, (lo, hi): (f32, f32)| (lo * 0.9999..=hi * 1.0001).contains(&v);
+        within(d.brightness_hz, BRIGHTNESS_HZ_RANGE)
+            && within(d.reverb_scale, REVERB_SCALE_RANGE)
+            && within(d.width, WIDTH_RANGE)
+    }
+
+    #[test]
+    fn drifts_are_pure_seekable_continuous_and_in_range() {
+        let beats = 32.0;
+        for seed in [3, 77, u64::MAX] {
+            // In sequence…
+            let forms: Vec<PhraseForm> = (0..400)
+                .map(|k| PhraseForm::of_phrase(seed, k, beats))
+                .collect();
+            // …equals cold, in any order (nothing is accumulated).
+            for k in (0..400).rev().step_by(7) {
+                assert_eq!(PhraseForm::of_phrase(seed, k, beats), forms[k as usize]);
+            }
+            let far = 1 << 40;
+            let cold = PhraseForm::of_phrase(seed, far, beats);
+            assert!(
+                in_range(&cold.drift_from) && in_range(&cold.drift),
+                "{cold:?}"
+            );
+            assert_eq!(
+                cold.drift_from,
+                PhraseForm::of_phrase(seed, far - 1, beats).drift
+            );
+            for (k, form) in forms.iter().enumerate() {
+                assert!(in_range(&form.drift_from), "phrase {k}: {form:?}");
+                assert!(in_range(&form.drift), "phrase {k}: {form:?}");
+                assert_eq!(form.drift_beats, beats);
+                assert_eq!(form.drift_at(0.0), form.drift_from);
+                assert_eq!(form.drift_at(beats), form.drift);
+                if k > 0 {
+                    // Each phrase starts where the one before ended: no step.
+                    assert_eq!(form.drift_from, forms[k - 1].drift, "phrase {k}");
+                }
+            }
+            // The first section holds its own drifts from the start.
+            assert_eq!(forms[0].drift_from, forms[0].drift);
+        }
+    }
+
+    #[test]
+    fn drifts_differ_between_sections_and_move_in_small_steps() {
+        let seed = 5;
+        let beats = 32.0;
+        let octaves = |hz: f32| hz.log2();
+        let (lo, hi) = BRIGHTNESS_HZ_RANGE;
+        // A phrase moves a drift by at most a DRIFT_PHRASES-th of its range.
+        let share = 1.0 / DRIFT_PHRASES as f32 + 1e-4;
+        let max_steps = [
+            (octaves(hi) - octaves(lo)) * share,
+            (REVERB_SCALE_RANGE.1 - REVERB_SCALE_RANGE.0) * share,
+            (WIDTH_RANGE.1 - WIDTH_RANGE.0) * share,
+        ];
+        let mut sections = Vec::new();
+        let (mut moving, mut steady) = (0, 0);
+        for k in 0..400 {
+            let form = PhraseForm::of_phrase(seed, k, beats);
+            let section = Section::of_phrase(seed, k);
+            let (a, b) = (form.drift_from, form.drift);
+            let steps = [
+                (octaves(b.brightness_hz) - octaves(a.brightness_hz)).abs(),
+                (b.reverb_scale - a.reverb_scale).abs(),
+                (b.width - a.width).abs(),
+            ];
+            for (step, max) in steps.iter().zip(max_steps) {
+                assert!(*step <= max, "phrase {k}: {steps:?} over {max_steps:?}");
+            }
+            // Only a section's first phrases move; from then on it holds.
+            let into = k - section.first_phrase;
+            if into >= DRIFT_PHRASES {
+                assert_eq!((a, b), (section.drift, section.drift), "phrase {k}");
+                steady += 1;
+            } else if a != b {
+                moving += 1;
+            }
+            if section.starts_at(k) {
+                sections.push(section.drift);
+            }
+        }
+        assert!(sections.len() >= 40, "{} sections", sections.len());
+        assert!(
+            moving >= 40 && steady >= 100,
+            "{moving} moving, {steady} steady"
+        );
+        let spread = |f: fn(&Drift) -> f32| {
+            let values: Vec<f32> = sections.iter().map(f).collect();
+            let min = values.iter().copied().fold(f32::INFINITY, f32::min);
+            let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            (min, max)
+        };
+        let (b_min, b_max) = spread(|d| d.brightness_hz);
+        assert!(b_min < lo * 1.3 && b_max > hi / 1.3, "{b_min}..{b_max} Hz");
+        let (r_min, r_max) = spread(|d| d.reverb_scale);
+        assert!(r_min < 0.8 && r_max > 1.25, "reverb ×{r_min}..×{r_max}");
+        let (w_min, w_max) = spread(|d| d.width);
+        assert!(w_min < 0.7 && w_max > 1.1, "width {w_min}..{w_max}");
+        // Neighbouring sections differ: a new section is a new colour.
+        let differing = sections
+            .windows(2)
+            .filter(|w| (w[0].brightness_hz / w[1].brightness_hz).log2().abs() > 0.25)
+            .count();
+        assert!(
+            differing * 2 > sections.len(),
+            "{differing} of {}",
+            sections.len()
+        );
+    }
+
+    #[test]
+    fn the_steady_form_has_no_drift() {
+        let form = PhraseForm::STEADY;
+        for beat in [0.0, 3.0, 1e6] {
+            assert_eq!(form.drift_at(beat), Drift::NEUTRAL);
         }
     }
 

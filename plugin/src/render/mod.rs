@@ -1,5 +1,6 @@
 //! The real-time block renderer: plays phrases through the pad, melody and
-//! percussion voices, sends them through delay and reverb, and masters the sum.
+//! percussion voices, sends them through delay and reverb, and masters the sum,
+//! following the form's slow drifts ([`drift`]) on the way.
 //!
 //! `process()` renders any number of frames without allocating, freeing, locking or
 //! blocking (offline mode alone may wait for the composer). Work is split into spans
@@ -7,6 +8,7 @@
 //! absolute position) and at event sample offsets, so the output is the same however
 //! a host slices its blocks.
 
+pub mod drift;
 pub mod feed;
 pub mod journal;
 pub mod melody;
@@ -20,6 +22,7 @@ pub mod texture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use self::drift::{DriftStage, REVERB_DECAY_S};
 use self::feed::PhraseFeed;
 use self::journal::{journal, JournalEvent, JournalReader, JournalWriter};
 use self::melody::MelodyVoices;
@@ -29,7 +32,7 @@ use self::pad::PadBank;
 use self::percussion::Percussion;
 use self::ramp::{Ramp, CONTROL_FRAMES};
 use self::texture::{LayerCheckpoint, TextureLayer};
-use crate::compose::form::LayerGains;
+use crate::compose::form::{Drift, LayerGains};
 use crate::compose::phrase::{PercEvent, PercKind, Phrase};
 use crate::degrade::Level;
 use crate::dsp::dc_blocker::{DcBlocker, DEFAULT_CUTOFF_HZ as DC_CUTOFF_HZ};
@@ -118,8 +121,17 @@ impl Playback {
 
     /// The phrase's layer gains at absolute frame `position` (its form's fade).
     fn form_gains(&self, position: i64) -> LayerGains {
-        let beat = (position - self.start) as f64 / self.samples_per_beat;
-        self.phrase.form.gains_at(beat)
+        self.phrase.form.gains_at(self.beat(position))
+    }
+
+    /// The phrase's drifts at absolute frame `position`.
+    fn form_drift(&self, position: i64) -> Drift {
+        self.phrase.form.drift_at(self.beat(position))
+    }
+
+    /// Beats into the phrase at absolute frame `position`.
+    fn beat(&self, position: i64) -> f64 {
+        (position - self.start) as f64 / self.samples_per_beat
     }
 
     /// Skips the events before `position` (a phrase started in its middle): the
@@ -286,6 +298,7 @@ pub struct RendererCheckpoint {
     levels: Levels,
     mix: MixLevels,
     form: LayerGains,
+    drift: DriftStage,
     texture: Option<LayerCheckpoint>,
 }
 
@@ -350,6 +363,8 @@ pub struct Renderer {
     /// The layer gains of the phrase's form at the last control tick (kept while
     /// no phrase plays).
     form: LayerGains,
+    /// The form's drifts: brightness, reverb size and texture width.
+    drift: DriftStage,
     /// The pre-rendered texture, when the engine has a pre-renderer.
     texture: Option<TextureLayer>,
     /// The notes played, for MIDI out (see [`Renderer::set_note_log`]).
@@ -381,7 +396,7 @@ impl Renderer {
         });
         let mut reverb = Reverb::new(sample_rate);
         reverb.set_params(ReverbParams {
-            decay_s: 2.8,
+            decay_s: REVERB_DECAY_S,
             predelay_ms: 35.0,
             damping_hz: 5_500.0,
             mod_depth: 0.5,
@@ -409,6 +424,7 @@ impl Renderer {
             levels: Levels::new(control_rate, &mix),
             mix,
             form: LayerGains::UNITY,
+            drift: DriftStage::new(sample_rate),
             texture: None,
             notes: NoteLog::default(),
             journal: None,
@@ -453,6 +469,7 @@ impl Renderer {
             levels: self.levels.clone(),
             mix: self.mix,
             form: self.form,
+            drift: self.drift.clone(),
             texture,
         })
     }
@@ -489,6 +506,7 @@ impl Renderer {
         self.levels = cp.levels;
         self.mix = cp.mix;
         self.form = cp.form;
+        self.drift = cp.drift;
         self.set_next_index(self.next_index);
         Ok(())
     }
@@ -734,10 +752,12 @@ impl Renderer {
 
     /// Follows the form of the phrase playing: its layer gains at the current
     /// position become the level targets (smoothed like any level change, so a
-    /// jump between phrases never clicks).
+    /// jump between phrases never clicks), and its drifts the drift targets.
     fn follow_form(&mut self) {
         if let Some(pb) = &self.playback {
-            let gains = pb.form_gains(self.position as i64);
+            let position = self.position as i64;
+            let gains = pb.form_gains(position);
+            self.drift.set_target(&pb.form_drift(position));
             if gains != self.form {
                 self.form = gains;
                 self.levels.set(&self.heard());
@@ -774,6 +794,8 @@ impl Renderer {
         }
         self.follow_form();
         self.levels.jump(&self.heard());
+        let drift = self.playback.as_ref().map(|pb| pb.form_drift(0));
+        self.drift.reset(drift.as_ref(), &mut self.reverb);
         if let Some(layer) = self.texture.as_mut() {
             layer.reset();
         }
@@ -823,6 +845,7 @@ impl Renderer {
         }
         self.follow_form();
         self.levels.control_tick();
+        self.drift.control_tick(&mut self.reverb);
         if let Some(layer) = self.texture.as_mut() {
             layer.control_tick(self.position as i64);
         }
@@ -1023,6 +1046,7 @@ impl Renderer {
                 &mut tex_r[..n],
                 &mut pad_w[..n],
             );
+            self.drift.widen(&mut tex_l[..n], &mut tex_r[..n]);
         }
         if !self.texture.as_ref().is_some_and(TextureLayer::pad_muted) {
             self.pads.render(&mut pad_l[..n], &mut pad_r[..n]);
@@ -1065,8 +1089,8 @@ impl Renderer {
         self.render_effects(&gain, &mut sends, left, right);
     }
 
-    /// The delay and reverb over a span's sends, then the master gain, the DC
-    /// blocker and the limiter into `left`/`right`.
+    /// The delay and reverb over a span's sends, then the master gain, the
+    /// brightness low-pass, the DC blocker and the limiter into `left`/`right`.
     fn render_effects(
         &mut self,
         gain: &[Bus; Levels::COUNT],
@@ -1092,6 +1116,7 @@ impl Renderer {
             left[i] = (dry_l[i] + REVERB_RETURN * rev_l[i]) * master;
             right[i] = (dry_r[i] + REVERB_RETURN * rev_r[i]) * master;
         }
+        self.drift.darken(left, right);
         self.dc.process_block(left, right);
         self.limiter.process_block(left, right);
         for x in left.iter_mut().chain(right.iter_mut()) {
@@ -1102,9 +1127,13 @@ impl Renderer {
 
 #[cfg(test)]
 mod tests {
-    use super::feed::phrase_channel;
+    use super::feed::{phrase_channel, PhraseSender};
+    use super::texture::TextureTelemetry;
     use super::*;
+    use crate::compose::form::{BRIGHTNESS_HZ_RANGE, REVERB_SCALE_RANGE, WIDTH_RANGE};
     use crate::compose::{ComposeParams, Composer, LayerGains, PhraseForm};
+    use crate::prerender::pool::{texture_channel, PoolConfig};
+    use crate::prerender::{texture_frames, Backend, TextureKind};
 
     const SR: f32 = 16_000.0;
 
@@ -1194,5 +1223,306 @@ mod tests {
                 .fold(0.0, f32::max)
         };
         assert!(step(&fading) <= step(&steady) * 1.05 + 1e-6);
+    }
+
+    /// A form that holds `drift` from start to end.
+    fn drifted(drift: Drift) -> PhraseForm {
+        PhraseForm {
+            drift_from: drift,
+            drift,
+            ..PhraseForm::STEADY
+        }
+    }
+
+    /// `seconds` of a renderer playing `phrase` at `mix`, left and right; with a
+    /// `texture`, its frames (left, right) are the phrase's texture.
+    fn render_stereo(
+        phrase: Phrase,
+        seconds: f32,
+        mix: MixLevels,
+        texture: Option<fn(usize) -> (f32, f32)>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let mut pool = None;
+        let (mut sender, feed) = phrase_channel();
+        let mut r = Renderer::new(SR, 1, mix, RenderMode::Offline, feed);
+        if let Some(frame) = texture {
+            let frames = texture_frames(&phrase, SR);
+            let (mut side, textures) = texture_channel(PoolConfig {
+                textures: 2,
+                max_frames: frames,
+            });
+            let mut t = side.take_free().expect("a free texture");
+            let (l, r2) = t.buffers_mut();
+            for (i, (l, r2)) in l.iter_mut().zip(r2.iter_mut()).enumerate() {
+                (*l, *r2) = frame(i);
+            }
+            t.set_content(&phrase, frames, TextureKind::Rendered(Backend::Cpu), None);
+            side.send(t);
+            let telemetry = Arc::new(TextureTelemetry::default());
+            r.set_texture_layer(TextureLayer::new(
+                textures,
+                RenderMode::Offline,
+                SR,
+                telemetry,
+            ));
+            pool = Some(side);
+        }
+        sender.outgoing.push(phrase).expect("room");
+        let n = (seconds * SR) as usize;
+        let (mut left, mut right) = (vec![0.0; n], vec![0.0; n]);
+        for (l, r2) in left.chunks_mut(512).zip(right.chunks_mut(512)) {
+            r.process(l, r2);
+        }
+        drop(pool);
+        (left, right)
+    }
+
+    /// The share of `x`'s energy above 3 kHz (a fourth-order high-pass).
+    fn high_share(x: &[f32]) -> f64 {
+        use crate::dsp::svf::{Svf, SvfCoefs};
+        let hp = SvfCoefs::highpass(SR, 3_000.0, std::f32::consts::FRAC_1_SQRT_2);
+        let (mut a, mut b) = (Svf::new(), Svf::new());
+        let high: f64 = x
+            .iter()
+            .map(|v| f64::from(b.process(&hp, a.process(&hp, *v))).powi(2))
+            .sum();
+        high / x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>()
+    }
+
+    #[test]
+    fn the_brightness_drift_darkens_the_mix() {
+        let dark = Drift {
+            brightness_hz: BRIGHTNESS_HZ_RANGE.0,
+            ..Drift::NEUTRAL
+        };
+        let bright = Drift {
+            brightness_hz: BRIGHTNESS_HZ_RANGE.1,
+            ..Drift::NEUTRAL
+        };
+        // A whole phrase: pad, melody and percussion.
+        let take = |form| {
+            let mut p = Composer::new(3, ComposeParams::default()).compose(0, None);
+            p.form = form;
+            let (l, _) = render_stereo(p, 16.0, MixLevels::DEFAULT, None);
+            l[(4.0 * SR) as usize..].to_vec()
+        };
+        let (open, dark, bright) = (
+            take(PhraseForm::STEADY),
+            take(drifted(dark)),
+            take(drifted(bright)),
+        );
+        let (h_open, h_dark, h_bright) =
+            (high_share(&open), high_share(&dark), high_share(&bright));
+        assert!(
+            h_dark < 0.5 * h_bright && h_bright <= h_open * 1.001,
+            "high share: open {h_open:.5}, bright {h_bright:.5}, dark {h_dark:.5}"
+        );
+        // A gentle darkening: the mix loses little of its level.
+        let db = 20.0 * (rms(&dark) / rms(&open)).log10();
+        assert!((-1.5..=0.0).contains(&db), "dark mix at {db:.2} dB");
+    }
+
+    #[test]
+    fn the_width_drift_scales_the_texture_side_signal() {
+        // Left and right in no relation: as much side as mid.
+        fn texture(i: usize) -> (f32, f32) {
+            let t = i as f32 / SR;
+            (
+                0.05 * (std::f32::consts::TAU * 220.0 * t).sin(),
+                0.05 * (std::f32::consts::TAU * 330.0 * t).sin(),
+            )
+        }
+        let dry = MixLevels {
+            reverb: 0.0,
+            delay: 0.0,
+            ..MixLevels::DEFAULT
+        };
+        let side_over_mid = |width: f32| {
+            let form = drifted(Drift {
+                width,
+                ..Drift::NEUTRAL
+            });
+            let (l, r) = render_stereo(pad_phrase(form), 12.0, dry, Some(texture));
+            let from = (6.0 * SR) as usize;
+            let (mut mid, mut side) = (0.0, 0.0);
+            for (a, b) in l[from..].iter().zip(&r[from..]) {
+                mid += f64::from(a + b).powi(2);
+                side += f64::from(a - b).powi(2);
+            }
+            side / mid
+        };
+        let (narrow, unity, wide) = (
+            side_over_mid(WIDTH_RANGE.0),
+            side_over_mid(1.0),
+            side_over_mid(WIDTH_RANGE.1),
+        );
+        // The side scales by the width, its energy by the width squared.
+        for (ratio, width) in [(narrow, WIDTH_RANGE.0), (wide, WIDTH_RANGE.1)] {
+            let want = unity * f64::from(width).powi(2);
+            assert!(
+                (ratio / want - 1.0).abs() < 0.05,
+                "width {width}: side/mid {ratio:.3}, want {want:.3} (unity {unity:.3})"
+            );
+        }
+        assert!((unity - 1.0).abs() < 0.1, "unity side/mid {unity:.3}");
+    }
+
+    /// Renders `frames` more frames of `r` into `out`, handing it the phrases of
+    /// `piece` as it asks for them (one waits in the feed at a time).
+    fn play(
+        r: &mut Renderer,
+        sender: &mut PhraseSender,
+        piece: &[Phrase],
+        sent: &mut Option<u64>,
+        frames: usize,
+        out: &mut [Vec<f32>; 2],
+    ) {
+        let (mut l, mut r2) = ([0.0; 500], [0.0; 500]);
+        let mut done = 0;
+        while done < frames {
+            // Phrases the renderer is done with are dropped here, as the
+            // composer thread does, so the feed keeps taking new ones.
+            while sender.returned.pop().is_ok() {}
+            let want = r.next_index();
+            if *sent != Some(want) {
+                sender
+                    .outgoing
+                    .push(piece[want as usize].clone())
+                    .expect("room");
+                *sent = Some(want);
+            }
+            let n = (frames - done).min(500);
+            r.process(&mut l[..n], &mut r2[..n]);
+            out[0].extend_from_slice(&l[..n]);
+            out[1].extend_from_slice(&r2[..n]);
+            done += n;
+        }
+    }
+
+    /// Forty phrases of a piece of one-bar phrases at 150 BPM (1.6 s each, a
+    /// section every 6 to 16 s), composed in order.
+    fn short_piece(seed: u64) -> Vec<Phrase> {
+        let params = ComposeParams {
+            bars: 1,
+            bpm: 150.0,
+            ..ComposeParams::default()
+        };
+        let composer = Composer::new(seed, params);
+        let mut piece: Vec<Phrase> = Vec::new();
+        for k in 0..40 {
+            let prev = piece.last().map(Phrase::last_degree);
+            piece.push(composer.compose(k, prev));
+        }
+        piece
+    }
+
+    #[test]
+    fn the_renderer_moves_its_drifts_gradually() {
+        let piece = short_piece(6);
+        let (mut sender, feed) = phrase_channel();
+        let mut r = Renderer::new(SR, 2, MixLevels::DEFAULT, RenderMode::Offline, feed);
+        let mut sent = None;
+        let mut out = [Vec::new(), Vec::new()];
+        let step = 500;
+        let mut seen = vec![r.drift.current()];
+        for _ in 0..(50.0 * SR) as usize / step {
+            play(&mut r, &mut sender, &piece, &mut sent, step, &mut out);
+            seen.push(r.drift.current());
+        }
+        let octaves = |d: &Drift| d.brightness_hz.log2();
+        // The first phrase's drifts are there at once: no sweep at the start.
+        let first = piece[0].form.drift;
+        assert!(
+            (octaves(&seen[1]) - octaves(&first)).abs() < 1e-4
+                && (seen[1].reverb_scale - first.reverb_scale).abs() < 1e-6
+                && (seen[1].width - first.width).abs() < 1e-6,
+            "{:?}, want {first:?}",
+            seen[1]
+        );
+        let (mut most, mut travel) = ([0.0f32; 3], [0.0f32; 3]);
+        for w in seen[1..].windows(2) {
+            let moves = [
+                (octaves(&w[1]) - octaves(&w[0])).abs(),
+                (w[1].reverb_scale - w[0].reverb_scale).abs(),
+                (w[1].width - w[0].width).abs(),
+            ];
+            for i in 0..3 {
+                most[i] = most[i].max(moves[i]);
+                travel[i] += moves[i];
+            }
+        }
+        // Tens of steps per change even with 1.6 s phrases: at most a
+        // fiftieth of a range in 31 ms…
+        let ranges = [
+            (BRIGHTNESS_HZ_RANGE.1 / BRIGHTNESS_HZ_RANGE.0).log2(),
+            REVERB_SCALE_RANGE.1 - REVERB_SCALE_RANGE.0,
+            WIDTH_RANGE.1 - WIDTH_RANGE.0,
+        ];
+        for i in 0..3 {
+            assert!(
+                most[i] < ranges[i] / 50.0,
+                "{i}: step {} of {}",
+                most[i],
+                ranges[i]
+            );
+            // …while over 50 s every drift travels.
+            assert!(travel[i] > ranges[i] / 2.0, "{i}: travelled {}", travel[i]);
+        }
+    }
+
+    #[test]
+    fn a_restored_renderer_continues_a_drift_bit_for_bit() {
+        let piece = short_piece(6);
+        // The middle of a phrase whose drifts move (a section's first phrases).
+        let moving = piece
+            .iter()
+            .position(|p| {
+                p.index > 4 && p.form.drift_from.brightness_hz != p.form.drift.brightness_hz
+            })
+            .expect("a section change");
+        let phrase_frames = (4.0 * 60.0 / 150.0 * SR) as usize;
+        let mid = moving * phrase_frames + phrase_frames / 2 + 7;
+        let end = mid + 3 * phrase_frames;
+
+        let (mut sender, feed) = phrase_channel();
+        let mut r = Renderer::new(SR, 2, MixLevels::DEFAULT, RenderMode::Offline, feed);
+        let mut sent = None;
+        let mut whole = [Vec::new(), Vec::new()];
+        play(&mut r, &mut sender, &piece, &mut sent, mid, &mut whole);
+        let checkpoint = r.checkpoint().expect("no texture");
+        let drift = r.drift.current();
+        let decay_s = r.reverb.params().decay_s;
+        assert!(
+            drift != Drift::NEUTRAL && (decay_s - REVERB_DECAY_S).abs() > 1e-3,
+            "the drifts are at work: {drift:?}, decay {decay_s} s"
+        );
+        play(
+            &mut r,
+            &mut sender,
+            &piece,
+            &mut sent,
+            end - mid,
+            &mut whole,
+        );
+
+        let (mut sender, feed) = phrase_channel();
+        let mut restored = Renderer::new(SR, 2, MixLevels::DEFAULT, RenderMode::Offline, feed);
+        restored
+            .restore(&checkpoint, |_| Err::<Texture, ()>(()))
+            .expect("no texture to make");
+        let mut sent = None;
+        let mut tail = [Vec::new(), Vec::new()];
+        play(
+            &mut restored,
+            &mut sender,
+            &piece,
+            &mut sent,
+            end - mid,
+            &mut tail,
+        );
+        assert!(
+            tail[0] == whole[0][mid..] && tail[1] == whole[1][mid..],
+            "the restored renderer differs"
+        );
     }
 }

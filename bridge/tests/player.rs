@@ -35,11 +35,11 @@ fn config() -> Config {
     }
 }
 
-/// Chromium with the bridge's page open and play pressed.
-async fn open_and_press_play(addr: std::net::SocketAddr) -> Browser {
+/// Chromium with the bridge's page at `path` open and play pressed.
+async fn open_and_press_play(addr: std::net::SocketAddr, path: &str) -> Browser {
     let mut browser = Browser::launch().await.expect("headless Chromium");
     browser
-        .open(&format!("http://{addr}/"))
+        .open(&format!("http://{addr}{path}"))
         .await
         .expect("page loads");
     press_play(&mut browser).await;
@@ -66,7 +66,7 @@ async fn eval_f64(browser: &mut Browser, expr: &str) -> f64 {
 async fn the_player_plays_steers_and_reconnects() {
     let bridge = common::start(config()).await;
     let addr = bridge.local_addr();
-    let mut browser = open_and_press_play(addr).await;
+    let mut browser = open_and_press_play(addr, "/").await;
     browser
         .wait_for(&format!("{PLAYED} > 0"), Duration::from_secs(2))
         .await
@@ -159,7 +159,7 @@ async fn the_player_says_when_the_server_is_full() {
     .await;
     let addr = bridge.local_addr();
     let _occupant = common::connect(addr, "").await;
-    let mut browser = open_and_press_play(addr).await;
+    let mut browser = open_and_press_play(addr, "/").await;
     browser
         .wait_for(
             "document.getElementById('message').textContent.includes('server is full')",
@@ -181,23 +181,29 @@ async fn a_piece_link_opens_the_player_on_that_piece() {
     let code = PieceCode::new(1, sleep, sleep.compose).to_string();
     let (_, before) = common::get_json(addr, "/api/status");
     assert_ne!(before["params"]["code"], code.as_str(), "{before}");
-    let mut browser = Browser::launch().await.expect("headless Chromium");
-    browser
-        .open(&format!("http://{addr}/?code={code}"))
-        .await
-        .expect("page loads");
-    press_play(&mut browser).await;
-    browser
+    let mut browser = open_and_press_play(addr, &format!("/?code={code}")).await;
+    let shown = browser
         .wait_for(
             &format!(
                 "document.getElementById('piece-code').textContent === '{code}' \
                  && document.getElementById('piece-link').href === 'http://{addr}/?code={code}' \
                  && !document.getElementById('copy-link').disabled"
             ),
-            Duration::from_secs(10),
+            Duration::from_secs(20),
         )
-        .await
-        .expect("the page shows the linked piece and links to it");
+        .await;
+    if let Err(e) = shown {
+        let page = browser
+            .eval(
+                "({ message: document.getElementById('message').textContent, \
+                   code: document.getElementById('piece-code').textContent, \
+                   link: document.getElementById('piece-link').href, \
+                   role: window.auralisPlayer.state.role, \
+                   error: window.auralisPlayer.state.lastError })",
+            )
+            .await;
+        panic!("the page does not show the linked piece and link to it ({e:?}): {page:?}");
+    }
     let (_, status) = common::get_json(addr, "/api/status");
     assert_eq!(status["params"]["code"], code.as_str(), "{status}");
     assert_eq!(status["params"]["preset"], "sleep", "{status}");

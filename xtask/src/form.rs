@@ -232,15 +232,7 @@ fn composed(preset: &Preset, seed: u64, frames: usize) -> Vec<Phrase> {
     let params = preset.compose;
     let phrase_s = params.phrase_beats() * 60.0 / f64::from(params.bpm);
     let count = (frames as f64 / f64::from(SAMPLE_RATE) / phrase_s).ceil() as u64;
-    let composer = Composer::new(seed, params);
-    let mut prev = None;
-    (0..count)
-        .map(|k| {
-            let p = composer.compose(k, prev);
-            prev = Some(p.last_degree());
-            p
-        })
-        .collect()
+    Composer::new(seed, params).sequence(count)
 }
 
 /// How many chords lasted how many bars ([`chord_lengths`]).

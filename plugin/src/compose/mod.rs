@@ -182,6 +182,20 @@ impl Composer {
         }
     }
 
+    /// Phrases `0..count`, each continuing from the one before: the piece as it
+    /// plays from its start.
+    #[must_use]
+    pub fn sequence(&self, count: u64) -> Vec<Phrase> {
+        let mut prev = None;
+        (0..count)
+            .map(|i| {
+                let p = self.compose(i, prev);
+                prev = Some(p.last_degree());
+                p
+            })
+            .collect()
+    }
+
     /// The phrase `key` describes, composed again with this composer's seed (its
     /// parameters are the key's): equal to the phrase the key was taken from.
     /// A melody or percussion the key says was thinned away is cleared, which
@@ -345,16 +359,6 @@ mod tests {
     }
 
     /// Composes `count` consecutive phrases from phrase 0.
-    fn piece(composer: &Composer, count: u64) -> Vec<Phrase> {
-        let mut prev = None;
-        (0..count)
-            .map(|i| {
-                let p = composer.compose(i, prev);
-                prev = Some(p.last_degree());
-                p
-            })
-            .collect()
-    }
 
     #[test]
     fn tone_kind_proportions_and_truthfulness_over_many_phrases() {
@@ -365,7 +369,7 @@ mod tests {
                 for intensity in [0.1, 0.4, 0.7, 1.0] {
                     let seed = 1000 * m as u64 + u64::from(key) * 10 + (intensity * 10.0) as u64;
                     let composer = Composer::new(seed, params(key, mode, intensity));
-                    for p in piece(&composer, 12) {
+                    for p in composer.sequence(12) {
                         check_phrase(&p);
                         counts.add_phrase(&p);
                         phrases += 1;
@@ -393,7 +397,7 @@ mod tests {
             for intensity in [0.2, 0.6, 1.0] {
                 let mut counts = ToneCounts::default();
                 let composer = Composer::new(77, params(4, mode, intensity));
-                for p in piece(&composer, 300) {
+                for p in composer.sequence(300) {
                     counts.add_phrase(&p);
                 }
                 let [chord, scale, passing] = counts.shares();
@@ -411,7 +415,7 @@ mod tests {
     fn no_two_phrases_of_a_seed_are_equal() {
         for (seed, intensity) in [(1, 0.5), (2, 0.0)] {
             let composer = Composer::new(seed, params(2, Mode::Dorian, intensity));
-            let phrases = piece(&composer, 1000);
+            let phrases = composer.sequence(1000);
             for (i, a) in phrases.iter().enumerate() {
                 for b in &phrases[i + 1..] {
                     // Compare content only: the index alone would make them differ.
@@ -497,7 +501,7 @@ mod tests {
     fn seek_equals_sequential_generation() {
         for seed in [3, 1234] {
             let composer = Composer::new(seed, params(10, Mode::Mixolydian, 0.6));
-            let phrases = piece(&composer, 120);
+            let phrases = composer.sequence(120);
             for k in (0..120).step_by(7).chain([1, 2, 119]) {
                 assert_eq!(composer.seek(k), phrases[k as usize], "phrase {k}");
             }
@@ -533,7 +537,7 @@ mod tests {
     fn seek_equals_sequential_generation_across_section_boundaries() {
         for (seed, preset) in [(11, &PRESETS[0]), (12, &PRESETS[2]), (13, &PRESETS[3])] {
             let composer = Composer::new(seed, preset.compose);
-            let phrases = piece(&composer, 200);
+            let phrases = composer.sequence(200);
             let mut boundaries = 0;
             for k in 1..200u64 {
                 let (a, b) = (&phrases[k as usize - 1], &phrases[k as usize]);
@@ -558,7 +562,7 @@ mod tests {
     #[test]
     fn sections_change_layers_register_and_harmonic_rhythm() {
         let composer = Composer::new(31, ComposeParams::default());
-        let phrases = piece(&composer, 400);
+        let phrases = composer.sequence(400);
         let mut layer_sets = std::collections::HashSet::new();
         for p in &phrases {
             layer_sets.insert(p.form.layers);
@@ -591,7 +595,7 @@ mod tests {
     fn chords_last_one_to_many_bars_and_no_length_dominates() {
         for preset in &PRESETS {
             let composer = Composer::new(2, preset.compose);
-            let lengths = form::chord_lengths(&piece(&composer, 300));
+            let lengths = form::chord_lengths(&composer.sequence(300));
             let mut histogram = std::collections::BTreeMap::new();
             for l in &lengths {
                 *histogram.entry(*l).or_insert(0usize) += 1;
@@ -622,7 +626,7 @@ mod tests {
         ] {
             let composer = Composer::new(seed, preset.compose);
             let mut by_section = std::collections::BTreeMap::new();
-            for p in piece(&composer, 320) {
+            for p in composer.sequence(320) {
                 by_section
                     .entry(p.form.section)
                     .or_insert_with(ToneCounts::default)
@@ -651,7 +655,7 @@ mod tests {
     #[test]
     fn a_phrases_key_composes_it_again_across_sections_and_key_moves() {
         let composer = Composer::new(17, params(2, Mode::Dorian, 0.5));
-        let phrases = piece(&composer, 300);
+        let phrases = composer.sequence(300);
         assert!(phrases.iter().any(|p| p.form.key_move.is_some()));
         assert!(phrases.iter().any(|p| p.form.carry_in));
         for p in &phrases {
@@ -668,7 +672,7 @@ mod tests {
     fn sections_move_to_related_keys_and_return_home() {
         let home = params(2, Mode::Dorian, 0.5);
         let composer = Composer::new(17, home);
-        let phrases = piece(&composer, 640);
+        let phrases = composer.sequence(640);
         let allowed = form::key_moves(Mode::Dorian);
         let mut moved_sections = std::collections::BTreeSet::new();
         for w in phrases.windows(2) {
@@ -718,7 +722,8 @@ mod tests {
             let composer = Composer::new(21, params(2, Mode::Dorian, intensity));
             // Phrases whose melody plays throughout, at the intensity the form
             // gave them.
-            let full: Vec<Phrase> = piece(&composer, 400)
+            let full: Vec<Phrase> = composer
+                .sequence(400)
                 .into_iter()
                 .filter(|p| p.form.gains_from.melody > 0.0 && p.form.gains.melody > 0.0)
                 .collect();
@@ -740,7 +745,7 @@ mod tests {
     fn melody_moves_mostly_by_step() {
         let composer = Composer::new(8, params(0, Mode::Aeolian, 0.8));
         let (mut small, mut total) = (0, 0);
-        for p in piece(&composer, 100) {
+        for p in composer.sequence(100) {
             for w in p.melody.windows(2) {
                 total += 1;
                 if (i32::from(w[1].note) - i32::from(w[0].note)).abs() <= 4 {
@@ -757,7 +762,8 @@ mod tests {
     #[test]
     fn kicks_are_spaced_two_to_four_bars() {
         let composer = Composer::new(4, ComposeParams::default());
-        let with_percussion = piece(&composer, 200)
+        let with_percussion = composer
+            .sequence(200)
             .into_iter()
             .filter(|p| p.form.gains_from.percussion > 0.0 && p.form.gains.percussion > 0.0);
         for p in with_percussion {

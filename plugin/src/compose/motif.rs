@@ -310,24 +310,12 @@ mod tests {
         found
     }
 
-    /// `count` consecutive phrases of `composer` from phrase 0.
-    fn piece(composer: &Composer, count: u64) -> Vec<Phrase> {
-        let mut prev = None;
-        (0..count)
-            .map(|i| {
-                let p = composer.compose(i, prev);
-                prev = Some(p.last_degree());
-                p
-            })
-            .collect()
-    }
-
     /// The pieces the statistics are taken over: every preset, two seeds each.
     fn pieces() -> Vec<(u64, Vec<Phrase>)> {
         let mut out = Vec::new();
         for (i, preset) in PRESETS.iter().enumerate() {
             for seed in [3 + i as u64, 40 + i as u64] {
-                out.push((seed, piece(&Composer::new(seed, preset.compose), 400)));
+                out.push((seed, Composer::new(seed, preset.compose).sequence(400)));
             }
         }
         out
@@ -484,7 +472,7 @@ mod tests {
     fn seeking_states_the_motif_as_sequential_generation_does() {
         for (seed, preset) in [(11, &PRESETS[0]), (12, &PRESETS[2]), (13, &PRESETS[3])] {
             let composer = Composer::new(seed, preset.compose);
-            let phrases = piece(&composer, 200);
+            let phrases = composer.sequence(200);
             let mut boundaries = 0;
             for k in 1..200 {
                 if phrases[k - 1].form.section == phrases[k].form.section {

@@ -117,6 +117,19 @@ impl EmbeddedSource {
 }
 
 impl EmbeddedSource {
+    /// Plays `code`'s parameters with its preset's levels (the seed is the one
+    /// playing), from the next phrase.
+    fn play(&mut self, code: PieceCode) -> Result<(), SourceError> {
+        // Validate both before changing either, so a failure changes nothing.
+        code.compose.validate()?;
+        code.levels().validate()?;
+        self.engine.set_compose_params(code.compose)?;
+        self.engine.set_levels(code.levels())?;
+        self.preset = (code.compose == code.preset.compose).then_some(code.preset.name);
+        self.base = code.preset;
+        Ok(())
+    }
+
     /// The code of the piece playing; `None` once bars or beats per bar differ
     /// from the preset's, which a code cannot say.
     fn code(&self) -> Option<PieceCode> {
@@ -170,15 +183,11 @@ impl Source for EmbeddedSource {
                 self.engine.set_compose_params(next)?;
                 self.preset = None;
             }
-            SourceCommand::Preset(preset) => {
-                // Validate both before changing either, so a failure changes nothing.
-                preset.compose.validate()?;
-                preset.levels.validate()?;
-                self.engine.set_compose_params(preset.compose)?;
-                self.engine.set_levels(preset.levels)?;
-                self.preset = Some(preset.name);
-                self.base = preset;
-            }
+            SourceCommand::Preset(preset) => self.play(PieceCode {
+                seed: self.seed,
+                preset,
+                compose: preset.compose,
+            })?,
             SourceCommand::Piece(code) => {
                 if code.seed != self.seed {
                     return Err(SourceError::OtherSeed {
@@ -187,13 +196,7 @@ impl Source for EmbeddedSource {
                         code: code.to_string(),
                     });
                 }
-                // A decoded code is valid; validate anyway so nothing half-changes.
-                code.compose.validate()?;
-                code.levels().validate()?;
-                self.engine.set_compose_params(code.compose)?;
-                self.engine.set_levels(code.levels())?;
-                self.preset = (code.compose == code.preset.compose).then_some(code.preset.name);
-                self.base = code.preset;
+                self.play(code)?;
             }
         }
         Ok(self.params())
